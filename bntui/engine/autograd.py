@@ -1,0 +1,111 @@
+"""The same network rebuilt in PyTorch, node by node, for the autograd gradient check.
+
+torch is imported only here and only when this is called; without torch the check
+returns None and the caller shows a note.  Every named tensor of every block is a node of
+the torch graph with `retain_grad()`, so autograd gives the gradient of each of them:
+an independent check of the hand-written backward, not a copy of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bntui.engine.network import Network
+
+TORCH_MISSING = (
+    "PyTorch is not installed, so the autograd column is empty "
+    "(pip install 'bntui[torch]' adds it)"
+)
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def autograd_gradients(
+    network: Network, X: np.ndarray, y: np.ndarray, training: bool = True
+) -> tuple[float, dict[int, dict[str, np.ndarray]]] | None:
+    """Loss and {block index: {gradient name: value}} from torch autograd, or None."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+
+    dtype = torch.float64 if network.dtype == np.float64 else torch.float32
+
+    def leaf(a: np.ndarray, grad: bool = True) -> torch.Tensor:
+        return torch.tensor(np.asarray(a), dtype=dtype, requires_grad=grad)
+
+    nodes: dict[int, dict[str, torch.Tensor]] = {}
+    inp = leaf(X)
+    for block in network.blocks:
+        n: dict[str, torch.Tensor] = {"X": inp}
+        d = block.dense
+        n["W"] = leaf(d.W)
+        Z = inp @ n["W"]
+        if d.has_bias:
+            n["b"] = leaf(d.params["b"])
+            Z = Z + n["b"]
+        n["Z"] = Z
+        pre = Z
+        if block.bn is not None:
+            bn = block.bn
+            n["gamma"], n["beta"] = leaf(bn.gamma), leaf(bn.beta)
+            if training:
+                mu = Z.mean(dim=0)
+                Z0 = Z - mu
+                var = (Z0 * Z0).mean(dim=0)
+                std = torch.sqrt(var + bn.eps)
+            else:
+                mu = leaf(bn.running_mean)
+                Z0 = Z - mu
+                if bn.running_stat == "std":
+                    var = leaf(bn.running_std**2 - bn.eps)
+                else:
+                    var = leaf(bn.running_var)
+                std = torch.sqrt(var + bn.eps)
+            Znorm = Z0 / std
+            Zbn = n["gamma"] * Znorm + n["beta"]
+            n.update(mu=mu, Z0=Z0, var=var, std=std, Znorm=Znorm, Zbn=Zbn)
+            pre = Zbn
+        act = block.act
+        if block.is_output or act.name == "identity":
+            A = pre
+        elif act.name == "sigmoid":
+            A = torch.sigmoid(pre)
+        elif act.name == "tanh":
+            A = torch.tanh(pre)
+        elif act.name == "relu":
+            A = torch.relu(pre)
+        elif act.name == "leaky_relu":
+            A = F.leaky_relu(pre, negative_slope=float(act.alpha))
+        elif act.name == "elu":
+            A = F.elu(pre, alpha=float(act.alpha))
+        else:  # pragma: no cover - every engine activation is listed above
+            raise ValueError(f"no torch twin for activation {act.name}")
+        if not block.is_output:
+            # A new node so that dA is this block's own gradient, not the pre-activation's.
+            A = A * 1.0 if act.name == "identity" else A
+            n["A"] = A
+        for t in n.values():
+            if t.requires_grad and not t.is_leaf:
+                t.retain_grad()
+        nodes[block.index] = n
+        inp = A
+    logits = inp
+    loss = F.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long))
+    loss.backward()
+
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for index, n in nodes.items():
+        grads: dict[str, np.ndarray] = {}
+        for name, t in n.items():
+            if t.grad is not None:
+                grads["d" + name] = t.grad.detach().numpy().copy()
+        out[index] = grads
+    return float(loss.item()), out

@@ -1,0 +1,263 @@
+"""BatchNorm over the batch axis of an (N, D) tensor, with every intermediate kept.
+
+Forward, node by node (m = batch size; statistics per feature):
+    mu    = (1/m) Σᵢ Z                  Z0    = Z − mu
+    var   = (1/m) Σᵢ Z0²  (biased)      std   = √(var + eps)
+    Znorm = Z0 / std                    Zbn   = gamma · Znorm + beta
+
+Backward has two paths that agree to rounding:
+  * staged: node by node through the graph above, keeping every gradient
+    (dZbn, dgamma, dbeta, dZnorm, dstd, dvar, dZ0, dmu, dZ) for the stepper;
+  * compact: dZ = (gamma / std) · (dZbn − (dbeta + Znorm · dgamma) / m), for training.
+
+Defaults follow `torch.nn.BatchNorm1d`: eps 1e-5 inside the root, momentum 0.1 on the
+new value, running stats start at 0 and 1, `running_var` stores the unbiased variance,
+eval mode normalises with the running statistics, batch size 1 in training is refused.
+The seeds' conventions are options: Keras-style momentum on the old value, a biased
+running variance, a running average of `std` instead of `var`, running stats started
+from the first batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bntui.engine.errors import BntuiError
+
+FORWARD_NAMES = ("Z", "mu", "Z0", "var", "std", "Znorm", "Zbn")
+BACKWARD_NAMES = ("dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ")
+
+FORMULAS = {
+    "mu": "mu = (1/m) Σᵢ Z",
+    "Z0": "Z0 = Z − mu",
+    "var": "var = (1/m) Σᵢ Z0²",
+    "std": "std = √(var + ε)",
+    "Znorm": "Znorm = Z0 / std",
+    "Zbn": "Zbn = γ · Znorm + β",
+    "dbeta": "dβ = Σᵢ dZbn",
+    "dgamma": "dγ = Σᵢ dZbn · Znorm",
+    "dZnorm": "dZnorm = dZbn · γ",
+    "dstd": "dstd = Σᵢ dZnorm · (−Z0 / std²)",
+    "dvar": "dvar = dstd / (2 · std)",
+    "dZ0": "dZ0 = dZnorm / std + dvar · 2 · Z0 / m",
+    "dmu": "dmu = −Σᵢ dZ0",
+    "dZ": "dZ = dZ0 + dmu / m",
+    "dZ_compact": "dZ = (γ / std) · (dZbn − (dβ + Znorm · dγ) / m)",
+}
+EVAL_FORMULAS = {
+    "mu": "mu = running_mean",
+    "var": "var = running_var",
+    "std": "std = √(running_var + ε)",
+    "dZ0": "dZ0 = dZnorm / std   (var is a constant in eval mode)",
+    "dZ": "dZ = dZ0   (mu is a constant in eval mode)",
+}
+EXPLANATIONS = {
+    "mu": "the mean of each feature over the batch",
+    "Z0": "each feature centred on its batch mean",
+    "var": "the biased variance of each feature over the batch",
+    "std": "the standard deviation, with ε inside the root so it is never 0",
+    "Znorm": "each feature scaled to mean 0 and variance ≈ 1",
+    "Zbn": "learnable scale γ and shift β give the layer its range back",
+    "dbeta": "β is added to every row, so its gradient sums dZbn over the batch",
+    "dgamma": "γ multiplies Znorm, so its gradient sums dZbn · Znorm over the batch",
+    "dZnorm": "the gradient reaching the normalised values through γ",
+    "dstd": "std divides every row: the std branch of the graph",
+    "dvar": "through the square root: d√u/du = 1 / (2√u)",
+    "dZ0": "Z0 feeds Znorm directly and var through Z0²: both branches add up",
+    "dmu": "mu is subtracted from every row: minus the sum of dZ0",
+    "dZ": "Z reaches the loss through Z0 and through mu (which spreads 1/m to each row)",
+}
+
+MOMENTUM_STYLES = ("torch", "keras")
+RUNNING_STATS = ("var", "std")
+RUNNING_INITS = ("zero_one", "first_batch")
+
+
+class BatchNorm:
+    """Batch normalization of (N, D) inputs; `torch.nn.BatchNorm1d` semantics by default."""
+
+    kind = "batchnorm"
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        *,
+        momentum_style: str = "torch",
+        unbiased_running_var: bool = True,
+        running_stat: str = "var",
+        running_init: str = "zero_one",
+        dtype: np.dtype | type = np.float64,
+    ) -> None:
+        if num_features < 1:
+            raise BntuiError(f"BatchNorm needs at least 1 feature (got {num_features})")
+        if not (np.isfinite(eps) and eps >= 0):
+            raise BntuiError(f"BatchNorm eps must be a finite number ≥ 0 (got {eps})")
+        if not (np.isfinite(momentum) and 0 <= momentum <= 1):
+            raise BntuiError(f"BatchNorm momentum must be between 0 and 1 (got {momentum})")
+        if momentum_style not in MOMENTUM_STYLES:
+            raise BntuiError(f"momentum style must be one of {MOMENTUM_STYLES}")
+        if running_stat not in RUNNING_STATS:
+            raise BntuiError(f"running statistic must be one of {RUNNING_STATS}")
+        if running_init not in RUNNING_INITS:
+            raise BntuiError(f"running init must be one of {RUNNING_INITS}")
+        self.num_features = num_features
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.momentum_style = momentum_style
+        self.unbiased_running_var = unbiased_running_var
+        self.running_stat = running_stat
+        self.running_init = running_init
+        self.dtype = np.dtype(dtype)
+        self.params: dict[str, np.ndarray] = {
+            "gamma": np.ones(num_features, dtype=self.dtype),
+            "beta": np.zeros(num_features, dtype=self.dtype),
+        }
+        self.grads: dict[str, np.ndarray] = {}
+        self.cache: dict[str, np.ndarray] = {}
+        self.training = True
+        self.running_mean = np.zeros(num_features, dtype=self.dtype)
+        self.running_var = np.ones(num_features, dtype=self.dtype)
+        self.running_std = np.ones(num_features, dtype=self.dtype)
+        self.num_batches_tracked = 0
+
+    # parameters -------------------------------------------------------------------
+    @property
+    def gamma(self) -> np.ndarray:
+        return self.params["gamma"]
+
+    @gamma.setter
+    def gamma(self, value: np.ndarray) -> None:
+        self.params["gamma"][...] = value
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.params["beta"]
+
+    @beta.setter
+    def beta(self, value: np.ndarray) -> None:
+        self.params["beta"][...] = value
+
+    def n_params(self) -> int:
+        return 2 * self.num_features
+
+    @property
+    def new_weight(self) -> float:
+        """The weight of the batch statistic in the running average."""
+        return self.momentum if self.momentum_style == "torch" else 1.0 - self.momentum
+
+    def running_state(self) -> dict[str, np.ndarray]:
+        return {
+            "running_mean": self.running_mean,
+            "running_var": self.running_var,
+            "running_std": self.running_std,
+        }
+
+    # forward ----------------------------------------------------------------------
+    def forward(
+        self,
+        x: np.ndarray,
+        training: bool = True,
+        *,
+        update_running: bool = True,
+        override: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Normalise `x` (N, D); `override` replaces a named node (for gradient checks)."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise BntuiError(
+                f"BatchNorm expects (N, {self.num_features}) input, got shape {x.shape}"
+            )
+        m = x.shape[0]
+        self.training = training
+        ov = override or {}
+        c: dict[str, np.ndarray] = {}
+        Z = c["Z"] = ov.get("Z", x)
+        if training:
+            if m < 2:
+                raise BntuiError(
+                    "expected more than 1 value per feature when training "
+                    "(batch size 1 with BatchNorm)"
+                )
+            mu = c["mu"] = ov["mu"] if "mu" in ov else Z.mean(axis=0)
+            Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
+            var = c["var"] = ov["var"] if "var" in ov else np.einsum("ij,ij->j", Z0, Z0) / m
+            std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
+            if update_running:
+                self._update_running(mu, var, std, m)
+        else:
+            mu = c["mu"] = ov["mu"] if "mu" in ov else self.running_mean.copy()
+            Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
+            if self.running_stat == "std":
+                std = self.running_std
+                var = c["var"] = ov["var"] if "var" in ov else std * std - self.eps
+                std = c["std"] = ov["std"] if "std" in ov else (
+                    np.sqrt(var + self.eps) if "var" in ov else std.copy()
+                )
+            else:
+                var = c["var"] = ov["var"] if "var" in ov else self.running_var.copy()
+                std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
+        Znorm = c["Znorm"] = ov["Znorm"] if "Znorm" in ov else Z0 / std
+        Zbn = c["Zbn"] = ov["Zbn"] if "Zbn" in ov else self.params["gamma"] * Znorm + self.params[
+            "beta"
+        ]
+        self.cache = c
+        return Zbn
+
+    def _update_running(self, mu: np.ndarray, var: np.ndarray, std: np.ndarray, m: int) -> None:
+        w = self.new_weight
+        batch_var = var * (m / (m - 1)) if self.unbiased_running_var else var
+        if self.num_batches_tracked == 0 and self.running_init == "first_batch":
+            self.running_mean[...] = mu
+            self.running_var[...] = batch_var
+            self.running_std[...] = std
+        else:
+            self.running_mean *= 1.0 - w
+            self.running_mean += w * mu
+            self.running_var *= 1.0 - w
+            self.running_var += w * batch_var
+            self.running_std *= 1.0 - w
+            self.running_std += w * std
+        self.num_batches_tracked += 1
+
+    # backward ---------------------------------------------------------------------
+    def backward(self, dy: np.ndarray, staged: bool = True) -> np.ndarray:
+        """Gradient of the input; fills `grads` and the backward names of `cache`."""
+        c = self.cache
+        if "Znorm" not in c:
+            raise RuntimeError("BatchNorm.backward called before forward")
+        for name in BACKWARD_NAMES:
+            c.pop(name, None)
+        gamma = self.params["gamma"]
+        Znorm, std = c["Znorm"], c["std"]
+        m = dy.shape[0]
+        c["dZbn"] = dy
+        dbeta = c["dbeta"] = dy.sum(axis=0)
+        dgamma = c["dgamma"] = np.einsum("ij,ij->j", dy, Znorm)
+        self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
+        if staged or not self.training:
+            return self._staged(dy, gamma, m)
+        # compact: one fused expression, few temporaries
+        t = Znorm * (dgamma / m)
+        t += dbeta / m
+        dZ = dy - t
+        dZ *= gamma / std
+        c["dZ"] = dZ
+        return dZ
+
+    def _staged(self, dZbn: np.ndarray, gamma: np.ndarray, m: int) -> np.ndarray:
+        c = self.cache
+        Z0, std = c["Z0"], c["std"]
+        dZnorm = c["dZnorm"] = dZbn * gamma
+        dstd = c["dstd"] = -np.einsum("ij,ij->j", dZnorm, Z0) / (std * std)
+        dvar = c["dvar"] = dstd / (2.0 * std)
+        if self.training:
+            dZ0 = c["dZ0"] = dZnorm / std + dvar * (2.0 / m) * Z0
+            dmu = c["dmu"] = -dZ0.sum(axis=0)
+            dZ = c["dZ"] = dZ0 + dmu / m
+        else:  # mu and var are constants: only the direct branch reaches Z
+            dZ0 = c["dZ0"] = dZnorm / std
+            c["dmu"] = -dZ0.sum(axis=0)
+            dZ = c["dZ"] = dZ0.copy()
+        return dZ

@@ -1,0 +1,361 @@
+"""Datasets for bntui: the seed toy set, scikit-learn's bundled sets, generators and CSV.
+
+:func:`load_dataset` turns a name (or a path ending in ``.csv``) into a :class:`Dataset`:
+float64 features, batch-first ``(N, D)``, int64 labels ``0..K-1``, split into train and
+validation parts and scaled with statistics of the training split only.  Everything is
+offline and deterministic for a seed; scikit-learn is imported only when one of its
+bundled datasets is asked for.  Mistakes raise :class:`BntuiError` with one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bntui.engine import generators
+from bntui.engine.errors import BntuiError
+from bntui.engine.generators import GENERATED
+
+__all__ = ["DATASET_NAMES", "GENERATED", "Dataset", "describe_datasets", "load_dataset"]
+
+DATASET_NAMES: tuple[str, ...] = (
+    "seed-toy", "digits", "iris", "wine", "breast-cancer",
+    "moons", "circles", "blobs", "spiral", "xor",
+)
+SPLITS: tuple[str, ...] = ("random", "head", "none")
+
+_SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
+            "breast-cancer": "load_breast_cancer"}
+_STATIC = {
+    "seed-toy": "16 points in 2-D, 4 classes: the toy set of the seed notebook",
+    "digits": "8x8 handwritten digit images: 64 pixel intensities 0-16, 10 classes",
+    "iris": "iris flowers: 4 measurements, 3 species",
+    "wine": "wine chemical analysis: 13 measurements, 3 cultivars",
+    "breast-cancer": "breast tumour measurements: 30 features, malignant or benign",
+}
+_STANDARDIZED_BY_DEFAULT = ("iris", "wine", "breast-cancer", "blobs")
+
+_TOY_X1 = [1, 1, 0, 0, 4, 3, 2, 1, 7, 6, 5, 4, 9, 7, 6, 4]
+_TOY_X2 = [8, 6, 4, 3, 8, 6, 4, 2, 6, 5, 4, 3, 4, 3, 2, 1]
+_TOY_Y = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+
+
+@dataclass
+class Dataset:
+    """A classification dataset split into training and validation parts."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+    feature_names: list[str]
+    class_names: list[str]
+    description: str
+    is_2d: bool
+    scaling: str
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X_train.shape[1])
+
+    @property
+    def n_train(self) -> int:
+        return int(self.X_train.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        return int(self.X_val.shape[0])
+
+    def transform(self, X_raw: np.ndarray) -> np.ndarray:
+        """Scale raw points ``(n, D)`` (or one point ``(D,)``) the way the features were."""
+        try:
+            X = np.array(X_raw, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise BntuiError(f"points to transform are not numbers: {exc}") from None
+        if X.ndim not in (1, 2) or X.shape[-1] != self.n_features:
+            raise BntuiError(
+                f"points to transform must have {self.n_features} features, got shape {X.shape}"
+            )
+        if self.mean is not None:
+            X -= self.mean
+        if self.scale is not None:
+            X /= self.scale
+        return np.ascontiguousarray(X)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able overview: name, sizes, scaling and description."""
+        return {"name": self.name, "n_train": self.n_train, "n_val": self.n_val,
+                "n_features": self.n_features, "n_classes": int(self.n_classes),
+                "scaling": self.scaling, "description": self.description}
+
+
+def describe_datasets() -> list[dict[str, str]]:
+    """Name, kind and a one-line description of every built-in dataset (loads nothing)."""
+    rows = []
+    for name in DATASET_NAMES:
+        if name in GENERATED:
+            spec = generators.SPECS[name]
+            text = generators.describe(name, spec.default_noise, spec.default_classes)
+            kind = "generated"
+        else:
+            text, kind = _STATIC[name], ("toy" if name == "seed-toy" else "scikit-learn")
+        rows.append({"name": name, "kind": kind, "description": text})
+    return rows
+
+
+def load_dataset(
+    name: str, *, seed: int = 0, samples: int | None = None, noise: float | None = None,
+    val_fraction: float | None = None, standardize: bool | None = None,
+    split: str = "random", n_train: int | None = None, classes: int | None = None,
+) -> Dataset:
+    """Load dataset ``name`` (see ``DATASET_NAMES``) or a CSV file, split and scale it.
+
+    ``val_fraction`` defaults to 0.2 (0 for seed-toy).  ``split`` is "random" (seeded
+    shuffle), "head" (first rows train, no shuffle) or "none" (all rows train);
+    ``n_train``, when given, fixes the number of training rows instead of ``val_fraction``.
+    ``standardize=None`` picks the dataset's default scaling.
+    """
+    key = _resolve_name(name)
+    seed = generators.as_int(seed, "seed")
+    if seed < 0:
+        raise BntuiError(f"seed must be 0 or more, not {seed}")
+    if key not in GENERATED:
+        for option, value in (("samples", samples), ("noise", noise), ("classes", classes)):
+            if value is not None:
+                raise BntuiError(
+                    f"option {option} only applies to generated datasets "
+                    f"({', '.join(GENERATED)}), not to {key if key != 'csv' else name!r}"
+                )
+    if standardize is not None and not isinstance(standardize, (bool, np.bool_)):
+        raise BntuiError(f"standardize must be true or false, not {standardize!r}")
+    if not isinstance(split, str) or split.strip().lower() not in SPLITS:
+        raise BntuiError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    split = split.strip().lower()
+    if val_fraction is None:
+        fraction = 0.0 if key == "seed-toy" else 0.2
+    else:
+        fraction = generators.as_float(val_fraction, "val_fraction")
+        if not 0.0 <= fraction < 1.0:
+            raise BntuiError(f"val_fraction must be at least 0 and below 1, not {fraction:g}")
+
+    data_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    if key == "csv":
+        path = os.fspath(name)
+        X, y, feature_names, class_names = _read_csv(path)
+        display_name = path
+        description = (f"CSV file {os.path.basename(path)}: {X.shape[0]} rows, "
+                       f"{X.shape[1]} features, {len(class_names)} classes")
+    elif key in GENERATED:
+        n, sigma, k = generators.resolve_options(key, samples, noise, classes)
+        X, y = generators.generate(key, data_rng, n, sigma, k)
+        display_name, feature_names = key, ["x1", "x2"]
+        class_names = generators.class_names(key, k)
+        description = generators.describe(key, sigma, k)
+    elif key == "seed-toy":
+        X = np.column_stack([_TOY_X1, _TOY_X2]).astype(np.float64)
+        y = np.array(_TOY_Y, dtype=np.int64)
+        display_name, feature_names, class_names = key, ["x1", "x2"], ["0", "1", "2", "3"]
+        description = _STATIC[key]
+    else:
+        X, y, features, classes = _sklearn_raw(key)
+        feature_names, class_names = list(features), list(classes)
+        display_name, description = key, _STATIC[key]
+
+    train_idx, val_idx = _split_indices(X.shape[0], split, fraction, n_train, split_rng)
+    X_train, X_val = X[train_idx], X[val_idx]
+    if standardize is None:
+        mode = "divide" if key == "digits" else (
+            "standardize" if key in _STANDARDIZED_BY_DEFAULT or key == "csv" else "none")
+    else:
+        mode = "standardize" if standardize else "none"
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    scaling = "none"
+    if mode == "standardize":
+        scaling = "standardized"
+        with np.errstate(all="ignore"):  # extreme values are caught by the check below
+            mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
+            scale[(X_train == X_train[0]).all(axis=0) | (scale == 0)] = 1.0
+            X_train, X_val = (X_train - mean) / scale, (X_val - mean) / scale
+        if not (np.isfinite(X_train).all() and np.isfinite(X_val).all()):
+            raise BntuiError(f"features of {display_name!r} are too extreme to standardize; "
+                             "turn standardization off")
+    elif mode == "divide":
+        scale = np.full(X.shape[1], 16.0)
+        scaling = "divided by 16"
+        X_train, X_val = X_train / scale, X_val / scale
+
+    arr = np.ascontiguousarray
+    return Dataset(
+        name=display_name,
+        X_train=arr(X_train, dtype=np.float64), y_train=arr(y[train_idx], dtype=np.int64),
+        X_val=arr(X_val, dtype=np.float64), y_val=arr(y[val_idx], dtype=np.int64),
+        n_classes=len(class_names), feature_names=list(feature_names),
+        class_names=list(class_names), description=description,
+        is_2d=X.shape[1] == 2, scaling=scaling, mean=mean, scale=scale,
+    )
+
+
+def _resolve_name(name: object) -> str:
+    """The canonical dataset name, or "csv" for a path ending in .csv."""
+    if not isinstance(name, (str, os.PathLike)):
+        raise BntuiError(f"dataset name must be text, not {name!r}")
+    text = os.fspath(name)
+    if not isinstance(text, str):
+        raise BntuiError(f"dataset name must be text, not {name!r}")
+    if text.lower().endswith(".csv"):
+        return "csv"
+    key = text.strip().lower().replace("_", "-")
+    if key in DATASET_NAMES:
+        return key
+    close = difflib.get_close_matches(key, DATASET_NAMES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise BntuiError(
+        f"unknown dataset {text!r}{hint}; choose one of: {', '.join(DATASET_NAMES)}, "
+        "or a path to a .csv file"
+    )
+
+
+def _split_indices(
+    n: int, split: str, fraction: float, n_train: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the training and validation parts."""
+    if n_train is not None:
+        if split == "none":
+            raise BntuiError("n_train does not apply to split 'none' (all rows train)")
+        count = generators.as_int(n_train, "n_train")
+        if not 2 <= count <= n:
+            raise BntuiError(f"n_train must be between 2 and {n} (the dataset has {n} rows)")
+    elif split == "none":
+        count = n
+    else:
+        count = n - min(round(fraction * n), n - 2)
+    # Rows keep their file order when nothing goes to validation (seed-toy stays exact).
+    order = rng.permutation(n) if split == "random" and count < n else np.arange(n)
+    return order[:count], order[count:]
+
+
+@functools.cache
+def _sklearn_raw(key: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    try:
+        from sklearn import datasets as sk_datasets
+    except ImportError:
+        raise BntuiError(f"dataset {key!r} needs scikit-learn, which is not installed") from None
+    bunch = getattr(sk_datasets, _SKLEARN[key])()
+    X = np.ascontiguousarray(bunch.data, dtype=np.float64)
+    y = np.ascontiguousarray(bunch.target, dtype=np.int64)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return (X, y, tuple(str(f) for f in bunch.feature_names),
+            tuple(str(c) for c in bunch.target_names))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _whole_number(cell: str) -> int | None:
+    """``cell`` as an int if it is a whole number ("3", "3.0", "1e2"), else None."""
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
+def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Features, labels, feature names and class names of a CSV file (label last)."""
+    what = f"CSV file {path!r}"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            records = list(enumerate(csv.reader(handle), start=1))
+    except FileNotFoundError:
+        raise BntuiError(f"{what} not found") from None
+    except IsADirectoryError:
+        raise BntuiError(f"{what} is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise BntuiError(f"{what} is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise BntuiError(f"{what} could not be parsed: {exc}") from None
+    except OSError as exc:
+        raise BntuiError(f"{what} could not be read: {exc.strerror or exc}") from None
+
+    rows = [(line, [cell.strip() for cell in row]) for line, row in records
+            if any(cell.strip() for cell in row)]
+    if not rows:
+        raise BntuiError(f"{what} is empty")
+    width = len(rows[0][1])
+    if width < 2:
+        raise BntuiError(f"{what} has only 1 column; need feature columns and a label in the "
+                         "last column, separated by commas")
+    for line, row in rows:
+        if len(row) != width:
+            raise BntuiError(
+                f"{what} row {line} has {len(row)} columns but row {rows[0][0]} has {width}")
+
+    first = rows[0][1]
+    header = not all(_is_number(cell) for cell in first[:-1]) or (
+        not _is_number(first[-1]) and len(rows) > 1
+        and all(_is_number(row[-1]) for _, row in rows[1:]))
+    data = rows[1:] if header else rows
+    if len(data) < 2:
+        raise BntuiError(f"{what} has {len(data)} data rows; need at least 2")
+
+    d = width - 1
+    X = np.empty((len(data), d), dtype=np.float64)
+    for i, (line, row) in enumerate(data):
+        for j in range(d):
+            cell = row[j]
+            where = f"{what} row {line} column {j + 1}"
+            if not cell:
+                raise BntuiError(f"{where}: the cell is empty, expected a number")
+            try:
+                value = float(cell)
+            except ValueError:
+                raise BntuiError(f"{where}: {cell!r} is not a number") from None
+            if not math.isfinite(value):
+                raise BntuiError(f"{where}: {cell!r} is not a finite number")
+            X[i, j] = value
+
+    labels = [row[-1] for _, row in data]
+    for line, row in data:
+        if not row[-1]:
+            raise BntuiError(f"{what} row {line} column {width}: the label is empty")
+    keys: list[Any] = labels
+    if all(_is_number(label) for label in labels):
+        keys = []
+        for line, row in data:
+            whole = _whole_number(row[-1])
+            if whole is None:
+                raise BntuiError(f"{what} row {line} column {width}: label {row[-1]!r} is not a "
+                                 "whole number (the last column holds class labels)")
+            keys.append(whole)
+    unique = sorted(set(keys))
+    if len(unique) < 2:
+        raise BntuiError(f"{what} has only one class ({str(unique[0])!r}); need at least 2")
+    index = {key: k for k, key in enumerate(unique)}
+    y = np.array([index[key] for key in keys], dtype=np.int64)
+    if header:
+        feature_names = [name or f"x{j + 1}" for j, name in enumerate(first[:-1])]
+    else:
+        feature_names = [f"x{j + 1}" for j in range(d)]
+    return X, y, feature_names, [str(key) for key in unique]

@@ -1,0 +1,85 @@
+"""Dense (fully connected) layer: `Z = X @ W (+ b)`, batch-first.
+
+Local gradients, written beside the forward:
+    dW = Xᵀ @ dZ        db = Σᵢ dZ        dX = dZ @ Wᵀ
+`backward` fills `grads` and returns `dX`; it never updates parameters (optimizers do).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FORMULAS = {
+    "Z": "Z = X @ W + b",
+    "Z_nobias": "Z = X @ W",
+    "dW": "dW = Xᵀ @ dZ",
+    "db": "db = Σᵢ dZ",
+    "dX": "dX = dZ @ Wᵀ",
+}
+
+INITS = ("uniform", "normal0.01", "he", "xavier")
+
+
+class Dense:
+    """A fully connected layer with weights `W` of shape (fan_in, fan_out)."""
+
+    kind = "dense"
+
+    def __init__(
+        self,
+        fan_in: int,
+        fan_out: int,
+        *,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        init: str = "uniform",
+        bias_init: str = "uniform",
+        dtype: np.dtype | type = np.float64,
+    ) -> None:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.fan_in, self.fan_out, self.has_bias = fan_in, fan_out, bias
+        limit = 1.0 / np.sqrt(fan_in)
+        if init == "uniform":  # torch.nn.Linear's default bound, and seed 003's
+            W = rng.uniform(-limit, limit, (fan_in, fan_out))
+        elif init == "normal0.01":  # seed 000: randn · 0.01
+            W = rng.standard_normal((fan_in, fan_out)) * 0.01
+        elif init == "he":
+            W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+        elif init == "xavier":
+            W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / (fan_in + fan_out))
+        else:
+            raise ValueError(f"unknown init {init!r}")
+        self.params: dict[str, np.ndarray] = {"W": np.ascontiguousarray(W, dtype=dtype)}
+        if bias:
+            if bias_init == "zeros":
+                b = np.zeros(fan_out)
+            else:
+                b = rng.uniform(-limit, limit, fan_out)
+            self.params["b"] = b.astype(dtype)
+        self.grads: dict[str, np.ndarray] = {}
+        self.X: np.ndarray | None = None
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.params["W"]
+
+    @property
+    def b(self) -> np.ndarray | None:
+        return self.params.get("b")
+
+    def n_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        self.X = X
+        Z = X @ self.params["W"]
+        if self.has_bias:
+            Z += self.params["b"]
+        return Z
+
+    def backward(self, dZ: np.ndarray, need_dX: bool = True) -> np.ndarray | None:
+        assert self.X is not None, "backward before forward"
+        self.grads["W"] = self.X.T @ dZ
+        if self.has_bias:
+            self.grads["b"] = dZ.sum(axis=0)
+        return dZ @ self.params["W"].T if need_dX else None

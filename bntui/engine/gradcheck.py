@@ -1,0 +1,316 @@
+"""Gradient checks: analytic (staged backward) against numerical and autograd gradients.
+
+Numerical gradients are centred differences, `(L(x + δ) − L(x − δ)) / 2δ`, for every
+entry of every parameter and for a seeded sample of entries of every intermediate tensor
+(the forward resumes from the perturbed node).  By default the step is relative to the
+tensor's scale, `δ = h · max(|x|, rms(tensor))` (`h` alone where the tensor is all zero):
+a BatchNorm variance of 1e-4 or weights of 1e-2 need a step that small, or the
+truncation error of the difference swamps the comparison.  `relative=False` gives the
+textbook absolute step `δ = h`.  Relative error, as in CS231n:
+`max |a − b| / max(1e-8, |a| + |b|)`, element by element.
+
+Two traps are reported, never hidden:
+  * a gradient that is zero in exact arithmetic (a Dense bias right before BatchNorm in
+    training) cannot be judged by a relative error: both sides are rounding noise;
+  * a centred difference whose two sides put an activation input on either side of a
+    kink (ReLU at 0) is wrong by construction; such entries are detected, counted and
+    left out of the relative error.
+Neither pass touches the running statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from bntui.engine.autograd import TORCH_MISSING, autograd_gradients
+from bntui.engine.network import PARAM_GRAD_NAMES, Block, Network
+from bntui.engine.trace import Trace
+
+PAIRS = ("analytic_vs_numeric", "analytic_vs_autograd")
+BN_INTERMEDIATES = ("Zbn", "Znorm", "std", "var", "Z0", "mu")
+NEAR_ZERO = 1e-10
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """CS231n's relative error: max over entries of |a − b| / max(1e-8, |a| + |b|)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+@dataclass
+class Check:
+    """One comparison of one gradient tensor."""
+
+    layer: int
+    tensor: str  # glossary name of the gradient: dW, db, dgamma, dZnorm, ...
+    pair: str  # analytic_vs_numeric | analytic_vs_autograd
+    rel_error: float | None
+    abs_error: float
+    max_abs: float  # largest |analytic| among the compared entries
+    entries: int  # entries compared
+    total: int  # entries in the tensor
+    status: str = "ok"  # ok | zero_by_construction | near_zero | kink
+    kink_entries: int = 0
+    note: str = ""
+
+    @property
+    def judged(self) -> bool:
+        return self.status == "ok" and self.rel_error is not None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class GradcheckReport:
+    checks: list[Check]
+    loss: float
+    h: float
+    samples: int
+    torch: bool
+    notes: list[str] = field(default_factory=list)
+
+    def max_rel_error(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for pair in PAIRS:
+            vals = [c.rel_error for c in self.checks if c.pair == pair and c.judged]
+            if pair == "analytic_vs_autograd" and not self.torch:
+                out[pair] = None
+            else:
+                out[pair] = max(vals) if vals else None  # type: ignore[type-var]
+        return out
+
+    def get(self, layer: int, tensor: str, pair: str = "analytic_vs_numeric") -> Check:
+        for c in self.checks:
+            if c.layer == layer and c.tensor == tensor and c.pair == pair:
+                return c
+        raise KeyError((layer, tensor, pair))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "loss": self.loss,
+            "h": self.h,
+            "samples": self.samples,
+            "torch": self.torch,
+            "checks": [c.to_dict() for c in self.checks],
+            "max_rel_error": self.max_rel_error(),
+            "notes": self.notes,
+        }
+
+
+def _steps(flat: np.ndarray, h: float, relative: bool) -> np.ndarray:
+    """The step δ of each entry: h, or h · max(|x|, rms of the tensor)."""
+    if not relative:
+        return np.full(flat.size, h)
+    rms = float(np.sqrt(np.mean(np.square(flat, dtype=np.float64)))) if flat.size else 0.0
+    if rms == 0.0:
+        return np.full(flat.size, h)
+    return h * np.maximum(np.abs(flat.astype(np.float64)), rms)
+
+
+def _kink_blocks(network: Network) -> list[Block]:
+    return [b for b in network.blocks if not b.is_output and b.act.kink_at_zero]
+
+
+def _tensor_names(block: Block, training: bool) -> list[str]:
+    """Names of the tensors of one block whose gradients are checked, top to bottom."""
+    names = [] if block.is_output else ["A"]
+    if block.bn is not None:
+        names += list(BN_INTERMEDIATES)
+    names += ["Z", "X"]
+    return names
+
+
+def _zero_by_construction(block: Block, grad_name: str, training: bool) -> bool:
+    return grad_name == "db" and block.bn is not None and training
+
+
+def numeric_gradients(
+    network: Network,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    training: bool = True,
+    h: float = 1e-5,
+    samples: int = 16,
+    rng: np.random.Generator | None = None,
+    relative: bool = True,
+) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """{block: {grad name: (flat indices, numerical values, kink-crossed mask)}}.
+
+    Every entry of every parameter; up to `samples` entries of each intermediate.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    network.loss(X, y, training, update_running=False)
+    inputs = [b.cache["X"] for b in network.blocks]
+    base = {b.index: {k: v.copy() for k, v in b.cache.items()} for b in network.blocks}
+    kinked = _kink_blocks(network)
+    masks = {b.index: base[b.index][b.pre_name] > 0 for b in kinked}
+
+    def loss_from(k: int, override: dict[int, dict[str, np.ndarray]] | None) -> tuple[float, bool]:
+        val = network.loss(inputs[k], y, training, update_running=False, override=override,
+                           start=k)
+        crossed = any(
+            not np.array_equal(b.cache[b.pre_name] > 0, masks[b.index])
+            for b in kinked if b.index > k
+            and not (override and "A" in override.get(b.index, {}))
+        )
+        return val, crossed
+
+    out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for k, block in enumerate(network.blocks):
+        res: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for layer in block.layers():
+            for pname, p in layer.params.items():
+                flat = p.reshape(-1)
+                idx = np.arange(flat.size)
+                vals = np.empty(flat.size)
+                kink = np.zeros(flat.size, dtype=bool)
+                steps = _steps(flat, h, relative)
+                for j in idx:
+                    old, d = flat[j], steps[j]
+                    flat[j] = old + d
+                    lp, cp = loss_from(k, None)
+                    flat[j] = old - d
+                    lm, cm = loss_from(k, None)
+                    flat[j] = old
+                    vals[j] = (lp - lm) / (2 * d)
+                    kink[j] = cp or cm
+                res[PARAM_GRAD_NAMES[pname]] = (idx, vals, kink)
+        for name in _tensor_names(block, training):
+            t0 = base[block.index][name]
+            size = t0.size
+            idx = np.sort(rng.choice(size, size=min(samples, size), replace=False))
+            vals = np.empty(idx.size)
+            kink = np.zeros(idx.size, dtype=bool)
+            steps = _steps(t0.reshape(-1), h, relative)
+            for n, j in enumerate(idx):
+                t = t0.copy().reshape(-1)
+                d = steps[j]
+                t[j] = t0.flat[j] + d
+                lp, cp = loss_from(k, {block.index: {name: t.reshape(t0.shape)}})
+                t[j] = t0.flat[j] - d
+                lm, cm = loss_from(k, {block.index: {name: t.reshape(t0.shape)}})
+                vals[n] = (lp - lm) / (2 * d)
+                kink[n] = cp or cm
+            res["d" + name] = (idx, vals, kink)
+        out[block.index] = res
+    # leave the caches as the unperturbed pass left them
+    network.loss(X, y, training, update_running=False)
+    return out
+
+
+def analytic_gradients(
+    network: Network, X: np.ndarray, y: np.ndarray, training: bool = True
+) -> tuple[float, dict[int, dict[str, np.ndarray]]]:
+    """Loss and {block: {grad name: value}} from the staged backward."""
+    loss = network.loss(X, y, training, update_running=False)
+    network.backward(staged=True)
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for block in network.blocks:
+        out[block.index] = {k: v.copy() for k, v in block.cache.items() if k.startswith("d")}
+        if block.is_output:  # dA of the output block is dlogits itself
+            out[block.index].pop("dA", None)
+    return loss, out
+
+
+def _compare(block: Block, name: str, a: np.ndarray, b: np.ndarray, kink: np.ndarray,
+             pair: str, total: int, training: bool) -> Check:
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    keep = ~kink
+    n_kink = int(kink.sum())
+    max_abs = float(np.max(np.abs(a))) if a.size else 0.0
+    abs_err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    check = Check(block.index, name, pair, None, abs_err, max_abs, int(keep.sum()), total,
+                  kink_entries=n_kink)
+    if keep.any():
+        check.rel_error = rel_error(a[keep], b[keep])
+    if _zero_by_construction(block, name, training):
+        check.status = "zero_by_construction"
+        check.note = (
+            "BatchNorm subtracts the batch mean, so this bias cannot change the loss: "
+            f"both gradients are rounding noise (max |analytic| {max_abs:.1e}); "
+            "a relative error of noise means nothing"
+        )
+    elif not keep.any():
+        check.status = "kink"
+        check.note = "every compared entry crossed a kink: no centred difference is valid here"
+    elif max(max_abs, float(np.max(np.abs(b[keep])))) < NEAR_ZERO:
+        check.status = "near_zero"
+        check.note = "both gradients are below 1e-10: a relative error would only measure noise"
+    elif n_kink:
+        check.note = (
+            f"{n_kink} of {kink.size} entries crossed a kink (a centred difference across a "
+            "ReLU corner is wrong by construction) and are left out"
+        )
+    return check
+
+
+def gradcheck(
+    network: Network,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    training: bool = True,
+    h: float = 1e-5,
+    samples: int = 16,
+    seed: int = 0,
+    numeric: bool = True,
+    autograd: bool = True,
+    relative: bool = True,
+) -> GradcheckReport:
+    """Check every parameter's and every intermediate's gradient in one batch."""
+    loss, analytic = analytic_gradients(network, X, y, training)
+    notes: list[str] = []
+    checks: list[Check] = []
+    num = (
+        numeric_gradients(network, X, y, training=training, h=h, samples=samples,
+                          rng=np.random.default_rng(seed), relative=relative)
+        if numeric else {}
+    )
+    auto = autograd_gradients(network, X, y, training) if autograd else None
+    has_torch = auto is not None
+    if autograd and auto is None:
+        notes.append(TORCH_MISSING)
+    if auto is not None and abs(auto[0] - loss) > 1e-6 * max(1.0, abs(loss)):
+        notes.append(f"torch's loss {auto[0]:.12g} differs from the engine's {loss:.12g}")
+    for block in reversed(network.blocks):
+        grads = analytic[block.index]
+        for name in _order(grads):
+            a = grads[name]
+            if block.index in num and name in num[block.index]:
+                idx, vals, kink = num[block.index][name]
+                checks.append(_compare(block, name, a.reshape(-1)[idx], vals, kink,
+                                       PAIRS[0], a.size, training))
+            if auto is not None and name in auto[1][block.index]:
+                b = auto[1][block.index][name]
+                checks.append(_compare(block, name, a, b, np.zeros(a.size, dtype=bool),
+                                       PAIRS[1], a.size, training))
+    network.loss(X, y, training, update_running=False)
+    network.backward(staged=True)
+    return GradcheckReport(checks, loss, h, samples, has_torch, notes)
+
+
+_ORDER = ("dA", "dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ", "dW",
+          "db", "dX")
+
+
+def _order(grads: dict[str, np.ndarray]) -> list[str]:
+    return [n for n in _ORDER if n in grads]
+
+
+def attach_to_trace(trace: Trace, report: GradcheckReport) -> None:
+    """Write each check's relative error onto the matching trace step."""
+    for c in report.checks:
+        for step in trace.steps:
+            if step.phase == "backward" and step.layer == c.layer and step.name == c.tensor:
+                key = "numerical" if c.pair == PAIRS[0] else "autograd"
+                step.checks[key] = c.rel_error
+                if c.note and c.note not in step.notes:
+                    step.notes.append(c.note)

@@ -1,0 +1,237 @@
+"""A training session: one dataset, one network, one optimizer, and their history.
+
+`Session` is what the command line and the app drive: it builds everything from a
+`RunConfig`, takes optimizer steps (full batch or mini-batches drawn from a seeded
+generator), keeps the history of loss and accuracy, records traces and runs gradient
+checks on the current batch.  A NaN or infinite loss stops training with a clear message
+and puts back the parameters, running statistics and optimizer state of the last good
+step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bntui.engine.arch import parse_arch
+from bntui.engine.config import RunConfig
+from bntui.engine.datasets import Dataset, load_dataset
+from bntui.engine.errors import BntuiError
+from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
+from bntui.engine.network import Network
+from bntui.engine.optimizers import Optimizer, make_optimizer
+from bntui.engine.trace import Trace, record_trace
+
+
+@dataclass
+class History:
+    """Loss and accuracy by step; evaluations (eval mode) every few steps."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    batch_accuracy: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float | None] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list]:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class TrainResult:
+    steps: int  # optimizer steps taken in this call
+    seconds: float  # wall time of the training loop alone
+    stopped: str | None = None  # why training stopped early, in one line
+
+
+def build_dataset(cfg: RunConfig) -> Dataset:
+    split = cfg.split
+    return load_dataset(
+        cfg.dataset, seed=cfg.seed, samples=cfg.samples, noise=cfg.noise,
+        val_fraction=cfg.val_fraction, standardize=cfg.standardize, split=split,
+        n_train=cfg.n_train, classes=cfg.classes,
+    )
+
+
+def build_network(cfg: RunConfig, dataset: Dataset) -> Network:
+    arch = parse_arch(cfg.arch)
+    dtype = np.float32 if cfg.dtype == "float32" else np.float64
+    return Network.build(
+        arch, dataset.n_features, dataset.n_classes, np.random.default_rng(cfg.seed),
+        bn=cfg.bn, init=cfg.init, bias_init=cfg.bias_init, dtype=dtype,
+    )
+
+
+class Session:
+    """Everything one learner's run needs, built from a `RunConfig`."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.dataset = dataset if dataset is not None else build_dataset(config)
+        self.network = build_network(config, self.dataset)
+        self.optimizer: Optimizer = make_optimizer(config.optimizer, config.lr,
+                                                   **dict(config.hyper))
+        dtype = self.network.dtype
+        self.X_train = self.dataset.X_train.astype(dtype, copy=False)
+        self.y_train = self.dataset.y_train
+        self.X_val = self.dataset.X_val.astype(dtype, copy=False)
+        self.y_val = self.dataset.y_val
+        n = self.dataset.n_train
+        bs = config.batch_size
+        self.batch_size = n if bs is None or bs >= n else bs
+        has_bn = any(b.bn is not None for b in self.network.blocks)
+        if has_bn and self.batch_size < 2:
+            raise BntuiError(
+                "batch size 1 with BatchNorm: expected more than 1 value per feature when "
+                "training (use a batch size of 2 or more, or an architecture without bn)"
+            )
+        self._batch_rng = np.random.default_rng([config.seed, 1])
+        self._order: np.ndarray = np.arange(0)
+        self._cursor = 0
+        self.step_count = 0
+        self.epoch = 0
+        self.history = History()
+        self.stopped: str | None = None
+
+    # batches -------------------------------------------------------------------------
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size >= self.dataset.n_train
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n, b = self.dataset.n_train, self.batch_size
+        return 1 if self.full_batch else max(1, n // b)
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next (X, y) batch: the whole set, or the next slice of a seeded shuffle."""
+        if self.full_batch:
+            return self.X_train, self.y_train
+        n, b = self.dataset.n_train, self.batch_size
+        # Drop a last slice smaller than b: a batch of 1 cannot be batch-normalised.
+        if self._cursor + b > len(self._order):
+            self._order = self._batch_rng.permutation(n)
+            self._cursor = 0
+        idx = self._order[self._cursor:self._cursor + b]
+        self._cursor += b
+        return self.X_train[idx], self.y_train[idx]
+
+    # training ------------------------------------------------------------------------
+    def _snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]], int]:
+        opt = self.optimizer
+        state = {k: {n: v.copy() for n, v in d.items()} for k, d in opt.state.items()}
+        return self.network.state(), state, opt.t
+
+    def _restore(self, snap: tuple[dict[str, np.ndarray], dict, int]) -> None:
+        net_state, opt_state, t = snap
+        self.network.load_state(net_state)
+        for key, slots in opt_state.items():
+            for name, v in slots.items():
+                self.optimizer.state[key][name][...] = v
+        for key in list(self.optimizer.state):
+            if key not in opt_state:
+                del self.optimizer.state[key]
+        self.optimizer.t = t
+
+    def train(
+        self,
+        steps: int | None = None,
+        epochs: int | None = None,
+        on_step: Callable[[Session], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TrainResult:
+        """Take `steps` optimizer steps (or `epochs` passes over the training set)."""
+        if steps is None and epochs is None:
+            steps, epochs = self.config.steps, self.config.epochs
+        if epochs is not None:
+            if epochs < 0:
+                raise BntuiError(f"epochs must be 0 or more (got {epochs})")
+            steps = epochs * self.steps_per_epoch
+        assert steps is not None
+        if steps < 0:
+            raise BntuiError(f"steps must be 0 or more (got {steps})")
+        every = self.config.eval_every or max(1, steps // 100)
+        net, opt = self.network, self.optimizer
+        params = net.params()
+        snapshot = self._snapshot()
+        taken, t0 = 0, time.perf_counter()
+        eval_time = 0.0
+        self.stopped = None
+        for _ in range(steps):
+            if should_stop is not None and should_stop():
+                break
+            Xb, yb = self.next_batch()
+            loss = net.loss(Xb, yb, training=True)
+            if not math.isfinite(loss):
+                self._restore(snapshot)
+                self.stopped = (
+                    f"training stopped at step {self.step_count + 1}: the loss became "
+                    f"{loss} (learning rate {opt.lr:g} may be too high); the parameters of "
+                    f"step {self.step_count} were kept"
+                )
+                break
+            logits = net.loss_layer.cache["logits"]
+            grads = net.backward(staged=False)
+            snapshot = self._snapshot()
+            opt.step(params, grads)
+            self.step_count += 1
+            taken += 1
+            self.history.step.append(self.step_count)
+            self.history.loss.append(loss)
+            self.history.batch_accuracy.append(float(np.mean(logits.argmax(axis=1) == yb)))
+            if self.step_count % every == 0 or taken == steps:
+                e0 = time.perf_counter()
+                self.evaluate(record=True)
+                eval_time += time.perf_counter() - e0
+            if on_step is not None:
+                on_step(self)
+        self.epoch = self.step_count // self.steps_per_epoch
+        seconds = time.perf_counter() - t0 - eval_time
+        return TrainResult(taken, seconds, self.stopped)
+
+    def evaluate(self, record: bool = False) -> dict[str, float | None]:
+        """Loss and accuracy on both splits, in eval mode (running statistics)."""
+        net = self.network
+        out: dict[str, float | None] = {}
+        for split, X, y in (("train", self.X_train, self.y_train), ("val", self.X_val, self.y_val)):
+            if len(y) == 0:
+                out[f"{split}_loss"] = out[f"{split}_accuracy"] = None
+                continue
+            logits = net.forward(X, training=False, update_running=False)
+            out[f"{split}_loss"] = net.loss_layer.forward(logits, y)
+            out[f"{split}_accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
+        if record:
+            h = self.history
+            h.eval_step.append(self.step_count)
+            h.train_accuracy.append(float(out["train_accuracy"] or 0.0))
+            h.val_accuracy.append(out["val_accuracy"])
+            h.val_loss.append(out["val_loss"])
+        return out
+
+    # inspection ----------------------------------------------------------------------
+    def inspection_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The batch the stepper and the gradient check look at (the first of the set)."""
+        return self.X_train[: self.batch_size], self.y_train[: self.batch_size]
+
+    def trace(self, training: bool = True) -> Trace:
+        X, y = self.inspection_batch()
+        return record_trace(self.network, X, y, training)
+
+    def gradcheck(self, **kwargs: object) -> GradcheckReport:
+        X, y = self.inspection_batch()
+        return gradcheck(self.network, X, y, **kwargs)  # type: ignore[arg-type]
+
+    def checked_trace(
+        self, training: bool = True, **kwargs: object
+    ) -> tuple[Trace, GradcheckReport]:
+        report = self.gradcheck(training=training, **kwargs)
+        trace = self.trace(training)
+        attach_to_trace(trace, report)
+        return trace, report
