@@ -69,7 +69,7 @@ class ArchSpec:
 
 def _fail(spec: str, pos: int, token: str, block_no: int, why: str) -> BntuiError:
     return BntuiError(
-        f"arch '{spec}': {why} — token '{token}' in block {block_no}, character {pos + 1}"
+        f"arch '{spec}': token '{token}' (block {block_no}, character {pos + 1}): {why}"
     )
 
 

@@ -39,14 +39,17 @@ class Dense:
         rng = rng if rng is not None else np.random.default_rng(0)
         self.fan_in, self.fan_out, self.has_bias = fan_in, fan_out, bias
         limit = 1.0 / np.sqrt(fan_in)
+        # Drawn in (fan_out, fan_in) order, as torch.nn.Linear and seed 000 store it, then
+        # transposed: the same generator gives the same weights as those layouts.
+        shape = (fan_out, fan_in)
         if init == "uniform":  # torch.nn.Linear's default bound, and seed 003's
-            W = rng.uniform(-limit, limit, (fan_in, fan_out))
+            W = rng.uniform(-limit, limit, shape).T
         elif init == "normal0.01":  # seed 000: randn · 0.01
-            W = rng.standard_normal((fan_in, fan_out)) * 0.01
+            W = rng.standard_normal(shape).T * 0.01
         elif init == "he":
-            W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+            W = rng.standard_normal(shape).T * np.sqrt(2.0 / fan_in)
         elif init == "xavier":
-            W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / (fan_in + fan_out))
+            W = rng.standard_normal(shape).T * np.sqrt(2.0 / (fan_in + fan_out))
         else:
             raise ValueError(f"unknown init {init!r}")
         self.params: dict[str, np.ndarray] = {"W": np.ascontiguousarray(W, dtype=dtype)}

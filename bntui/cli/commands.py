@@ -1,0 +1,253 @@
+"""The headless sub-commands: `train`, `gradcheck` and `walk`.
+
+Each turns the parsed flags into a `RunConfig` (a preset, then explicit flags on top),
+drives an engine `Session`, and prints text or one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from bntui.cli.render import Progress, compact, fmt, fmt_err, table
+from bntui.engine.arch import ArchSpec, parse_arch
+from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
+from bntui.engine.errors import BntuiError
+from bntui.engine.session import Session
+
+HYPER_FLAGS = ("momentum", "beta1", "beta2", "rho")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The preset (or the defaults) with every flag the user gave on top."""
+    base = preset(args.preset) if getattr(args, "preset", None) else DEFAULT_CONFIG
+    if args.dataset is not None and args.dataset != base.dataset:
+        # A new dataset drops the preset's way of splitting the old one, and the output
+        # block follows the new dataset's classes.
+        arch = parse_arch(base.arch)
+        out = replace(arch.blocks[-1], width=None)
+        base = replace(base, split="random", n_train=None, val_fraction=None, standardize=None,
+                       arch=ArchSpec((*arch.blocks[:-1], out)).to_string())
+    if args.optimizer is not None and args.optimizer != base.optimizer:
+        base = replace(base, lr=None, hyper=())  # the new optimizer's own defaults
+    changes: dict[str, object] = {
+        name: getattr(args, name, None)
+        for name in ("dataset", "samples", "noise", "classes", "val_fraction", "standardize",
+                     "arch", "optimizer", "lr", "batch_size", "seed", "dtype", "epochs",
+                     "eval_every")
+    }
+    if args.command in ("train", None):
+        changes["steps"] = args.steps
+    hyper = dict(base.hyper)
+    hyper.update({h: getattr(args, h) for h in HYPER_FLAGS if getattr(args, h, None) is not None})
+    changes["hyper"] = tuple(sorted(hyper.items())) if hyper else None
+    changes["bn_eps"] = args.bn_eps
+    changes["bn_momentum"] = args.bn_momentum
+    changes["bn_momentum_style"] = args.bn_momentum_style
+    cfg = base.with_overrides(**changes)
+    cfg.validate()
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"train": train, "gradcheck": gradcheck, "walk": walk}[args.command](args)
+
+
+def _session(args: argparse.Namespace) -> Session:
+    return Session(config_from_args(args))
+
+
+def _pretrain(session: Session, steps: int | None, quiet: bool) -> None:
+    """Train before checking or walking, when --steps asks for it."""
+    if steps:
+        result = _train_with_progress(session, steps, quiet)
+        if result.stopped:
+            raise BntuiError(result.stopped)
+
+
+def _train_with_progress(session: Session, steps: int | None, quiet: bool,
+                         epochs: int | None = None):
+    total = steps if epochs is None else epochs * session.steps_per_epoch
+    bar = Progress(total or 0, enabled=not quiet)
+    start = session.step_count
+    try:
+        return session.train(
+            steps=steps, epochs=epochs,
+            on_step=lambda s: bar.update(s.step_count - start, s.history.loss[-1]),
+        )
+    finally:
+        bar.close()
+
+
+# train -------------------------------------------------------------------------------
+def train(args: argparse.Namespace) -> int:
+    session = _session(args)
+    cfg = session.config
+    result = _train_with_progress(session, None if cfg.epochs is not None else cfg.steps,
+                                  args.json, epochs=cfg.epochs)
+    net = session.network
+    final_loss = net.loss(session.X_train, session.y_train, training=True, update_running=False)
+    ev = session.evaluate()
+    out = {
+        "preset": args.preset,
+        "dataset": session.dataset.name,
+        "arch": cfg.arch,
+        "network": net.describe(),
+        "params": net.n_params(),
+        "optimizer": session.optimizer.name,
+        "hyperparameters": session.optimizer.hyperparameters(),
+        "batch_size": session.batch_size,
+        "seed": cfg.seed,
+        "dtype": cfg.dtype,
+        "steps": session.step_count,
+        "epochs": session.epoch,
+        "final_loss": final_loss,
+        "train_loss_eval": ev["train_loss"],
+        "train_accuracy": ev["train_accuracy"],
+        "val_accuracy": ev["val_accuracy"],
+        "val_loss": ev["val_loss"],
+        "seconds": result.seconds,
+        "steps_per_second": result.steps / result.seconds if result.seconds > 0 else None,
+        "stopped": result.stopped,
+    }
+    if args.json:
+        if args.history:
+            out["history"] = session.history.to_dict()
+        print(json.dumps(out))
+    else:
+        ds = session.dataset
+        print(f"dataset    {ds.name}: {ds.n_train} train / {ds.n_val} validation, "
+              f"{ds.n_features} features, {ds.n_classes} classes ({ds.scaling})")
+        print(f"network    {net.describe()}   ({net.n_params():,} parameters)")
+        print(f"optimizer  {session.optimizer.describe()}, batch {session.batch_size}, "
+              f"seed {cfg.seed}, {cfg.dtype}")
+        print(f"trained    {result.steps:,} steps in {result.seconds:.2f} s"
+              + (f" ({result.steps / result.seconds:,.0f} steps/s)" if result.seconds else ""))
+        print(f"final loss {final_loss:.6g}   (training mode, whole training set)")
+        acc = ev["train_accuracy"]
+        print(f"accuracy   train {100 * acc:.2f} %" if acc is not None else "accuracy   train —",
+              end="")
+        va = ev["val_accuracy"]
+        print(f"   validation {100 * va:.2f} % ({ds.n_val} samples)" if va is not None
+              else "   validation — (no validation split)")
+    if result.stopped:
+        print(f"bntui train: {result.stopped}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# gradcheck ---------------------------------------------------------------------------
+def gradcheck(args: argparse.Namespace) -> int:
+    session = _session(args)
+    _pretrain(session, args.steps, args.json)
+    report = session.gradcheck(
+        training=not args.eval, h=args.h, samples=args.entries, seed=session.config.seed,
+        numeric=not args.no_numeric, autograd=not args.no_autograd, relative=not args.absolute_h,
+    )
+    worst = report.max_rel_error()
+    if args.json:
+        out = report.to_dict()
+        out.update(dataset=session.dataset.name, arch=session.config.arch,
+                   mode="eval" if args.eval else "training", steps=session.step_count,
+                   batch_size=session.batch_size)
+        print(json.dumps(out))
+    else:
+        rows: dict[tuple[int, str], dict[str, object]] = {}
+        for c in report.checks:
+            row = rows.setdefault((c.layer, c.tensor), {"numeric": None, "autograd": None,
+                                                         "note": [], "entries": ""})
+            key = "numeric" if c.pair == "analytic_vs_numeric" else "autograd"
+            row[key] = c
+            if c.pair == "analytic_vs_numeric":
+                row["entries"] = f"{c.entries}/{c.total}"
+            if c.status != "ok":
+                row["note"].append(c.status.replace("_", " "))  # type: ignore[union-attr]
+            if c.kink_entries:
+                row["note"].append(f"{c.kink_entries} across a kink")  # type: ignore[union-attr]
+        lines = []
+        for (layer, tensor), row in rows.items():
+            n, a = row["numeric"], row["autograd"]
+            lines.append([
+                str(layer), tensor, fmt_err(n.rel_error if n else None),  # type: ignore[union-attr]
+                str(row["entries"]), fmt_err(a.rel_error if a else None),  # type: ignore[union-attr]
+                "; ".join(dict.fromkeys(row["note"])),  # type: ignore[arg-type]
+            ])
+        print(f"gradient check of {session.network.describe()} on {session.batch_size} samples "
+              f"of {session.dataset.name} ({'eval' if args.eval else 'training'} mode, "
+              f"loss {report.loss:.6g})")
+        print(table(["layer", "tensor", "vs numerical", "entries", "vs autograd", "note"], lines))
+        print()
+        print("max relative error (judged entries): "
+              f"numerical {fmt_err(worst['analytic_vs_numeric'])}, "
+              f"autograd {fmt_err(worst['analytic_vs_autograd'])}")
+        shown = set()
+        for c in report.checks:
+            if c.note and c.status != "ok" and c.status not in shown:
+                shown.add(c.status)
+                print(f"note: {c.status.replace('_', ' ')}: {c.note}")
+        for note in report.notes:
+            print(f"note: {note}")
+    if args.tol is not None:
+        judged = [v for v in worst.values() if v is not None]
+        if judged and max(judged) > args.tol:
+            if not args.json:
+                print(f"bntui gradcheck: a relative error exceeds --tol {args.tol:g}",
+                      file=sys.stderr)
+            return 1
+    return 0
+
+
+# walk --------------------------------------------------------------------------------
+def walk(args: argparse.Namespace) -> int:
+    session = _session(args)
+    _pretrain(session, args.steps, args.json)
+    training = not args.eval
+    if args.check:
+        trace, _ = session.checked_trace(training=training)
+    else:
+        trace = session.trace(training)
+    steps = [
+        s for s in trace.steps
+        if (args.phase is None or s.phase == args.phase)
+        and (args.layer is None or s.layer == args.layer)
+        and (args.tensor is None or s.name.lower() == args.tensor.lower())
+    ]
+    if not steps:
+        raise BntuiError("no step matches --phase/--layer/--tensor "
+                         f"(layers 1–{len(session.network.blocks)})")
+    if args.json:
+        print(json.dumps({
+            "dataset": session.dataset.name, "arch": session.config.arch,
+            "mode": "training" if training else "eval", "loss": trace.loss,
+            "batch_size": trace.batch_size,
+            "steps": [{
+                "index": s.index, "phase": s.phase, "layer": s.layer, "kind": s.kind,
+                "name": s.name, "shape": list(s.shape), "formula": s.formula,
+                "explanation": s.explanation, "stats": s.stats(), "checks": s.checks,
+                "notes": s.notes, "value": s.value.tolist(),
+            } for s in steps],
+        }))
+        return 0
+    total = len(trace.steps)
+    print(f"walk of {session.network.describe()} on {trace.batch_size} samples of "
+          f"{session.dataset.name} ({'training' if training else 'eval'} mode): "
+          f"{total} steps, loss {trace.loss:.6g}")
+    for s in steps:
+        shape = "×".join(str(d) for d in s.shape) or "scalar"
+        st = s.stats()
+        print()
+        print(f"[{s.index + 1}/{total}] {s.phase} · {s.where} · {s.kind} · {s.name}  ({shape})")
+        print(f"  {s.formula}")
+        print(f"  {s.explanation}")
+        if s.value.size > 1:
+            print(f"  min {fmt(st['min'])}  mean {fmt(st['mean'])}  max {fmt(st['max'])}  "
+                  f"std {fmt(st['std'])}")
+        if s.checks:
+            print("  relative error: " + ", ".join(
+                f"vs {k} {fmt_err(v)}" for k, v in s.checks.items()))
+        for note in s.notes:
+            print(f"  note: {note}")
+        print("    " + compact(s.value, args.rows, args.cols).replace("\n", "\n    "))
+    return 0
