@@ -158,12 +158,26 @@ class Session:
         if steps < 0:
             raise BntuiError(f"steps must be 0 or more (got {steps})")
         every = self.config.eval_every or max(1, steps // 100)
-        net, opt = self.network, self.optimizer
-        params = net.params()
-        snapshot = self._snapshot()
-        taken, t0 = 0, time.perf_counter()
-        eval_time = 0.0
+        params = self.network.params()
+        t0 = time.perf_counter()
         self.stopped = None
+        with np.errstate(all="ignore"):  # a diverging run is reported once, below
+            taken, eval_time = self._loop(steps, every, params, on_step, should_stop)
+        self.epoch = self.step_count // self.steps_per_epoch
+        seconds = time.perf_counter() - t0 - eval_time
+        return TrainResult(taken, seconds, self.stopped)
+
+    def _loop(
+        self,
+        steps: int,
+        every: int,
+        params: dict[str, np.ndarray],
+        on_step: Callable[[Session], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[int, float]:
+        net, opt = self.network, self.optimizer
+        snapshot = self._snapshot()
+        taken, eval_time = 0, 0.0
         for _ in range(steps):
             if should_stop is not None and should_stop():
                 break
@@ -173,8 +187,8 @@ class Session:
                 self._restore(snapshot)
                 self.stopped = (
                     f"training stopped at step {self.step_count + 1}: the loss became "
-                    f"{loss} (learning rate {opt.lr:g} may be too high); the parameters of "
-                    f"step {self.step_count} were kept"
+                    f"{loss} (learning rate {opt.lr:g} may be too high); the parameters that "
+                    f"gave the last finite loss (step {self.step_count}) were kept"
                 )
                 break
             logits = net.loss_layer.cache["logits"]
@@ -192,21 +206,13 @@ class Session:
                 eval_time += time.perf_counter() - e0
             if on_step is not None:
                 on_step(self)
-        self.epoch = self.step_count // self.steps_per_epoch
-        seconds = time.perf_counter() - t0 - eval_time
-        return TrainResult(taken, seconds, self.stopped)
+        return taken, eval_time
 
     def evaluate(self, record: bool = False) -> dict[str, float | None]:
         """Loss and accuracy on both splits, in eval mode (running statistics)."""
-        net = self.network
         out: dict[str, float | None] = {}
-        for split, X, y in (("train", self.X_train, self.y_train), ("val", self.X_val, self.y_val)):
-            if len(y) == 0:
-                out[f"{split}_loss"] = out[f"{split}_accuracy"] = None
-                continue
-            logits = net.forward(X, training=False, update_running=False)
-            out[f"{split}_loss"] = net.loss_layer.forward(logits, y)
-            out[f"{split}_accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
+        with np.errstate(all="ignore"):
+            self._evaluate_into(out)
         if record:
             h = self.history
             h.eval_step.append(self.step_count)
@@ -214,6 +220,16 @@ class Session:
             h.val_accuracy.append(out["val_accuracy"])
             h.val_loss.append(out["val_loss"])
         return out
+
+    def _evaluate_into(self, out: dict[str, float | None]) -> None:
+        net = self.network
+        for split, X, y in (("train", self.X_train, self.y_train), ("val", self.X_val, self.y_val)):
+            if len(y) == 0:
+                out[f"{split}_loss"] = out[f"{split}_accuracy"] = None
+                continue
+            logits = net.forward(X, training=False, update_running=False)
+            out[f"{split}_loss"] = net.loss_layer.forward(logits, y)
+            out[f"{split}_accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
 
     # inspection ----------------------------------------------------------------------
     def inspection_batch(self) -> tuple[np.ndarray, np.ndarray]:
