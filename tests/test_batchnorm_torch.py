@@ -8,6 +8,8 @@ biased running variance, seed 000's running std) against a hand-written referenc
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -83,7 +85,7 @@ def torch_pass(bn, x: np.ndarray, dy: np.ndarray):
 @pytest.mark.parametrize("kind", list(INPUTS))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_matches_torch(shape: tuple[int, int], kind: str, eps: float, momentum: float) -> None:
-    rng = np.random.default_rng(hash((shape, kind, eps)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((shape, kind, eps, momentum)).encode()))
     ours, theirs = twins(shape[1], eps, momentum, rng)
     theirs.train()
     for step in range(N_STEPS):

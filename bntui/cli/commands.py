@@ -9,10 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 
 from bntui.cli.render import Progress, compact, fmt, fmt_err, table
-from bntui.engine.arch import ArchSpec, parse_arch
 from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
 from bntui.engine.errors import BntuiError
 from bntui.engine.session import Session
@@ -23,15 +21,10 @@ HYPER_FLAGS = ("momentum", "beta1", "beta2", "rho")
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The preset (or the defaults) with every flag the user gave on top."""
     base = preset(args.preset) if getattr(args, "preset", None) else DEFAULT_CONFIG
-    if args.dataset is not None and args.dataset != base.dataset:
-        # A new dataset drops the preset's way of splitting the old one, and the output
-        # block follows the new dataset's classes.
-        arch = parse_arch(base.arch)
-        out = replace(arch.blocks[-1], width=None)
-        base = replace(base, split="random", n_train=None, val_fraction=None, standardize=None,
-                       arch=ArchSpec((*arch.blocks[:-1], out)).to_string())
-    if args.optimizer is not None and args.optimizer != base.optimizer:
-        base = replace(base, lr=None, hyper=())  # the new optimizer's own defaults
+    if args.dataset is not None:
+        base = base.with_dataset(args.dataset)
+    if args.optimizer is not None:
+        base = base.with_optimizer(args.optimizer)
     changes: dict[str, object] = {
         name: getattr(args, name, None)
         for name in ("dataset", "samples", "noise", "classes", "val_fraction", "standardize",

@@ -261,3 +261,26 @@ class BatchNorm:
             c["dmu"] = -dZ0.sum(axis=0)
             dZ = c["dZ"] = dZ0.copy()
         return dZ
+
+
+def train_vs_eval(bn: BatchNorm, Z: np.ndarray) -> dict[str, np.ndarray]:
+    """The same batch through batch statistics and through running statistics.
+
+    Returns both normalisations and their difference, leaving the layer untouched
+    (no running statistics are updated, the cache is restored).
+    """
+    saved, saved_training = bn.cache, bn.training
+    try:
+        out: dict[str, np.ndarray] = {}
+        if Z.shape[0] >= 2:
+            bn.forward(Z, training=True, update_running=False)
+            out["batch_mu"], out["batch_var"] = bn.cache["mu"], bn.cache["var"]
+            out["Znorm_train"], out["Zbn_train"] = bn.cache["Znorm"], bn.cache["Zbn"]
+        bn.forward(Z, training=False)
+        out["running_mean"], out["running_var"] = bn.cache["mu"], bn.cache["var"]
+        out["Znorm_eval"], out["Zbn_eval"] = bn.cache["Znorm"], bn.cache["Zbn"]
+        if "Zbn_train" in out:
+            out["Zbn_diff"] = out["Zbn_train"] - out["Zbn_eval"]
+        return out
+    finally:
+        bn.cache, bn.training = saved, saved_training

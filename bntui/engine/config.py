@@ -50,6 +50,24 @@ class RunConfig:
             cfg = replace(cfg, bn=replace(cfg.bn, **bn_changes))
         return cfg
 
+    def with_dataset(self, name: str) -> RunConfig:
+        """Switch datasets: the old split goes, the output block follows the new classes."""
+        if name == self.dataset:
+            return self
+        from bntui.engine.arch import ArchSpec, parse_arch
+
+        arch = parse_arch(self.arch)
+        out = replace(arch.blocks[-1], width=None)
+        return replace(self, dataset=name, split="random", n_train=None, val_fraction=None,
+                       standardize=None, samples=None, noise=None, classes=None,
+                       arch=ArchSpec((*arch.blocks[:-1], out)).to_string())
+
+    def with_optimizer(self, name: str) -> RunConfig:
+        """Switch optimizers: the old one's learning rate and hyper-parameters go."""
+        if name == self.optimizer:
+            return self
+        return replace(self, optimizer=name, lr=None, hyper=())
+
     def validate(self) -> None:
         if self.steps < 0:
             raise BntuiError(f"steps must be 0 or more (got {self.steps})")

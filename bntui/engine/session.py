@@ -146,8 +146,13 @@ class Session:
         epochs: int | None = None,
         on_step: Callable[[Session], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        eval_every: int | None = None,
     ) -> TrainResult:
-        """Take `steps` optimizer steps (or `epochs` passes over the training set)."""
+        """Take `steps` optimizer steps (or `epochs` passes over the training set).
+
+        The network is evaluated (eval mode) every `eval_every` steps (default: the
+        config's, else about 100 times over the run) and after the last step.
+        """
         if steps is None and epochs is None:
             steps, epochs = self.config.steps, self.config.epochs
         if epochs is not None:
@@ -157,7 +162,7 @@ class Session:
         assert steps is not None
         if steps < 0:
             raise BntuiError(f"steps must be 0 or more (got {steps})")
-        every = self.config.eval_every or max(1, steps // 100)
+        every = eval_every or self.config.eval_every or max(1, steps // 100)
         params = self.network.params()
         t0 = time.perf_counter()
         self.stopped = None

@@ -1,0 +1,401 @@
+"""The bntui app: a thin view over one engine `Session`.
+
+Panes post messages up (`ConfigChange`, `TrainRequest`, `CheckRequest`); the app changes
+the session — rebuilding it from a new `RunConfig`, training it in a worker thread,
+checking its gradients — and pushes the new state down.  A mistake in a pane's input is
+shown inline in that pane and the session the learner had stays as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import Worker, get_current_worker
+
+from bntui.engine.config import PRESETS, RunConfig, preset
+from bntui.engine.errors import BntuiError
+from bntui.engine.gradcheck import GradcheckReport, attach_to_trace
+from bntui.engine.regions import RegionMap, decision_regions
+from bntui.engine.session import Session
+from bntui.engine.trace import Trace
+from bntui.ui.bn_pane import BNPane
+from bntui.ui.check_pane import CheckPane, CheckRequest
+from bntui.ui.dataset_pane import DatasetPane
+from bntui.ui.help_screen import HelpScreen
+from bntui.ui.messages import ConfigChange, TrainRequest
+from bntui.ui.model_pane import ModelPane
+from bntui.ui.optimizer_pane import OptimizerPane
+from bntui.ui.stepper import StepperPane
+from bntui.ui.training_pane import TrainingPane
+
+TABS = ("stepper", "training", "dataset", "model", "optimizer", "check", "bn")
+TAB_TITLES = ("1 Stepper", "2 Training", "3 Dataset", "4 Model", "5 Optimizer",
+              "6 Grad check", "7 BN train/eval")
+DEFAULT_PRESET = "seed-softmax"
+
+
+class BntuiApp(App[None]):
+    TITLE = "bntui"
+    SUB_TITLE = "batch normalization, step by step"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("n,right", "next_step", "next"),
+        Binding("b,left", "prev_step", "back"),
+        Binding("right_square_bracket", "next_layer", "next layer", show=False),
+        Binding("left_square_bracket", "prev_layer", "prev layer", show=False),
+        Binding("home", "first_step", "first step", show=False),
+        Binding("end", "last_step", "last step", show=False),
+        Binding("t", "train_step", "train 1"),
+        Binding("space", "toggle_play", "play/pause"),
+        Binding("r", "reset", "reset"),
+        Binding("g", "gradcheck", "grad check"),
+        Binding("e", "toggle_eval", "train/eval", show=False),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
+        *[Binding(str(i + 1), f"show_tab('{tab}')", TAB_TITLES[i], show=False)
+          for i, tab in enumerate(TABS)],
+    ]
+
+    def __init__(self, config: RunConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else replace(
+            preset(DEFAULT_PRESET), steps=100)
+        self.session: Session | None = None
+        self.trace: Trace | None = None
+        self.report: GradcheckReport | None = None
+        self.regions: RegionMap | None = None
+        self.index = 0
+        self.trace_training = True
+        self.playing = False
+        self.lock = threading.Lock()
+        self._train_worker: Worker[None] | None = None
+        self.last_redraw_ms = 0.0
+        self.report_step = -1
+        self.report_training = True
+
+    # layout --------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(id="tabs", initial="stepper"):
+            panes = (StepperPane(), TrainingPane(), DatasetPane(), ModelPane(),
+                     OptimizerPane(), CheckPane(), BNPane())
+            for tab, title, pane in zip(TABS, TAB_TITLES, panes, strict=True):
+                with TabPane(title, id=tab):
+                    yield pane
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        try:
+            session = Session(self.config)
+        except BntuiError as exc:  # a bad config from the command line: fall back
+            self.notify(str(exc), severity="error", timeout=10)
+            self.config = replace(preset(DEFAULT_PRESET), steps=100)
+            session = Session(self.config)
+        self.install(session)
+
+    # state -------------------------------------------------------------------------------
+    def install(self, session: Session) -> None:
+        """Make `session` the current one and push everything down to the panes."""
+        self.stop_training()
+        self.session = session
+        self.config = session.config
+        self.report = None
+        with self.lock:
+            self.trace = session.trace(self.trace_training)
+            self.regions = self._regions(session)
+        self.index = min(self.index, len(self.trace) - 1)
+        self.query_one(DatasetPane).load(session.config, session.dataset)
+        self.query_one(ModelPane).load(session.config, session.network)
+        self.query_one(OptimizerPane).load(session.config, session.optimizer,
+                                           session.batch_size)
+        self.query_one(BNPane).set_layers(session.network)
+        self.query_one(CheckPane).busy("not run yet: press g")
+        self.query_one(TrainingPane).show(session, self.regions)
+        self.refresh_bn_pane()
+        self.show_step()
+
+    def _regions(self, session: Session) -> RegionMap | None:
+        try:
+            return decision_regions(session.network, session.dataset)
+        except Exception:
+            return None
+
+    def show_step(self, note: str = "") -> None:
+        if self.session is None or self.trace is None:
+            return
+        t0 = time.perf_counter()
+        self.query_one(StepperPane).show(self.session.network, self.trace, self.index, note)
+        self.last_redraw_ms = (time.perf_counter() - t0) * 1000
+        self.update_status()
+
+    def update_status(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        state = "training…" if self.playing else "paused"
+        ds = s.dataset
+        self.query_one("#status", Static).update(
+            f"{ds.name} ({ds.n_train} train) · {s.network.describe()} · "
+            f"{s.optimizer.describe()} · step {s.step_count:,} · {state}"
+        )
+
+    def refresh_bn_pane(self) -> None:
+        s = self.session
+        if s is None or self.playing:
+            return
+        X, _ = s.inspection_batch()
+        with self.lock:
+            self.query_one(BNPane).refresh_view(s.network, X)
+
+    def _retrace(self) -> None:
+        s = self.session
+        assert s is not None
+        with self.lock:
+            self.trace = s.trace(self.trace_training)
+            if self.report is not None and self.report_step == s.step_count and (
+                    self.report_training == self.trace_training):
+                attach_to_trace(self.trace, self.report)
+        self.index = min(self.index, len(self.trace) - 1)
+
+    # stepping ------------------------------------------------------------------------
+    def _move(self, delta: int) -> None:
+        if self.trace is None:
+            return
+        self.index = max(0, min(len(self.trace) - 1, self.index + delta))
+        self.show_step()
+
+    def action_next_step(self) -> None:
+        self._move(1)
+
+    def action_prev_step(self) -> None:
+        self._move(-1)
+
+    def action_first_step(self) -> None:
+        self._move(-len(self.trace or []))
+
+    def action_last_step(self) -> None:
+        self._move(len(self.trace or []))
+
+    def _jump_layer(self, direction: int) -> None:
+        if self.trace is None:
+            return
+        here = self.trace.steps[self.index]
+        i = self.index + direction
+        while 0 <= i < len(self.trace):
+            s = self.trace.steps[i]
+            if (s.layer, s.phase) != (here.layer, here.phase):
+                # land on the first step of that layer in this direction's order
+                while 0 <= i - direction < len(self.trace) and direction < 0 and (
+                    self.trace.steps[i - 1].layer, self.trace.steps[i - 1].phase
+                ) == (s.layer, s.phase):
+                    i -= 1
+                self.index = i
+                self.show_step()
+                return
+            i += direction
+
+    def action_next_layer(self) -> None:
+        self._jump_layer(1)
+
+    def action_prev_layer(self) -> None:
+        self._jump_layer(-1)
+
+    def action_toggle_eval(self) -> None:
+        self.trace_training = not self.trace_training
+        if self.playing:
+            return
+        self._retrace()
+        mode = "training mode" if self.trace_training else "eval mode (running statistics)"
+        self.show_step(f"now showing the {mode} pass")
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    @on(TabbedContent.TabActivated)
+    def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "bn":
+            self.refresh_bn_pane()
+        elif event.pane.id == "optimizer" and self.session is not None:
+            self.query_one(OptimizerPane).show_state(self.session.optimizer)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # configuration -------------------------------------------------------------------
+    @on(ConfigChange)
+    def change_config(self, message: ConfigChange) -> None:
+        changes = dict(message.changes)
+        try:
+            if "preset" in changes:
+                name = str(changes.pop("preset"))
+                cfg = replace(preset(name), steps=100)
+                what = f"preset {name}: {PRESETS[name][0][:60]}…"
+            else:
+                cfg = self.config
+                if "dataset" in changes:
+                    cfg = cfg.with_dataset(str(changes.pop("dataset")))
+                if "optimizer" in changes:
+                    cfg = cfg.with_optimizer(str(changes.pop("optimizer")))
+                cfg = _apply(cfg, changes)
+                what = "applied"
+            cfg.validate()
+            session = Session(cfg)
+        except BntuiError as exc:
+            message.source.show_error(f"{exc} — nothing was changed")  # type: ignore[attr-defined]
+            return
+        self.install(session)
+        message.source.show_ok(f"{what}: {session.network.describe()}")  # type: ignore[attr-defined]
+
+    # training ------------------------------------------------------------------------
+    def action_train_step(self) -> None:
+        self.start_training(1)
+
+    @on(TrainRequest)
+    def train_request(self, message: TrainRequest) -> None:
+        if message.reset:
+            self.action_reset()
+        elif message.play:
+            self.action_toggle_play()
+        elif message.steps:
+            self.start_training(message.steps)
+
+    def action_toggle_play(self) -> None:
+        if self.playing:
+            self.stop_training()
+        else:
+            self.start_training(None)
+
+    def action_reset(self) -> None:
+        self.stop_training()
+        try:
+            session = Session(self.config)
+        except BntuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.install(session)
+        self.show_step("reset: the weights are back at their initial values")
+
+    def start_training(self, steps: int | None) -> None:
+        if self.playing or self.session is None:
+            return
+        self.playing = True
+        self.query_one(TrainingPane).set_playing(steps is None or steps > 1)
+        self.update_status()
+        self._train_worker = self._train(self.session, steps)
+
+    def stop_training(self) -> None:
+        if self._train_worker is not None:
+            self._train_worker.cancel()
+            self._train_worker = None
+        self.playing = False
+        if self.is_mounted_ok:
+            self.query_one(TrainingPane).set_playing(False)
+            self.update_status()
+
+    @property
+    def is_mounted_ok(self) -> bool:
+        return bool(self.query(TrainingPane))
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _train(self, session: Session, steps: int | None) -> None:
+        worker = get_current_worker()
+        remaining = steps
+        while not worker.is_cancelled:
+            deadline = time.monotonic() + 0.1
+            with self.lock:
+                result = session.train(
+                    steps=remaining if remaining is not None else 10**9,
+                    should_stop=lambda d=deadline: worker.is_cancelled or time.monotonic() > d,
+                    eval_every=10**9,
+                )
+                h = session.history
+                if not h.eval_step or h.eval_step[-1] != session.step_count:
+                    session.evaluate(record=True)
+                trace = session.trace(self.trace_training)
+                regions = self._regions(session)
+            if remaining is not None:
+                remaining -= result.steps
+            done = bool(result.stopped) or (remaining is not None and remaining <= 0)
+            self.call_from_thread(self._after_train, session, trace, regions, result.stopped,
+                                  done)
+            if done:
+                break
+
+    def _after_train(self, session: Session, trace: Trace, regions: RegionMap | None,
+                     stopped: str | None, done: bool) -> None:
+        if session is not self.session:
+            return
+        self.trace = trace
+        self.regions = regions
+        self.index = min(self.index, len(trace) - 1)
+        if done or stopped:
+            self.playing = False
+            self._train_worker = None
+            self.query_one(TrainingPane).set_playing(False)
+        self.query_one(TrainingPane).show(session, regions, stopped or "")
+        self.show_step(stopped or "")
+        if not self.playing and self.query_one(TabbedContent).active == "bn":
+            self.refresh_bn_pane()
+        if stopped:
+            self.notify(stopped, severity="warning", timeout=8)
+
+    # gradient check ------------------------------------------------------------------
+    def action_gradcheck(self) -> None:
+        if self.session is None:
+            return
+        if self.playing:
+            self.stop_training()
+        self.query_one(CheckPane).busy("checking every gradient… (numerical differences "
+                                       "take a while on big networks)")
+        self._check(self.session, self.trace_training)
+
+    @on(CheckRequest)
+    def check_request(self) -> None:
+        self.action_gradcheck()
+
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
+    def _check(self, session: Session, training: bool) -> None:
+        t0 = time.perf_counter()
+        with self.lock:
+            step = session.step_count
+            report = session.gradcheck(training=training)
+        self.call_from_thread(self._after_check, session, step, training, report,
+                              time.perf_counter() - t0)
+
+    def _after_check(self, session: Session, step: int, training: bool,
+                     report: GradcheckReport, seconds: float) -> None:
+        if session is not self.session:
+            return
+        self.report, self.report_step, self.report_training = report, step, training
+        self.query_one(CheckPane).show(report, seconds)
+        if session.step_count == step and training == self.trace_training:
+            self._retrace()
+            self.show_step()
+        worst = report.max_rel_error()
+        num = worst["analytic_vs_numeric"]
+        self.notify(f"gradient check done: max relative error vs numerical "
+                    f"{num:.1e}" if num is not None else "gradient check done", timeout=4)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.error is not None:
+            self.playing = False
+            self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}",
+                        severity="error", timeout=10)
+
+
+def _apply(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
+    """Replace fields (None included: an empty field means 'the default')."""
+    bn = {k[3:]: v for k, v in changes.items() if k.startswith("bn_") and v is not None}
+    plain = {k: v for k, v in changes.items() if not k.startswith("bn_")}
+    cfg = replace(cfg, **plain)
+    if bn:
+        cfg = replace(cfg, bn=replace(cfg.bn, **bn))
+    return cfg

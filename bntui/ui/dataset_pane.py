@@ -1,0 +1,111 @@
+"""The Dataset pane: choose a dataset (or a CSV file), its size, noise and split; see its
+numbers and a preview of its points (a PCA plane for more than two features)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, Select, Static
+
+from bntui.engine.config import RunConfig
+from bntui.engine.datasets import DATASET_NAMES, GENERATED, Dataset, describe_datasets
+from bntui.engine.errors import BntuiError
+from bntui.ui.form import FormPane, Note, parse_number
+from bntui.ui.messages import ConfigChange
+from bntui.ui.plots import PreviewPlot
+
+CSV = "csv file…"
+
+
+class DatasetPane(FormPane):
+    DEFAULT_CSS = """
+    DatasetPane PreviewPlot { height: 20; min-height: 10; }
+    DatasetPane #ds-name { width: 34; }
+    DatasetPane #ds-info { height: auto; margin: 1 0; }
+    """
+
+    def compose(self) -> ComposeResult:
+        kinds = {d["name"]: d["kind"] for d in describe_datasets()}
+        options = [(f"{n} ({kinds[n]})", n) for n in DATASET_NAMES] + [(CSV, CSV)]
+        with Horizontal(classes="row"):
+            yield Label("dataset")
+            yield Select(options, id="ds-name", allow_blank=False, value=DATASET_NAMES[0])
+        with Horizontal(classes="row"):
+            yield Label("CSV path")
+            yield Input(placeholder="path/to/file.csv (label in the last column)",
+                        id="ds-csv")
+        with Horizontal(classes="row"):
+            yield Label("samples")
+            yield Input(placeholder="default", id="ds-samples")
+            yield Label("noise")
+            yield Input(placeholder="default", id="ds-noise")
+        with Horizontal(classes="row"):
+            yield Label("classes")
+            yield Input(placeholder="default", id="ds-classes")
+            yield Label("validation")
+            yield Input(placeholder="0.2", id="ds-val")
+        with Horizontal(classes="row"):
+            yield Label("scaling")
+            yield Select([("dataset default", "default"), ("standardize", "yes"),
+                          ("none", "no")], id="ds-scale", allow_blank=False, value="default")
+            yield Button("Apply", id="ds-apply", variant="primary")
+        yield Static("samples, noise and classes apply to the generated sets "
+                     f"({', '.join(GENERATED)})", classes="hint")
+        yield Note()
+        yield Static(id="ds-info")
+        yield PreviewPlot(id="ds-preview")
+
+    def load(self, config: RunConfig, dataset: Dataset) -> None:
+        """Show the session's dataset and settings."""
+        name = config.dataset
+        is_csv = name.lower().endswith(".csv")
+        self.query_one("#ds-name", Select).value = CSV if is_csv else name
+        self.query_one("#ds-csv", Input).value = name if is_csv else ""
+        for field, key in (("ds-samples", "samples"), ("ds-noise", "noise"),
+                           ("ds-classes", "classes"), ("ds-val", "val_fraction")):
+            value = getattr(config, key)
+            self.query_one(f"#{field}", Input).value = "" if value is None else f"{value:g}"
+        scale = {None: "default", True: "yes", False: "no"}[config.standardize]
+        self.query_one("#ds-scale", Select).value = scale
+        self.query_one("#ds-info", Static).update(
+            f"[b]{dataset.name}[/b]: {dataset.description}\n"
+            f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
+            f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
+        )
+        self.query_one(PreviewPlot).replot(dataset)
+
+    def changes(self) -> dict[str, Any]:
+        name = self.query_one("#ds-name", Select).value
+        if name == CSV:
+            name = self.query_one("#ds-csv", Input).value.strip()
+            if not name:
+                raise BntuiError("type the path of a .csv file first")
+            if not name.lower().endswith(".csv"):
+                raise BntuiError(f"'{name}' does not end in .csv")
+        val = self.query_one("#ds-val", Input).value
+        scale = self.query_one("#ds-scale", Select).value
+        return {
+            "dataset": name,
+            "samples": parse_number(self.query_one("#ds-samples", Input).value, "samples",
+                                    integer=True, low=4, optional=True),
+            "noise": parse_number(self.query_one("#ds-noise", Input).value, "noise",
+                                  low=0, optional=True),
+            "classes": parse_number(self.query_one("#ds-classes", Input).value, "classes",
+                                    integer=True, low=2, optional=True),
+            "val_fraction": parse_number(val, "validation fraction", low=0, below=1,
+                                         optional=True),
+            "standardize": {"default": None, "yes": True, "no": False}[str(scale)],
+        }
+
+    @on(Button.Pressed, "#ds-apply")
+    @on(Input.Submitted)
+    def apply(self) -> None:
+        try:
+            changes = self.changes()
+        except BntuiError as exc:
+            self.show_error(str(exc))
+            return
+        self.post_message(ConfigChange(changes, self))

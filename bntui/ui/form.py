@@ -1,0 +1,72 @@
+"""Shared pieces of the settings panes: an inline message line and value parsing."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from bntui.engine.errors import BntuiError
+
+
+class Note(Static):
+    """One line under a form: red for a mistake, green when applied."""
+
+    DEFAULT_CSS = """
+    Note { height: auto; margin: 1 0 0 0; }
+    """
+
+    def error(self, message: str) -> None:
+        self.update(Text("✗ " + message, style="bold red"))
+
+    def ok(self, message: str) -> None:
+        self.update(Text("✓ " + message, style="green"))
+
+    def clear(self) -> None:
+        self.update("")
+
+
+class FormPane(VerticalScroll):
+    """A pane with a `Note` that the app writes the outcome of a change into."""
+
+    DEFAULT_CSS = """
+    FormPane { padding: 0 1; }
+    FormPane .row { height: auto; }
+    FormPane .row > Label { width: 16; padding: 1 1 0 0; }
+    FormPane .row > Input { width: 22; }
+    FormPane .row > Select { width: 28; }
+    FormPane .hint { color: $text-muted; height: auto; }
+    """
+
+    def show_error(self, message: str) -> None:
+        self.query_one(Note).error(message)
+
+    def show_ok(self, message: str) -> None:
+        self.query_one(Note).ok(message)
+
+
+def parse_number(text: str, what: str, *, integer: bool = False, low: float | None = None,
+                 positive: bool = False, below: float | None = None,
+                 optional: bool = False) -> float | int | None:
+    """Parse a form field or raise BntuiError naming the field."""
+    text = text.strip()
+    if not text:
+        if optional:
+            return None
+        raise BntuiError(f"{what} is empty")
+    try:
+        value: float | int = int(text) if integer else float(text)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise BntuiError(f"{what} must be {kind} (got '{text}')") from None
+    if not math.isfinite(value):
+        raise BntuiError(f"{what} must be finite (got '{text}')")
+    if positive and value <= 0:
+        raise BntuiError(f"{what} must be positive (got '{text}')")
+    if low is not None and value < low:
+        raise BntuiError(f"{what} must be at least {low:g} (got '{text}')")
+    if below is not None and value >= below:
+        raise BntuiError(f"{what} must be below {below:g} (got '{text}')")
+    return value

@@ -1,0 +1,110 @@
+"""Plots drawn with plotext through textual-plotext: loss, accuracy, decision regions and
+the dataset preview.  Each widget has one figure and a small `replot` method; the data
+come from the engine (the session's history, `decision_regions`, `plane_of`)."""
+
+from __future__ import annotations
+
+import numpy as np
+from textual_plotext import PlotextPlot
+
+from bntui.engine.datasets import Dataset
+from bntui.engine.regions import RegionMap, plane_of
+from bntui.engine.session import History
+
+CLASS_COLORS = ["red", "green", "blue", "yellow", "cyan", "magenta", "orange", "white",
+                "gray", "black"]
+
+
+def _color(k: int) -> str:
+    return CLASS_COLORS[k % len(CLASS_COLORS)]
+
+
+class LossPlot(PlotextPlot):
+    """Training loss by step, and validation loss at each evaluation."""
+
+    def replot(self, history: History) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("loss")
+        if history.step:
+            plt.plot(history.step, history.loss, label="train", color="cyan", marker="braille")
+            vals = [(s, v) for s, v in zip(history.eval_step, history.val_loss, strict=True)
+                    if v is not None]
+            if vals:
+                plt.plot([s for s, _ in vals], [v for _, v in vals], label="validation",
+                         color="orange", marker="braille")
+            if min(history.loss) > 0:
+                plt.yscale("log")
+        plt.xlabel("step")
+        self.refresh()
+
+
+class AccuracyPlot(PlotextPlot):
+    """Train and validation accuracy (eval mode) at each evaluation."""
+
+    def replot(self, history: History) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("accuracy (eval mode)")
+        if history.eval_step:
+            plt.plot(history.eval_step, history.train_accuracy, label="train", color="cyan",
+                     marker="braille")
+            vals = [(s, v) for s, v in zip(history.eval_step, history.val_accuracy, strict=True)
+                    if v is not None]
+            if vals:
+                plt.plot([s for s, _ in vals], [v for _, v in vals], label="validation",
+                         color="orange", marker="braille")
+            plt.ylim(0, 1.02)
+        plt.xlabel("step")
+        self.refresh()
+
+
+class RegionPlot(PlotextPlot):
+    """The predicted class over a grid as coloured dots, the training points on top."""
+
+    def replot(self, regions: RegionMap) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plane = regions.plane
+        title = "decision regions"
+        if plane.explained is not None:
+            title += f" (PCA plane, {100 * sum(plane.explained):.0f}% of variance)"
+        plt.title(title)
+        gx, gy = np.meshgrid(regions.xs, regions.ys)
+        for k in np.unique(regions.classes):
+            mask = regions.classes == k
+            plt.scatter(gx[mask].tolist(), gy[mask].tolist(), marker="·", color=_color(int(k)))
+        for k in np.unique(regions.labels):
+            pts = regions.points[regions.labels == k]
+            plt.scatter(pts[:, 0].tolist(), pts[:, 1].tolist(), marker="●",
+                        color=_color(int(k)), label=f"class {k}")
+        plt.xlabel(plane.labels[0])
+        plt.ylabel(plane.labels[1])
+        self.refresh()
+
+
+class PreviewPlot(PlotextPlot):
+    """The training points of a dataset in its plane (PCA for more than 2 features)."""
+
+    def replot(self, dataset: Dataset) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plane = plane_of(dataset)
+        P = plane.project(dataset.X_train)
+        for k in range(dataset.n_classes):
+            pts = P[dataset.y_train == k]
+            if len(pts):
+                name = dataset.class_names[k] if k < len(dataset.class_names) else str(k)
+                plt.scatter(pts[:, 0].tolist(), pts[:, 1].tolist(), marker="●",
+                            color=_color(k), label=str(name)[:12])
+        title = dataset.name if len(dataset.name) < 30 else "…" + dataset.name[-28:]
+        if plane.explained is not None:
+            title += f" — PCA, {100 * sum(plane.explained):.0f}% of variance"
+        plt.title(title)
+        plt.xlabel(plane.labels[0])
+        plt.ylabel(plane.labels[1])
+        self.refresh()
