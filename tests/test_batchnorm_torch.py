@@ -19,7 +19,9 @@ torch = pytest.importorskip("torch")
 
 RTOL = 1e-9
 ATOL = 1e-14  # absolute floor, for tensors whose entries are all (nearly) zero
-BATCH_ONE = "expected more than 1 value per feature when training"
+BATCH_ONE = "expected more than 1 value per feature when training"  # DESIGN's wording
+# torch 2.x says "Expected more than 1 value per channel when training, got input size ..."
+TORCH_BATCH_ONE = r"(?i)expected more than 1 value per (channel|feature) when training"
 
 SHAPES = [(2, 1), (2, 5), (3, 1), (7, 3), (64, 16), (1000, 4)]
 # name: (per-feature offset, per-feature spread)
@@ -41,13 +43,37 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(1e-12, float(np.max(np.abs(b)))))
 
 
-def assert_close(a: np.ndarray, b: np.ndarray, what: str, rtol: float = RTOL) -> None:
+def assert_close(a: np.ndarray, b: np.ndarray, what: str, rtol: float = RTOL,
+                 floor: float = ATOL) -> None:
+    """Relative error below `rtol`, or an absolute error below `floor`."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     abs_err = float(np.max(np.abs(a - b)))
-    if abs_err <= ATOL:
+    if abs_err <= floor:
         return
     r = rel_err(a, b)
-    assert r < rtol, f"{what}: relative error {r:.3e} (abs {abs_err:.3e})"
+    assert r < rtol, f"{what}: relative error {r:.3e} (abs {abs_err:.3e}, floor {floor:.1e})"
+
+
+def floors(x: np.ndarray, dy: np.ndarray, gamma: np.ndarray, eps: float) -> dict[str, float]:
+    """Absolute floors for the gradients of one training batch, from its conditioning.
+
+    `Z − mu` loses about ε_mach · |mean| / std of its relative precision (κ = |mean| / std
+    is 1e4 for the offset inputs, 3e6 for the tiny ones), and a gradient can be much
+    smaller than the terms that make it (with a batch of 2, dx ∝ 1 − Znorm² ≈ eps / var):
+    no float64 implementation, torch's included, gets it to 1e-9 relative then (checked
+    against 50-digit arithmetic).  The floor is 1e-13 · κ · the scale of the terms.
+    """
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    std = np.sqrt(var + eps)
+    kappa = max(1.0, float(np.max(np.abs(mean) / std)))
+    n, dy_max = x.shape[0], float(np.max(np.abs(dy)))
+    znorm_max = float(np.max(np.abs((x - mean) / std)))
+    return {
+        "dx": 1e-13 * kappa * float(np.max(np.abs(gamma) / std)) * dy_max + ATOL,
+        "dgamma": 1e-13 * kappa * n * dy_max * max(1.0, znorm_max) + ATOL,
+        "dbeta": 1e-13 * n * dy_max + ATOL,
+        "out": 1e-13 * kappa * float(np.max(np.abs(gamma))) + ATOL,
+    }
 
 
 def make_batch(rng: np.random.Generator, shape: tuple[int, int], kind: str) -> np.ndarray:
@@ -94,12 +120,13 @@ def test_matches_torch(shape: tuple[int, int], kind: str, eps: float, momentum: 
         out = ours.forward(x, training=True)
         dx = ours.backward(dy)
         t_out, t_dx, t_dgamma, t_dbeta = torch_pass(theirs, x, dy)
-        assert_close(out, t_out, f"step {step} forward")
-        assert_close(dx, t_dx, f"step {step} dx (staged)")
-        assert_close(ours.grads["gamma"], t_dgamma, f"step {step} dgamma")
-        assert_close(ours.grads["beta"], t_dbeta, f"step {step} dbeta")
+        fl = floors(x, dy, ours.gamma, eps)
+        assert_close(out, t_out, f"step {step} forward", floor=fl["out"])
+        assert_close(dx, t_dx, f"step {step} dx (staged)", floor=fl["dx"])
+        assert_close(ours.grads["gamma"], t_dgamma, f"step {step} dgamma", floor=fl["dgamma"])
+        assert_close(ours.grads["beta"], t_dbeta, f"step {step} dbeta", floor=fl["dbeta"])
         dx_compact = ours.backward(dy, staged=False)
-        assert_close(dx_compact, t_dx, f"step {step} dx (compact)")
+        assert_close(dx_compact, t_dx, f"step {step} dx (compact)", floor=fl["dx"])
         assert_close(ours.running_mean, theirs.running_mean.numpy(), f"step {step} running_mean")
         assert_close(ours.running_var, theirs.running_var.numpy(), f"step {step} running_var")
     assert ours.num_batches_tracked == int(theirs.num_batches_tracked) == N_STEPS
@@ -132,7 +159,7 @@ def test_defaults_are_torchs() -> None:
 
 def test_batch_size_one_in_training_is_refused_like_torch() -> None:
     x = np.array([[1.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match=BATCH_ONE):
+    with pytest.raises(ValueError, match=TORCH_BATCH_ONE):
         torch.nn.BatchNorm1d(3).double().train()(torch.from_numpy(x))
     bn = BatchNorm(3)
     with pytest.raises(BntuiError, match=BATCH_ONE):
