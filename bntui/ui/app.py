@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.lazy import Lazy
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
@@ -35,6 +39,7 @@ from bntui.ui.optimizer_pane import OptimizerPane
 from bntui.ui.stepper import StepperPane
 from bntui.ui.training_pane import TrainingPane
 
+PaneT = TypeVar("PaneT", bound=Widget)
 TABS = ("stepper", "training", "dataset", "model", "optimizer", "check", "bn")
 TAB_TITLES = ("1 Stepper", "2 Training", "3 Dataset", "4 Model", "5 Optimizer",
               "6 Grad check", "7 BN train/eval")
@@ -78,6 +83,10 @@ class BntuiApp(App[None]):
         self._train_worker: Worker[None] | None = None
         self.last_redraw_ms = 0.0
         self.report_step = -1
+        self.report_seconds = 0.0
+        self.active_tab = "stepper"
+        self._plots_dirty = False
+        self._last_plot = 0.0
         self.report_training = True
 
     # layout --------------------------------------------------------------------------
@@ -88,7 +97,8 @@ class BntuiApp(App[None]):
                      OptimizerPane(), CheckPane(), BNPane())
             for tab, title, pane in zip(TABS, TAB_TITLES, panes, strict=True):
                 with TabPane(title, id=tab):
-                    yield pane
+                    # the first screen needs the stepper only; the rest mount just after
+                    yield pane if tab == "stepper" else Lazy(pane)
         yield Static(id="status")
         yield Footer()
 
@@ -101,6 +111,26 @@ class BntuiApp(App[None]):
             session = Session(self.config)
         self.install(session)
 
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette lists every action of the app beside Textual's own."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Next step (n)", "Step forward through the pass",
+                            self.action_next_step)
+        yield SystemCommand("Previous step (b)", "Step back", self.action_prev_step)
+        yield SystemCommand("Next layer (])", "Jump to the next layer", self.action_next_layer)
+        yield SystemCommand("Train one step (t)", "One optimizer step", self.action_train_step)
+        yield SystemCommand("Play / pause training (space)", "Train until paused",
+                            self.action_toggle_play)
+        yield SystemCommand("Reset (r)", "Back to the initial weights", self.action_reset)
+        yield SystemCommand("Gradient check (g)", "Analytic vs numerical vs autograd",
+                            self.action_gradcheck)
+        yield SystemCommand("Training ↔ eval pass (e)", "Which pass the stepper shows",
+                            self.action_toggle_eval)
+        yield SystemCommand("Help (?)", "Keys and the glossary", self.action_help)
+        for tab, title in zip(TABS, TAB_TITLES, strict=True):
+            yield SystemCommand(f"Show {title[2:]} ({title[0]})", f"Switch to the {title[2:]}"
+                                " pane", lambda t=tab: self.action_show_tab(t))
+
     # state -------------------------------------------------------------------------------
     def install(self, session: Session) -> None:
         """Make `session` the current one and push everything down to the panes."""
@@ -112,19 +142,43 @@ class BntuiApp(App[None]):
             self.trace = session.trace(self.trace_training)
             self.regions = self._regions(session)
         self.index = min(self.index, len(self.trace) - 1)
-        self.query_one(DatasetPane).load(session.config, session.dataset)
-        self.query_one(ModelPane).load(session.config, session.network)
-        self.query_one(OptimizerPane).load(session.config, session.optimizer,
-                                           session.batch_size)
-        self.query_one(BNPane).set_layers(session.network)
-        self.query_one(CheckPane).busy("not run yet: press g")
-        self.query_one(TrainingPane).show(session, self.regions)
-        self.refresh_bn_pane()
+        for kind in (DatasetPane, ModelPane, OptimizerPane, BNPane, CheckPane, TrainingPane):
+            for pane in self.query(kind):
+                self.load_pane(pane)
         self.show_step()
+
+    def load_pane(self, pane: Widget) -> None:
+        """Push the session's state into one pane (also called by a pane when it mounts:
+        all panes but the stepper are mounted lazily, after the first screen)."""
+        s = self.session
+        if s is None:
+            return
+        if isinstance(pane, DatasetPane):
+            pane.load(s.config, s.dataset)
+        elif isinstance(pane, ModelPane):
+            pane.load(s.config, s.network)
+        elif isinstance(pane, OptimizerPane):
+            pane.load(s.config, s.optimizer, s.batch_size)
+        elif isinstance(pane, BNPane):
+            pane.set_layers(s.network)
+            self.refresh_bn_pane()
+        elif isinstance(pane, CheckPane):
+            if self.report is not None:
+                pane.show(self.report, self.report_seconds)
+            else:
+                pane.busy("not run yet: press g")
+        elif isinstance(pane, TrainingPane):
+            pane.set_playing(self.playing)
+            pane.show(s, self.regions)
+
+    def pane(self, kind: type[PaneT]) -> PaneT | None:
+        """The pane of that kind, or None while it is not mounted yet."""
+        found = self.query(kind)
+        return found.first() if found else None
 
     def _regions(self, session: Session) -> RegionMap | None:
         try:
-            return decision_regions(session.network, session.dataset)
+            return decision_regions(session.network, session.dataset, cols=48, rows=24)
         except Exception:
             return None
 
@@ -151,9 +205,12 @@ class BntuiApp(App[None]):
         s = self.session
         if s is None or self.playing:
             return
+        pane = self.pane(BNPane)
+        if pane is None:
+            return
         X, _ = s.inspection_batch()
         with self.lock:
-            self.query_one(BNPane).refresh_view(s.network, X)
+            pane.refresh_view(s.network, X)
 
     def _retrace(self) -> None:
         s = self.session
@@ -221,10 +278,19 @@ class BntuiApp(App[None]):
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.active_tab = event.pane.id or ""
+        if event.pane.id == "training" and self._plots_dirty and self.session is not None:
+            if (tp := self.pane(TrainingPane)) is not None:
+                tp.show(self.session, self.regions)
+                self._plots_dirty = False
+        elif event.pane.id == "stepper" and self.playing is False and self.session is not None:
+            self.show_step()
         if event.pane.id == "bn":
             self.refresh_bn_pane()
         elif event.pane.id == "optimizer" and self.session is not None:
-            self.query_one(OptimizerPane).show_state(self.session.optimizer)
+            opt = self.pane(OptimizerPane)
+            if opt is not None:
+                opt.show_state(self.session.optimizer)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -287,7 +353,8 @@ class BntuiApp(App[None]):
         if self.playing or self.session is None:
             return
         self.playing = True
-        self.query_one(TrainingPane).set_playing(steps is None or steps > 1)
+        if (tp := self.pane(TrainingPane)) is not None:
+            tp.set_playing(steps is None or steps > 1)
         self.update_status()
         self._train_worker = self._train(self.session, steps)
 
@@ -296,19 +363,19 @@ class BntuiApp(App[None]):
             self._train_worker.cancel()
             self._train_worker = None
         self.playing = False
-        if self.is_mounted_ok:
-            self.query_one(TrainingPane).set_playing(False)
+        if (tp := self.pane(TrainingPane)) is not None:
+            tp.set_playing(False)
+        if self.session is not None and self.query("#status"):
             self.update_status()
-
-    @property
-    def is_mounted_ok(self) -> bool:
-        return bool(self.query(TrainingPane))
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self, session: Session, steps: int | None) -> None:
+        """Train in slices of ~0.1 s; after each, send the views what they show."""
         worker = get_current_worker()
         remaining = steps
-        while not worker.is_cancelled:
+        last_regions = 0.0
+        done = False
+        while not worker.is_cancelled and not done:
             deadline = time.monotonic() + 0.1
             with self.lock:
                 result = session.train(
@@ -319,30 +386,49 @@ class BntuiApp(App[None]):
                 h = session.history
                 if not h.eval_step or h.eval_step[-1] != session.step_count:
                     session.evaluate(record=True)
-                trace = session.trace(self.trace_training)
-                regions = self._regions(session)
-            if remaining is not None:
-                remaining -= result.steps
-            done = bool(result.stopped) or (remaining is not None and remaining <= 0)
+                if remaining is not None:
+                    remaining -= result.steps
+                done = bool(result.stopped) or (remaining is not None and remaining <= 0)
+                final = done or worker.is_cancelled
+                # compute only what is on screen; everything once the run ends
+                trace = (session.trace(self.trace_training)
+                         if final or self.active_tab == "stepper" else None)
+                regions = None
+                if final or (self.active_tab == "training"
+                             and time.monotonic() - last_regions > 0.5):
+                    regions = self._regions(session)
+                    last_regions = time.monotonic()
             self.call_from_thread(self._after_train, session, trace, regions, result.stopped,
-                                  done)
-            if done:
-                break
+                                  final)
 
-    def _after_train(self, session: Session, trace: Trace, regions: RegionMap | None,
-                     stopped: str | None, done: bool) -> None:
+    def _after_train(self, session: Session, trace: Trace | None, regions: RegionMap | None,
+                     stopped: str | None, final: bool) -> None:
         if session is not self.session:
             return
-        self.trace = trace
-        self.regions = regions
-        self.index = min(self.index, len(trace) - 1)
-        if done or stopped:
+        if trace is not None:
+            self.trace = trace
+            self.index = min(self.index, len(trace) - 1)
+        if regions is not None:
+            self.regions = regions
+        if final:
             self.playing = False
             self._train_worker = None
-            self.query_one(TrainingPane).set_playing(False)
-        self.query_one(TrainingPane).show(session, regions, stopped or "")
-        self.show_step(stopped or "")
-        if not self.playing and self.query_one(TabbedContent).active == "bn":
+        tp = self.pane(TrainingPane)
+        if tp is not None:
+            tp.set_playing(self.playing)
+            # plots redraw at most 4 times a second: plotext rendering is the costly part
+            now = time.monotonic()
+            if final or (self.active_tab == "training" and now - self._last_plot > 0.25):
+                tp.show(session, regions, stopped or "")
+                self._plots_dirty = False
+                self._last_plot = now
+            else:
+                self._plots_dirty = True
+        if trace is not None:
+            self.show_step(stopped or "")
+        else:
+            self.update_status()
+        if final and self.active_tab == "bn":
             self.refresh_bn_pane()
         if stopped:
             self.notify(stopped, severity="warning", timeout=8)
@@ -353,8 +439,9 @@ class BntuiApp(App[None]):
             return
         if self.playing:
             self.stop_training()
-        self.query_one(CheckPane).busy("checking every gradient… (numerical differences "
-                                       "take a while on big networks)")
+        if (cp := self.pane(CheckPane)) is not None:
+            cp.busy("checking every gradient… (numerical differences take a while on big "
+                    "networks)")
         self._check(self.session, self.trace_training)
 
     @on(CheckRequest)
@@ -375,7 +462,9 @@ class BntuiApp(App[None]):
         if session is not self.session:
             return
         self.report, self.report_step, self.report_training = report, step, training
-        self.query_one(CheckPane).show(report, seconds)
+        self.report_seconds = seconds
+        if (cp := self.pane(CheckPane)) is not None:
+            cp.show(report, seconds)
         if session.step_count == step and training == self.trace_training:
             self._retrace()
             self.show_step()

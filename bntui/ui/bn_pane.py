@@ -29,6 +29,9 @@ class BNPane(Vertical):
     BNPane #bn-stats { height: auto; max-height: 12; }
     """
 
+    def on_mount(self) -> None:
+        self.app.load_pane(self)  # type: ignore[attr-defined]
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="bn-bar"):
             yield Label("layer")

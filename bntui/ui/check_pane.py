@@ -37,6 +37,7 @@ class CheckPane(Vertical):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("layer", "tensor", "vs numerical", "entries", "vs autograd", "note")
+        self.app.load_pane(self)  # type: ignore[attr-defined]
 
     def busy(self, text: str) -> None:
         self.query_one("#check-summary", Static).update(Text(text, style="italic yellow"))

@@ -40,6 +40,9 @@ class FormPane(VerticalScroll):
     FormPane .hint { color: $text-muted; height: auto; }
     """
 
+    def on_mount(self) -> None:
+        self.app.load_pane(self)  # type: ignore[attr-defined]
+
     def show_error(self, message: str) -> None:
         self.query_one(Note).error(message)
 

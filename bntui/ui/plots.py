@@ -19,6 +19,15 @@ def _color(k: int) -> str:
     return CLASS_COLORS[k % len(CLASS_COLORS)]
 
 
+def thin(xs: list, ys: list, most: int = 400) -> tuple[list, list]:
+    """At most `most` points, evenly spaced, always keeping the last one."""
+    if len(xs) <= most:
+        return xs, ys
+    step = len(xs) / most
+    idx = sorted({int(i * step) for i in range(most)} | {len(xs) - 1})
+    return [xs[i] for i in idx], [ys[i] for i in idx]
+
+
 class LossPlot(PlotextPlot):
     """Training loss by step, and validation loss at each evaluation."""
 
@@ -28,11 +37,12 @@ class LossPlot(PlotextPlot):
         plt.clear_figure()
         plt.title("loss")
         if history.step:
-            plt.plot(history.step, history.loss, label="train", color="cyan", marker="braille")
+            plt.plot(*thin(history.step, history.loss), label="train", color="cyan",
+                     marker="braille")
             vals = [(s, v) for s, v in zip(history.eval_step, history.val_loss, strict=True)
                     if v is not None]
             if vals:
-                plt.plot([s for s, _ in vals], [v for _, v in vals], label="validation",
+                plt.plot(*thin([s for s, _ in vals], [v for _, v in vals]), label="validation",
                          color="orange", marker="braille")
             if min(history.loss) > 0:
                 plt.yscale("log")
@@ -49,12 +59,12 @@ class AccuracyPlot(PlotextPlot):
         plt.clear_figure()
         plt.title("accuracy (eval mode)")
         if history.eval_step:
-            plt.plot(history.eval_step, history.train_accuracy, label="train", color="cyan",
-                     marker="braille")
+            plt.plot(*thin(history.eval_step, history.train_accuracy), label="train",
+                     color="cyan", marker="braille")
             vals = [(s, v) for s, v in zip(history.eval_step, history.val_accuracy, strict=True)
                     if v is not None]
             if vals:
-                plt.plot([s for s, _ in vals], [v for _, v in vals], label="validation",
+                plt.plot(*thin([s for s, _ in vals], [v for _, v in vals]), label="validation",
                          color="orange", marker="braille")
             plt.ylim(0, 1.02)
         plt.xlabel("step")

@@ -52,14 +52,16 @@ class StepperPane(Vertical):
     """Shows `trace.steps[index]`; the app moves the index and swaps traces."""
 
     DEFAULT_CSS = """
+    /* fixed heights: a new step repaints these lines without a new layout */
     StepperPane { padding: 0 1; }
-    StepperPane #map { height: auto; max-height: 3; }
-    StepperPane #where { height: 1; margin-top: 1; }
-    StepperPane #formula { height: auto; color: $accent; text-style: bold; }
-    StepperPane #why { height: auto; color: $text-muted; }
-    StepperPane #stats { height: auto; }
-    StepperPane #errors { height: auto; }
-    StepperPane TensorGrid { margin-top: 1; border: round $primary-darken-2; }
+    StepperPane > Static { width: 1fr; }
+    StepperPane #map { height: 2; }
+    StepperPane #where { height: 2; }
+    StepperPane #formula { height: 2; color: $accent; text-style: bold; }
+    StepperPane #why { height: 1; color: $text-muted; }
+    StepperPane #stats { height: 1; }
+    StepperPane #errors { height: 3; }
+    StepperPane TensorGrid { border: round $primary-darken-2; }
     """
 
     def compose(self) -> ComposeResult:

@@ -30,6 +30,9 @@ class TrainingPane(Vertical):
     TrainingPane PlotextPlot { min-height: 8; }
     """
 
+    def on_mount(self) -> None:
+        self.app.load_pane(self)  # type: ignore[attr-defined]
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-controls"):
             yield Button("Step (t)", id="step")
