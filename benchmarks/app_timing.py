@@ -42,10 +42,10 @@ def first_screen(runs: int = 5) -> list[float]:
 
 
 async def in_app() -> tuple[list[float], list[float], float]:
+    from textual.app import App
+
     from bntui.engine import preset
     from bntui.ui.app import BntuiApp
-
-    from textual.app import App
 
     frames: list[float] = []
     original_display = App._display

@@ -132,7 +132,7 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "Traceback" not in err
 
 
-def test_bad_csv_contents(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+def test_bad_csv_contents(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,label\n1,2,x\n3,zz,y\n")
     code, _, err = run(capsys, "train", "--dataset", str(bad))
@@ -143,7 +143,7 @@ def test_bad_csv_contents(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "empty" in err
 
 
-def test_csv_dataset_trains(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+def test_csv_dataset_trains(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pts.csv"
     rows = ["x1,x2,label"] + [f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]}" for i in range(40)]
     path.write_text("\n".join(rows) + "\n")
