@@ -47,7 +47,7 @@ class BlockSpec:
             parts.append("nobn")
         if not output:
             act = self.activation
-            parts.append(act if self.alpha is None else f"{act}={self.alpha:g}")
+            parts.append(act if self.alpha is None else f"{act}={self.alpha!r}")
         if not self.bias:
             parts.append("nobias")
         return ":".join(parts)
@@ -98,7 +98,9 @@ def parse_arch(spec: str) -> ArchSpec:
         width_tok, wpos = tokens[0]
         if width_tok in ("c", "classes", "out"):
             width: int | None = None
-        elif width_tok.isdigit():
+        elif width_tok.isascii() and width_tok.isdigit():
+            if len(width_tok) > 6:
+                raise _fail(spec, wpos, width_tok, block_no, "a width above 100000 is too large")
             width = int(width_tok)
             if width < 1:
                 raise _fail(spec, wpos, width_tok, block_no, "a width must be at least 1")

@@ -3,7 +3,8 @@
 Numerical gradients are centred differences, `(L(x + δ) − L(x − δ)) / 2δ`, for every
 entry of every parameter and for a seeded sample of entries of every intermediate tensor
 (the forward resumes from the perturbed node).  By default the step is relative to the
-tensor's scale, `δ = h · max(|x|, rms(tensor))` (`h` alone where the tensor is all zero):
+tensor's scale, `δ = h · max(|x|, rms(tensor))` (for a batch mean, at least its
+batch's std; `h` itself for a tensor of zeros):
 a BatchNorm variance of 1e-4 or weights of 1e-2 need a step that small, or the
 truncation error of the difference swamps the comparison.  `relative=False` gives the
 textbook absolute step `δ = h`.  Relative error, as in CS231n:
@@ -103,14 +104,20 @@ class GradcheckReport:
         }
 
 
-def _steps(flat: np.ndarray, h: float, relative: bool) -> np.ndarray:
-    """The step δ of each entry: h, or h · max(|x|, rms of the tensor)."""
+def _steps(flat: np.ndarray, h: float, relative: bool, hint: float = 0.0) -> np.ndarray:
+    """The step δ of each entry: h, or h · max(|x|, the tensor's scale).
+
+    The scale is the tensor's rms, or `hint` where that is larger: a batch mean can be
+    zero up to rounding while the numbers it is subtracted from have a spread of `std`.
+    A tensor that is zero throughout gets the absolute step h.
+    """
     if not relative:
         return np.full(flat.size, h)
     rms = float(np.sqrt(np.mean(np.square(flat, dtype=np.float64)))) if flat.size else 0.0
-    if rms == 0.0:
+    scale = max(rms, hint)
+    if scale < 1e-12:
         return np.full(flat.size, h)
-    return h * np.maximum(np.abs(flat.astype(np.float64)), rms)
+    return h * np.maximum(np.abs(flat.astype(np.float64)), scale)
 
 
 def _kink_blocks(network: Network) -> list[Block]:
@@ -188,7 +195,8 @@ def numeric_gradients(
             idx = np.sort(rng.choice(size, size=min(samples, size), replace=False))
             vals = np.empty(idx.size)
             kink = np.zeros(idx.size, dtype=bool)
-            steps = _steps(t0.reshape(-1), h, relative)
+            hint = float(np.mean(base[block.index]["std"])) if name == "mu" else 0.0
+            steps = _steps(t0.reshape(-1), h, relative, hint)
             for n, j in enumerate(idx):
                 t = t0.copy().reshape(-1)
                 d = steps[j]
