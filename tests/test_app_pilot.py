@@ -21,7 +21,7 @@ import pytest
 from textual import events
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Select, Static, TabbedContent
+from textual.widgets import DataTable, Input, Select, TabbedContent
 
 from bntui.engine import RunConfig, Session, preset
 from bntui.ui.app import BntuiApp

@@ -14,7 +14,7 @@ import pytest
 
 from bntui.engine import Network, Session, gradcheck, parse_arch, preset, rel_error
 from bntui.engine.batchnorm import BatchNorm
-from bntui.engine.gradcheck import analytic_gradients, numeric_gradients
+from bntui.engine.gradcheck import analytic_gradients, entrywise_rel_error, numeric_gradients
 
 
 def relu_net(seed: int = 0, spec: str = "4:relu,C"):
@@ -142,15 +142,26 @@ def test_the_excluded_kink_entry_really_is_wrong() -> None:
 
 
 def test_rel_error_by_hand() -> None:
+    # max|a − b| / max(1e-8, max|a| + max|b|): one number for the whole tensor
     assert rel_error([1.0], [1.0]) == 0.0
     assert rel_error([1.0], [3.0]) == 0.5  # |1 − 3| / (1 + 3)
     assert rel_error([0.0], [0.0]) == 0.0  # no NaN: the 1e-8 floor
     assert rel_error([1e-9], [0.0]) == pytest.approx(1e-9 / 1e-8, rel=1e-15)
     assert rel_error([-2.0], [2.0]) == 1.0
-    assert rel_error([1.0, 0.0], [1.0, 1.0]) == 1.0  # the max over entries, not the mean
+    assert rel_error([1.0, 0.0], [1.0, 1.0]) == 0.5  # 1 / (1 + 1)
     assert rel_error([1.0, 2.0, 4.0], [1.0, 2.0, 5.0]) == pytest.approx(1 / 9, rel=1e-15)
+    # a tiny entry is judged against the tensor's scale
+    assert rel_error([1.0, 1e-7], [1.0, 2e-7]) == pytest.approx(1e-7 / 2, rel=1e-12)
     assert rel_error(np.zeros((2, 3)), np.zeros((2, 3))) == 0.0
     assert rel_error([], []) == 0.0
+
+
+def test_entrywise_rel_error_by_hand() -> None:
+    # CS231n: max over entries of |a − b| / max(1e-8, |a| + |b|)
+    assert entrywise_rel_error([1.0, 0.0], [1.0, 1.0]) == 1.0
+    assert entrywise_rel_error([1.0, 1e-7], [1.0, 2e-7]) == pytest.approx(1 / 3, rel=1e-12)
+    assert entrywise_rel_error([0.0], [0.0]) == 0.0
+    assert entrywise_rel_error([1e-9], [0.0]) == pytest.approx(0.1, rel=1e-12)
 
 
 def test_gradcheck_leaves_the_state_alone() -> None:

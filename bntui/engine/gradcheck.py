@@ -1,5 +1,8 @@
 """Gradient checks: analytic (staged backward) against numerical and autograd gradients.
 
+Relative error of a tensor: `max|a − b| / max(1e-8, max|a| + max|b|)` (the entry-by-entry
+form of CS231n is reported beside it).
+
 Numerical gradients are centred differences, `(L(x + δ) − L(x − δ)) / 2δ`, for every
 entry of every parameter and for a seeded sample of entries of every intermediate tensor
 (the forward resumes from the perturbed node).  By default the step is relative to the
@@ -7,10 +10,7 @@ tensor's scale, `δ = h · max(|x|, rms(tensor))` (for a batch mean, at least it
 batch's std; `h` itself for a tensor of zeros):
 a BatchNorm variance of 1e-4 or weights of 1e-2 need a step that small, or the
 truncation error of the difference swamps the comparison.  `relative=False` gives the
-textbook absolute step `δ = h`.  Relative error, as in CS231n:
-`max |a − b| / max(1e-8, |a| + |b|)`, element by element.
-
-Two traps are reported, never hidden:
+textbook absolute step `δ = h`.  Two traps are reported, never hidden:
   * a gradient that is zero in exact arithmetic (a Dense bias right before BatchNorm in
     training) cannot be judged by a relative error: both sides are rounding noise;
   * a centred difference whose two sides put an activation input on either side of a
@@ -35,7 +35,26 @@ NEAR_ZERO = 1e-10
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    """CS231n's relative error: max over entries of |a − b| / max(1e-8, |a| + |b|)."""
+    """Relative error of a whole tensor: max|a − b| / max(1e-8, max|a| + max|b|).
+
+    One number per tensor, measured against the tensor's own scale: an entry that is
+    1e-7 of the largest one is judged by what it does to the tensor, not on its own.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    scale = float(np.max(np.abs(a)) + np.max(np.abs(b)))
+    return float(np.max(np.abs(a - b))) / max(1e-8, scale)
+
+
+def entrywise_rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """CS231n's entry by entry form: max over entries of |a − b| / max(1e-8, |a| + |b|).
+
+    Stricter, and for numerical gradients it mostly measures the rounding of the
+    difference quotient on the smallest entries (a weight fed by a pixel that is lit in
+    one image out of 1,500 has a gradient of 1e-7 and an absolute error of 1e-9).
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.size == 0:
@@ -58,6 +77,7 @@ class Check:
     status: str = "ok"  # ok | zero_by_construction | near_zero | kink
     kink_entries: int = 0
     note: str = ""
+    entrywise_rel_error: float | None = None  # CS231n's form, entry by entry
 
     @property
     def judged(self) -> bool:
@@ -239,6 +259,7 @@ def _compare(block: Block, name: str, a: np.ndarray, b: np.ndarray, kink: np.nda
                   kink_entries=n_kink)
     if keep.any():
         check.rel_error = rel_error(a[keep], b[keep])
+        check.entrywise_rel_error = entrywise_rel_error(a[keep], b[keep])
     if _zero_by_construction(block, name, training):
         check.status = "zero_by_construction"
         check.note = (
