@@ -11,11 +11,14 @@ from bntui.engine.datasets import Dataset
 from bntui.engine.regions import RegionMap, plane_of
 from bntui.engine.session import History
 
-CLASS_COLORS = ["red", "green", "blue", "yellow", "cyan", "magenta", "orange", "white",
-                "gray", "black"]
+# RGB, so classes keep distinct colours whatever the terminal theme does to named ones
+CLASS_COLORS: list[tuple[int, int, int]] = [
+    (235, 87, 87), (86, 156, 250), (250, 196, 60), (110, 205, 110), (196, 120, 235),
+    (70, 215, 215), (245, 140, 60), (230, 230, 230), (150, 150, 150), (250, 120, 190),
+]
 
 
-def _color(k: int) -> str:
+def _color(k: int) -> tuple[int, int, int]:
     return CLASS_COLORS[k % len(CLASS_COLORS)]
 
 
