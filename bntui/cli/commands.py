@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 
-from bntui.cli.render import Progress, compact, fmt, fmt_err, table
+from bntui.cli.render import Progress, compact, table
 from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
 from bntui.engine.errors import BntuiError
 from bntui.engine.session import Session
+from bntui.numbers import fmt, fmt_err
 
 HYPER_FLAGS = ("momentum", "beta1", "beta2", "rho")
 

@@ -8,21 +8,7 @@ from typing import TextIO
 
 import numpy as np
 
-
-def fmt(x: float) -> str:
-    """A number in at most 9 characters, 4 significant digits."""
-    if x != x:
-        return "nan"
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    if 1e-3 <= ax < 1e5:
-        return f"{x:.4g}"
-    return f"{x:.3e}".replace("e-0", "e-").replace("e+0", "e+")
-
-
-def fmt_err(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2e}"
+from bntui.numbers import fmt
 
 
 def compact(value: np.ndarray, rows: int = 6, cols: int = 8) -> str:

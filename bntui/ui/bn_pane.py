@@ -12,7 +12,8 @@ from textual.widgets import Label, Select, Static, Switch
 
 from bntui.engine.batchnorm import train_vs_eval
 from bntui.engine.network import Network
-from bntui.ui.tensor_grid import TensorGrid, fmt_cell
+from bntui.numbers import fmt as fmt_cell
+from bntui.ui.tensor_grid import TensorGrid
 
 VIEWS = (("Zbn with batch statistics (training)", "Zbn_train"),
          ("Zbn with running statistics (eval)", "Zbn_eval"),

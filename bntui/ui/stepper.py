@@ -14,7 +14,8 @@ from textual.widgets import Static
 
 from bntui.engine.network import Network
 from bntui.engine.trace import Trace, TraceStep
-from bntui.ui.tensor_grid import TensorGrid, fmt_cell
+from bntui.numbers import fmt as fmt_cell
+from bntui.ui.tensor_grid import TensorGrid
 
 GOOD, OK = 1e-7, 1e-4
 

@@ -14,19 +14,10 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from bntui.numbers import fmt as fmt_cell
+
 CELL = 10  # characters per cell
 LABEL = 6  # characters for the row number
-
-
-def fmt_cell(x: float) -> str:
-    if x != x:
-        return "nan"
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    if 1e-3 <= ax < 1e5:
-        return f"{x:.4g}"
-    return f"{x:.2e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def _shade(v: float, scale: float) -> Style:
