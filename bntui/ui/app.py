@@ -8,6 +8,7 @@ shown inline in that pane and the session the learner had stays as it was.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from textual.worker import Worker, get_current_worker
 
 from bntui.engine.config import PRESETS, RunConfig, preset
 from bntui.engine.errors import BntuiError
-from bntui.engine.gradcheck import GradcheckReport, attach_to_trace
+from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.regions import RegionMap, decision_regions
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace
@@ -51,8 +52,8 @@ class BntuiApp(App[None]):
     SUB_TITLE = "batch normalization, step by step"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("n,right", "next_step", "next"),
-        Binding("b,left", "prev_step", "back"),
+        Binding("n", "next_step", "next"),
+        Binding("b", "prev_step", "back"),
         Binding("right_square_bracket", "next_layer", "next layer", show=False),
         Binding("left_square_bracket", "prev_layer", "prev layer", show=False),
         Binding("home", "first_step", "first step", show=False),
@@ -275,6 +276,8 @@ class BntuiApp(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        # A focused widget left behind in the old pane would pull it back to the front.
+        self.set_focus(None)
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -450,10 +453,13 @@ class BntuiApp(App[None]):
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def _check(self, session: Session, training: bool) -> None:
+        """Check a copy of the network, so that the app never waits for the check."""
         t0 = time.perf_counter()
         with self.lock:
             step = session.step_count
-            report = session.gradcheck(training=training)
+            network = copy.deepcopy(session.network)
+        X, y = session.inspection_batch()
+        report = gradcheck(network, X, y, training=training, seed=session.config.seed)
         self.call_from_thread(self._after_check, session, step, training, report,
                               time.perf_counter() - t0)
 

@@ -70,12 +70,23 @@ class DatasetPane(FormPane):
             self.query_one(f"#{field}", Input).value = "" if value is None else f"{value:g}"
         scale = {None: "default", True: "yes", False: "no"}[config.standardize]
         self.query_one("#ds-scale", Select).value = scale
+        self._loaded = {f: self.query_one(f"#{f}", Input).value
+                        for f in ("ds-samples", "ds-noise", "ds-classes", "ds-val")}
+        self._loaded["ds-scale"] = scale
         self.query_one("#ds-info", Static).update(
             f"[b]{dataset.name}[/b]: {dataset.description}\n"
             f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
             f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
         )
         self.query_one(PreviewPlot).replot(dataset)
+
+    def _edited(self, field: str) -> str | None:
+        """The text of a field the learner changed since the pane was loaded, else None:
+        an untouched field must not carry the old dataset's value over to a new one."""
+        widget = self.query_one(f"#{field}")
+        value = str(widget.value)  # type: ignore[attr-defined]
+        loaded = getattr(self, "_loaded", {}).get(field)
+        return None if value == loaded else value
 
     def changes(self) -> dict[str, Any]:
         name = self.query_one("#ds-name", Select).value
@@ -85,20 +96,20 @@ class DatasetPane(FormPane):
                 raise BntuiError("type the path of a .csv file first")
             if not name.lower().endswith(".csv"):
                 raise BntuiError(f"'{name}' does not end in .csv")
-        val = self.query_one("#ds-val", Input).value
-        scale = self.query_one("#ds-scale", Select).value
-        return {
-            "dataset": name,
-            "samples": parse_number(self.query_one("#ds-samples", Input).value, "samples",
-                                    integer=True, low=4, optional=True),
-            "noise": parse_number(self.query_one("#ds-noise", Input).value, "noise",
-                                  low=0, optional=True),
-            "classes": parse_number(self.query_one("#ds-classes", Input).value, "classes",
-                                    integer=True, low=2, optional=True),
-            "val_fraction": parse_number(val, "validation fraction", low=0, below=1,
-                                         optional=True),
-            "standardize": {"default": None, "yes": True, "no": False}[str(scale)],
-        }
+        out: dict[str, Any] = {"dataset": name}
+        fields = (("ds-samples", "samples", {"integer": True, "low": 4}),
+                  ("ds-noise", "noise", {"low": 0}),
+                  ("ds-classes", "classes", {"integer": True, "low": 2}),
+                  ("ds-val", "val_fraction", {"low": 0, "below": 1}))
+        for field, key, rules in fields:
+            text = self._edited(field)
+            if text is not None:
+                what = "validation fraction" if key == "val_fraction" else key
+                out[key] = parse_number(text, what, optional=True, **rules)
+        scale = self._edited("ds-scale")
+        if scale is not None:
+            out["standardize"] = {"default": None, "yes": True, "no": False}[scale]
+        return out
 
     @on(Button.Pressed, "#ds-apply")
     @on(Input.Submitted)

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from bntui.engine import batchnorm, dense, loss
 
 KEYS = [
-    ("n / →", "next step of the pass"), ("b / ←", "previous step"),
+    ("n", "next step of the pass"), ("b", "previous step"),
     ("] / [", "next / previous layer"), ("home / end", "first / last step"),
     ("t", "one training step"), ("space", "play / pause training"),
     ("r", "reset the weights (same seed)"), ("g", "run the gradient check"),
