@@ -13,10 +13,12 @@ from bntui.engine.config import PRESETS, RunConfig, preset
 from bntui.engine.datasets import DATASET_NAMES, Dataset, load_dataset
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
+from bntui.engine.export import export_torch, load_torch, to_torch
 from bntui.engine.gradcheck import GradcheckReport, gradcheck, rel_error
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Block, BNOptions, Network
 from bntui.engine.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from bntui.engine.persist import load_session, save_session
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace, TraceStep, record_trace
 
@@ -24,6 +26,7 @@ __all__ = [
     "ACTIVATION_NAMES", "DATASET_NAMES", "OPTIMIZERS", "PRESETS", "Activation", "ArchSpec",
     "BNOptions", "BatchNorm", "Block", "BlockSpec", "BntuiError", "Dataset", "Dense",
     "GradcheckReport", "Network", "Optimizer", "RunConfig", "Session", "SoftmaxCrossEntropy",
-    "Trace", "TraceStep", "gradcheck", "load_dataset", "make_activation", "make_optimizer",
-    "parse_arch", "preset", "record_trace", "rel_error",
+    "Trace", "TraceStep", "export_torch", "gradcheck", "load_dataset", "load_session",
+    "load_torch", "make_activation", "make_optimizer", "parse_arch", "preset", "record_trace",
+    "rel_error", "save_session", "to_torch",
 ]

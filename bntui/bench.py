@@ -1,0 +1,195 @@
+"""Benchmarks, side by side in one run: `python -m bntui.bench [--quick] [--app]`.
+
+Prints Markdown tables (medians of repeated runs, and ratios, since these machines are
+noisy):
+  1. training throughput on seed-digits (1,500 × 64, full batch, the seed's network and
+     optimizer): steps/s of the engine against the same network in PyTorch, float64 and
+     float32;
+  2. BatchNorm forward + backward at (N, D) = (1500, 32), (4096, 256), (65536, 512): the
+     compact backward, the staged backward and `torch.nn.BatchNorm1d` with autograd, with
+     the bytes moved per second against a NumPy copy of the same size;
+  3. the numerical gradient check of the seed-digits network: a naive loop (one entry, two
+     full forward passes at a time) against the engine's;
+  4. with --app, the app's responsiveness (benchmarks/app_timing.py's measures).
+torch is optional: its columns say "—" without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import bntui
+from bntui.engine import BatchNorm, Session, preset
+from bntui.engine.gradcheck import numeric_gradients
+
+
+def _median_time(fn: Callable[[], object], repeats: int, number: int = 1) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+# 1. training throughput ------------------------------------------------------------
+def torch_twin(session: Session):
+    """The session's network as torch modules with the same weights, and an Adam."""
+    torch = _torch()
+    if torch is None:
+        return None
+    from bntui.engine.export import to_torch
+
+    model = to_torch(session.network).train()
+    cfg = session.config
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr or 1e-3)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    X = torch.tensor(session.X_train, dtype=dtype)
+    y = torch.tensor(session.y_train, dtype=torch.long)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_training(repeats: int, steps: int) -> list[str]:
+    rows = ["| seed-digits, full batch | engine steps/s | PyTorch steps/s | engine / PyTorch |",
+            "|---|---|---|---|"]
+    for dtype in ("float64", "float32"):
+        cfg = preset("seed-digits").with_overrides(dtype=dtype)
+        session = Session(cfg)
+        engine = _median_time(lambda s=session: s.train(steps=steps, eval_every=10**9),
+                              repeats) / steps
+        twin = torch_twin(Session(cfg))
+        theirs = (_median_time(lambda t=twin: [t() for _ in range(steps)], repeats) / steps
+                  if twin else None)
+        ratio = f"{theirs / engine:.2f}×" if theirs else "—"
+        rows.append(f"| {dtype} | {1 / engine:,.0f} | "
+                    f"{'—' if theirs is None else f'{1 / theirs:,.0f}'} | {ratio} |")
+    return rows
+
+
+# 2. BatchNorm forward + backward ---------------------------------------------------
+def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
+    torch = _torch()
+    rows = ["| (N, D) | compact | staged | PyTorch | staged / compact | compact / PyTorch "
+            "| compact GB/s | NumPy copy GB/s |", "|---|---|---|---|---|---|---|---|"]
+    rng = np.random.default_rng(0)
+    for n, d in shapes:
+        x = rng.normal(size=(n, d))
+        dy = rng.normal(size=(n, d))
+        bn = BatchNorm(d)
+
+        def engine(staged: bool, bn: BatchNorm = bn, x: np.ndarray = x,
+                   dy: np.ndarray = dy) -> None:
+            bn.forward(x, training=True)
+            bn.backward(dy, staged=staged)
+
+        compact = _median_time(lambda: engine(False), repeats)
+        staged = _median_time(lambda: engine(True), repeats)
+        theirs = None
+        if torch is not None:
+            tbn = torch.nn.BatchNorm1d(d).double()
+            tx = torch.tensor(x, requires_grad=True)
+            tdy = torch.tensor(dy)
+
+            def torch_pass(tbn=tbn, tx=tx, tdy=tdy) -> None:
+                tx.grad = None
+                tbn.zero_grad(set_to_none=True)
+                tbn(tx).backward(tdy)
+
+            theirs = _median_time(torch_pass, repeats)
+        copy = _median_time(lambda x=x: x.copy(), repeats)
+        # bytes a pass must at least touch: read x, dy; write y, dx (8 bytes each)
+        moved = 4 * x.nbytes
+        rows.append(
+            f"| ({n:,}, {d}) | {compact * 1e3:.2f} ms | {staged * 1e3:.2f} ms | "
+            f"{'—' if theirs is None else f'{theirs * 1e3:.2f} ms'} | "
+            f"{staged / compact:.2f}× | "
+            f"{'—' if theirs is None else f'{compact / theirs:.2f}×'} | "
+            f"{moved / compact / 1e9:.1f} | {2 * x.nbytes / copy / 1e9:.1f} |"
+        )
+    return rows
+
+
+# 3. numerical gradient check -------------------------------------------------------
+def naive_numeric(session: Session, h: float = 1e-5) -> None:
+    """Every parameter entry, two full forward passes each: the textbook loop."""
+    net = session.network
+    X, y = session.inspection_batch()
+    for _, p in net.named_params():
+        flat = p.reshape(-1)
+        for j in range(flat.size):
+            old = flat[j]
+            flat[j] = old + h
+            lp = net.loss(X, y, update_running=False)
+            flat[j] = old - h
+            lm = net.loss(X, y, update_running=False)
+            flat[j] = old
+            _ = (lp - lm) / (2 * h)
+
+
+def bench_gradcheck(repeats: int) -> list[str]:
+    session = Session(preset("seed-digits"))
+    X, y = session.inspection_batch()
+    n = session.network.n_params()
+    naive = _median_time(lambda: naive_numeric(session), 1)
+    engine = _median_time(lambda: numeric_gradients(session.network, X, y), repeats)
+    return ["| numerical check of seed-digits | seconds | what it covers |", "|---|---|---|",
+            f"| naive loop | {naive:.2f} | {n:,} parameters |",
+            f"| engine | {engine:.2f} | {n:,} parameters and 16 entries of every "
+            "intermediate |",
+            f"| naive / engine | {naive / engine:.1f}× | |"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bntui.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller shapes")
+    parser.add_argument("--app", action="store_true", help="also time the app")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else 7
+    shapes = [(1500, 32), (4096, 256)] + ([] if args.quick else [(65536, 512)])
+    print(f"bntui {bntui.__version__}, numpy {np.__version__}"
+          + (f", torch {t.__version__}" if (t := _torch()) else ", no torch")
+          + ", one BLAS thread, medians")
+    for block in (bench_training(repeats, 20 if args.quick else 50),
+                  bench_batchnorm(repeats, shapes), bench_gradcheck(1 if args.quick else 3)):
+        print()
+        print("\n".join(block))
+    if args.app:
+        import importlib.util
+        from pathlib import Path
+
+        path = Path(__file__).resolve().parent.parent / "benchmarks" / "app_timing.py"
+        spec = importlib.util.spec_from_file_location("app_timing", path)
+        if spec and spec.loader:
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            print()
+            mod.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,520 @@
+"""Save a whole training session to one file and load it back, bit for bit.
+
+Training N steps, saving, loading and training M more steps gives exactly the numbers
+(every loss of the history, every parameter, running statistic and optimizer slot) of
+N + M steps in one go, full batch or mini-batch, for every optimizer.
+
+The file is one uncompressed NumPy ``.npz`` archive (``np.savez``; a zip of ``.npy``
+members), readable with ``np.load(path, allow_pickle=False)``.  Its members:
+
+``meta``
+    a 0-d unicode array holding one JSON object::
+
+        format         "bntui-session"                  (FORMAT)
+        version        1                                (VERSION)
+        bntui_version  the bntui that wrote the file    (informative only)
+        config         the RunConfig as JSON; ``bn`` is a nested object, ``hyper`` a list
+                       of [name, value] pairs
+        dataset        n_train, n_val, n_features, n_classes, labels_sha256 (of the int64
+                       little-endian train labels then validation labels) and csv_sha256
+                       (of the CSV file's bytes, or null when the dataset is not a CSV)
+        optimizer      name, hyper ({"lr": ..., "beta1": ...}: hyperparameters()), t
+        history        History.to_dict(): step, loss, batch_accuracy, eval_step, ...
+        session        step_count, epoch, stopped (the last early-stop message or null)
+        batches        rng_state (the mini-batch generator's bit_generator.state) and
+                       cursor (the position in the current shuffled order)
+        arrays         the names of every other member, in order
+
+``network/<key>``
+    ``Network.state()``: parameters ``1.W``, ``1.b``, ``1.gamma``, ``1.beta``, ...; the
+    BatchNorm running statistics ``1.running_mean``, ``1.running_var``,
+    ``1.running_std`` and the 0-d ``1.num_batches_tracked``
+``optimizer/<param key>/<slot>``
+    the optimizer's state, e.g. ``optimizer/1.W/m`` (none before the first step)
+``batches/order``
+    the current shuffled order of the training rows (empty for full batch)
+
+Loading rebuilds the session with ``Session(config)`` (the dataset is regenerated from
+the config's seed; a CSV dataset is read again from its path), checks that every array
+fits the rebuilt network and that the dataset is the one the session was trained on,
+then overwrites the state.  Saving is atomic: a temporary file in the same directory,
+flushed and fsync'ed, then ``os.replace``'d onto the target; an existing target is left
+untouched by a failed save.  Every problem raises :class:`BntuiError` with one line that
+names the file.  A file with a higher ``version`` asks for a newer bntui.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from bntui import __version__
+from bntui.engine.config import RunConfig
+from bntui.engine.errors import BntuiError
+from bntui.engine.network import BNOptions
+from bntui.engine.optimizers import check_lr
+from bntui.engine.session import History, Session
+
+__all__ = ["FORMAT", "VERSION", "load_session", "save_session"]
+
+FORMAT = "bntui-session"
+VERSION = 1
+
+META = "meta"
+NETWORK = "network/"
+OPTIMIZER = "optimizer/"
+ORDER = "batches/order"
+META_KEYS = ("format", "version", "config", "dataset", "optimizer", "history", "session",
+             "batches", "arrays")
+
+
+# saving -------------------------------------------------------------------------------
+def save_session(session: Session, path: str | os.PathLike[str]) -> Path:
+    """Write `session` to `path` (exactly that name, atomically); returns the path."""
+    target = Path(path)
+    label = repr(os.fspath(path))
+    arrays = _collect_arrays(session)
+    meta = _collect_meta(session, list(arrays))
+    try:
+        text = json.dumps(meta, default=_json_default, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise BntuiError(f"session file {label}: cannot encode the session: {exc}") from None
+    payload: dict[str, np.ndarray] = {META: np.array(text), **arrays}
+
+    real = Path(os.path.realpath(target))  # write through a symlink, keep the link
+    directory = real.parent
+    if real.is_dir():
+        raise BntuiError(f"session file {label}: is a directory, cannot write a session there")
+    if not directory.is_dir():
+        raise BntuiError(f"session file {label}: directory '{directory}' does not exist")
+    mode = _file_mode(real)
+    tmp_name: str | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "wb", delete=False, dir=directory, prefix=".bntui-", suffix=".tmp"
+        ) as handle:
+            tmp_name = handle.name
+            np.savez(handle, **payload)  # a file object: savez adds no ".npz"
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, real)
+        tmp_name = None
+    except OSError as exc:
+        raise BntuiError(
+            f"session file {label}: cannot write: {exc.strerror or exc}"
+        ) from None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    _fsync_directory(directory)
+    return target
+
+
+def _collect_arrays(session: Session) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in session.network.state().items():
+        arrays[NETWORK + key] = np.asarray(value)
+    for key, slots in session.optimizer.state.items():
+        for slot, value in slots.items():
+            arrays[f"{OPTIMIZER}{key}/{slot}"] = np.array(value)
+    arrays[ORDER] = np.array(session._order)
+    return arrays
+
+
+def _collect_meta(session: Session, array_names: list[str]) -> dict[str, Any]:
+    opt = session.optimizer
+    ds = session.dataset
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "bntui_version": __version__,
+        "config": dataclasses.asdict(session.config),
+        "dataset": {
+            "n_train": ds.n_train, "n_val": ds.n_val, "n_features": ds.n_features,
+            "n_classes": int(ds.n_classes),
+            "labels_sha256": _labels_hash(ds.y_train, ds.y_val),
+            "csv_sha256": _csv_hash(session.config.dataset),
+        },
+        "optimizer": {"name": opt.name, "hyper": opt.hyperparameters(), "t": int(opt.t)},
+        "history": session.history.to_dict(),
+        "session": {"step_count": int(session.step_count), "epoch": int(session.epoch),
+                    "stopped": session.stopped},
+        "batches": {"rng_state": session._batch_rng.bit_generator.state,
+                    "cursor": int(session._cursor)},
+        "arrays": array_names,
+    }
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _labels_hash(y_train: np.ndarray, y_val: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for y in (y_train, y_val):
+        h.update(np.ascontiguousarray(y, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def _is_csv(dataset: str) -> bool:
+    return dataset.lower().endswith(".csv")
+
+
+def _csv_hash(dataset: str) -> str | None:
+    if not _is_csv(dataset):
+        return None
+    try:
+        return hashlib.sha256(Path(dataset).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _file_mode(real: Path) -> int:
+    """The existing target's permissions, else what a plain `open` would give."""
+    try:
+        return real.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    umask = 0o022
+    try:  # reading the umask without os.umask(), which is not thread safe
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o666 & ~umask
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: not every system can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# loading ------------------------------------------------------------------------------
+def load_session(path: str | os.PathLike[str]) -> Session:
+    """Read a file written by :func:`save_session` and rebuild its session."""
+    reader = _Reader(repr(os.fspath(path)))
+    meta, arrays = reader.read(Path(path))
+    config = reader.config(reader.field(meta, "config", dict))
+    session = reader.rebuild(config, reader.field(meta, "dataset", dict))
+    reader.restore(session, meta, arrays)
+    return session
+
+
+class _Reader:
+    """One load: every complaint names the file."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def fail(self, what: str) -> NoReturn:
+        raise BntuiError(f"session file {self.label}: {what}") from None
+
+    # the archive ---------------------------------------------------------------------
+    def read(self, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        try:
+            if not path.exists():
+                self.fail("not found")
+            if path.is_dir():
+                self.fail("is a directory, not a session file")
+            if path.stat().st_size == 0:
+                self.fail("is empty (0 bytes)")
+            loaded = np.load(path, allow_pickle=False)
+        except BntuiError:
+            raise
+        except PermissionError:
+            self.fail("cannot be read (permission denied)")
+        except EOFError:
+            self.fail("is truncated or corrupted (not a complete .npz archive)")
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                self.fail("is not a bntui session (not an .npz archive)")
+            self.fail(f"is not a valid .npz archive (truncated or corrupted?): {exc}")
+        except Exception as exc:  # untrusted bytes: any failure is a bad file
+            self.fail(f"is not a valid .npz archive (truncated or corrupted?): "
+                      f"{type(exc).__name__}: {exc}")
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            self.fail("holds a single .npy array, not a bntui session archive")
+        try:
+            with loaded:
+                names = list(loaded.files)
+                if META not in names:
+                    self.fail("is not a bntui session (an .npz archive without 'meta')")
+                meta = self.header(loaded[META])
+                listed = self.array_names(meta, names)
+                arrays = {name: loaded[name] for name in listed}
+        except BntuiError:
+            raise
+        except Exception as exc:  # zipfile.BadZipFile (bad CRC), ValueError, OSError, ...
+            self.fail(f"is truncated or corrupted: {type(exc).__name__}: {exc}")
+        return meta, arrays
+
+    def header(self, raw: np.ndarray) -> dict[str, Any]:
+        if raw.dtype.kind != "U" or raw.shape != ():
+            self.fail("is not a bntui session (its 'meta' is not a JSON string)")
+        try:
+            meta = json.loads(str(raw[()]))
+        except (ValueError, RecursionError) as exc:
+            self.fail(f"has broken metadata (not valid JSON: {exc})")
+        if not isinstance(meta, dict):
+            self.fail("has broken metadata (not a JSON object)")
+        fmt = meta.get("format")
+        if fmt != FORMAT:
+            self.fail(f"is not a bntui session (format {fmt!r}, expected {FORMAT!r})")
+        version = meta.get("version")
+        if not _is_int(version) or version < 1:
+            self.fail(f"has broken metadata (version {version!r} is not a positive integer)")
+        if version > VERSION:
+            self.fail(f"version {version} is newer than this bntui understands ({VERSION}); "
+                      "upgrade bntui")
+        missing = [k for k in META_KEYS if k not in meta]
+        if missing:
+            self.fail(f"has broken metadata (missing {', '.join(map(repr, missing))})")
+        return meta
+
+    def array_names(self, meta: dict[str, Any], names: list[str]) -> list[str]:
+        listed = self.field(meta, "arrays", list)
+        if not all(isinstance(n, str) for n in listed) or len(set(listed)) != len(listed):
+            self.fail("has broken metadata ('arrays' is not a list of distinct names)")
+        present = set(names) - {META}
+        missing = [n for n in listed if n not in present]
+        if missing:
+            self.fail(f"is missing array {missing[0]!r}")
+        extra = sorted(present - set(listed))
+        if extra:
+            self.fail(f"has an unexpected array {extra[0]!r}")
+        return listed
+
+    # metadata fields -----------------------------------------------------------------
+    def field(self, obj: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+        if key not in obj:
+            self.fail(f"has broken metadata (missing '{where}{key}')")
+        value = obj[key]
+        ok = _is_int(value) if kind is int else (
+            _is_number(value) if kind is float else isinstance(value, kind))
+        if not ok:
+            self.fail(f"has broken metadata ('{where}{key}' should be {_kind_name(kind)}, "
+                      f"not {_json_name(value)})")
+        return value
+
+    def count(self, obj: dict[str, Any], key: str, where: str) -> int:
+        value = self.field(obj, key, int, where)
+        if value < 0:
+            self.fail(f"has broken metadata ('{where}{key}' is negative: {value})")
+        return int(value)
+
+    def config(self, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            self.fail(f"has an unknown configuration field {unknown[0]!r}")
+        values = dict(data)
+        bn = values.pop("bn", {})
+        if not isinstance(bn, dict):
+            self.fail("has broken metadata ('config.bn' should be an object)")
+        bn_known = {f.name for f in dataclasses.fields(BNOptions)}
+        bn_unknown = sorted(set(bn) - bn_known)
+        if bn_unknown:
+            self.fail(f"has an unknown BatchNorm option {bn_unknown[0]!r}")
+        hyper = values.pop("hyper", [])
+        pairs = []
+        if not isinstance(hyper, list):
+            self.fail("has broken metadata ('config.hyper' should be a list of pairs)")
+        for pair in hyper:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                    and _is_number(pair[1])):
+                self.fail(f"has broken metadata (config.hyper entry {pair!r} is not a "
+                          "[name, number] pair)")
+            pairs.append((pair[0], pair[1]))
+        return RunConfig(**values, bn=BNOptions(**bn), hyper=tuple(pairs))
+
+    # the session ---------------------------------------------------------------------
+    def rebuild(self, config: RunConfig, saved: dict[str, Any]) -> Session:
+        if _is_csv(config.dataset) and not Path(config.dataset).is_file():
+            self.fail(f"its dataset, CSV file {config.dataset!r}, is gone (expected at "
+                      f"'{os.path.abspath(config.dataset)}'); put it back to load the session")
+        try:
+            session = Session(config)
+        except BntuiError as exc:
+            self.fail(f"cannot rebuild the session from its configuration: {exc}")
+        except Exception as exc:  # a configuration with values of the wrong type
+            self.fail(f"has a broken configuration: {type(exc).__name__}: {exc}")
+        ds = session.dataset
+        for key, now in (("n_train", ds.n_train), ("n_val", ds.n_val),
+                         ("n_features", ds.n_features), ("n_classes", int(ds.n_classes))):
+            was = self.count(saved, key, "dataset.")
+            if was != now:
+                self.fail(f"the dataset rebuilt from its configuration has {key} {now}, but "
+                          f"the session was trained with {was}")
+        labels = self.field(saved, "labels_sha256", str, "dataset.")
+        if labels != _labels_hash(ds.y_train, ds.y_val):
+            self.fail("the dataset rebuilt from its configuration is not the one the "
+                      "session was trained on (its labels differ)")
+        csv_hash = saved.get("csv_sha256")
+        if csv_hash is not None and csv_hash != _csv_hash(config.dataset):
+            self.fail(f"CSV file {config.dataset!r} changed since the session was saved")
+        return session
+
+    def restore(
+        self, session: Session, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> None:
+        net_state = self.network_state(session, arrays)
+        opt_state = self.optimizer_state(session, arrays)
+        opt_meta = self.field(meta, "optimizer", dict)
+        history = self.history(self.field(meta, "history", dict))
+        counters = self.field(meta, "session", dict)
+        step_count = self.count(counters, "step_count", "session.")
+        epoch = self.count(counters, "epoch", "session.")
+        stopped = counters.get("stopped")
+        if stopped is not None and not isinstance(stopped, str):
+            self.fail("has broken metadata ('session.stopped' should be text or null)")
+        batches = self.field(meta, "batches", dict)
+        cursor = self.count(batches, "cursor", "batches.")
+        rng_state = self.field(batches, "rng_state", dict, "batches.")
+        order = self.order(session, arrays.get(ORDER), cursor)
+
+        opt = session.optimizer
+        name = self.field(opt_meta, "name", str, "optimizer.")
+        if name != opt.name:
+            self.fail(f"its optimizer is {name!r} but its configuration builds {opt.name!r}")
+        t = self.count(opt_meta, "t", "optimizer.")
+        hyper = self.field(opt_meta, "hyper", dict, "optimizer.")
+        expected = set(opt.hyperparameters())
+        if set(hyper) != expected:
+            self.fail(f"its {name} hyper-parameters are {sorted(hyper)}, expected "
+                      f"{sorted(expected)}")
+        for key, value in hyper.items():
+            if not _is_number(value) or not math.isfinite(value):
+                self.fail(f"{name} {key} {value!r} is not a finite number")
+        try:
+            opt.lr = check_lr(hyper["lr"])
+        except BntuiError as exc:
+            self.fail(str(exc))
+
+        try:
+            session._batch_rng.bit_generator.state = rng_state
+        except Exception as exc:  # TypeError, ValueError, KeyError, OverflowError, ...
+            self.fail(f"has a broken mini-batch generator state: {type(exc).__name__}: {exc}")
+        session.network.load_state(net_state)
+        for key, value in hyper.items():
+            if key != "lr":
+                setattr(opt, key, value)
+        opt.t = t
+        opt.state = opt_state
+        session.history = history
+        session.step_count = step_count
+        session.epoch = epoch
+        session.stopped = stopped
+        session._order = order
+        session._cursor = cursor
+
+    def network_state(
+        self, session: Session, arrays: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        expected = session.network.state()
+        saved = {n[len(NETWORK):]: a for n, a in arrays.items() if n.startswith(NETWORK)}
+        for key in expected:
+            if key not in saved:
+                self.fail(f"has no array {NETWORK + key!r}, which the network needs")
+        for key, value in saved.items():
+            if key not in expected:
+                self.fail(f"has an array {NETWORK + key!r} that the network does not have")
+            self.check_fits(NETWORK + key, value, expected[key])
+        return {k: v.copy() for k, v in saved.items()}
+
+    def optimizer_state(
+        self, session: Session, arrays: dict[str, np.ndarray]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        params = session.network.params()
+        state: dict[str, dict[str, np.ndarray]] = {}
+        for name, value in arrays.items():
+            if not name.startswith(OPTIMIZER):
+                continue
+            key, _, slot = name[len(OPTIMIZER):].partition("/")
+            if key not in params or not slot:
+                self.fail(f"has an optimizer array {name!r} for no parameter of the network")
+            self.check_fits(name, value, params[key])
+            state.setdefault(key, {})[slot] = np.array(value, order="C")
+        known = {n for n in arrays if n.startswith((NETWORK, OPTIMIZER))} | {ORDER}
+        stray = sorted(set(arrays) - known)
+        if stray:
+            self.fail(f"has an unexpected array {stray[0]!r}")
+        return state
+
+    def check_fits(self, name: str, value: np.ndarray, like: np.ndarray) -> None:
+        if value.shape != like.shape:
+            self.fail(f"array {name!r} has shape {value.shape}, but the network rebuilt from "
+                      f"its configuration needs {like.shape}")
+        if value.dtype != like.dtype:
+            self.fail(f"array {name!r} has dtype {value.dtype}, but the network rebuilt from "
+                      f"its configuration needs {like.dtype}")
+
+    def order(self, session: Session, order: np.ndarray | None, cursor: int) -> np.ndarray:
+        if order is None:
+            self.fail(f"has no array {ORDER!r}")
+        n = session.dataset.n_train
+        if order.ndim != 1 or order.dtype.kind not in "iu":
+            self.fail(f"array {ORDER!r} should be a 1-d integer array, not "
+                      f"{order.dtype} of shape {order.shape}")
+        if order.size and (int(order.min()) < 0 or int(order.max()) >= n):
+            self.fail(f"array {ORDER!r} points outside the {n} training rows")
+        if cursor > order.size:
+            self.fail(f"has broken metadata (batch cursor {cursor} is past the order's "
+                      f"{order.size} rows)")
+        return np.array(order, dtype=np.int64)
+
+    def history(self, data: dict[str, Any]) -> History:
+        known = {f.name for f in dataclasses.fields(History)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            self.fail(f"has an unknown history field {unknown[0]!r}")
+        for key, values in data.items():
+            if not isinstance(values, list) or not all(
+                v is None or _is_number(v) for v in values
+            ):
+                self.fail(f"has broken metadata (history.{key} should be a list of numbers)")
+        return History(**{k: list(v) for k, v in data.items()})
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", str: "text", dict: "an object",
+            list: "a list"}.get(kind, kind.__name__)
+
+
+def _json_name(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "text",
+            dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
