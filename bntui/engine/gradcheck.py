@@ -157,7 +157,7 @@ def _zero_by_construction(block: Block, grad_name: str, training: bool) -> bool:
     return grad_name == "db" and block.bn is not None and training
 
 
-def numeric_gradients(
+def numeric_gradients_loop(
     network: Network,
     X: np.ndarray,
     y: np.ndarray,
@@ -170,7 +170,9 @@ def numeric_gradients(
 ) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """{block: {grad name: (flat indices, numerical values, kink-crossed mask)}}.
 
-    Every entry of every parameter; up to `samples` entries of each intermediate.
+    Every entry of every parameter; up to `samples` entries of each intermediate.  The
+    textbook loop — one entry and two forward passes at a time — kept as the reference
+    for `numeric_gradients`, which computes the same differences many at a time.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     network.loss(X, y, training, update_running=False)
@@ -230,6 +232,44 @@ def numeric_gradients(
         out[block.index] = res
     # leave the caches as the unperturbed pass left them
     network.loss(X, y, training, update_running=False)
+    return out
+
+
+def numeric_gradients(
+    network: Network,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    training: bool = True,
+    h: float = 1e-5,
+    samples: int = 16,
+    rng: np.random.Generator | None = None,
+    relative: bool = True,
+) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The same as `numeric_gradients_loop` (same steps, same sampled entries), computed
+    with many perturbations at a time (see `bntui.engine.numeric`)."""
+    from bntui.engine import numeric
+
+    rng = rng if rng is not None else np.random.default_rng(0)
+    with np.errstate(all="ignore"):
+        network.loss(X, y, training, update_running=False)
+    caches = [{k: v.copy() for k, v in b.cache.items()} for b in network.blocks]
+    masks = {b.index: caches[b.index - 1][b.pre_name] > 0 for b in _kink_blocks(network)}
+    out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    with np.errstate(all="ignore"):
+        for k, block in enumerate(network.blocks):
+            steps = {name: _steps(p.reshape(-1), h, relative)
+                     for layer in block.layers() for name, p in layer.params.items()}
+            res = numeric.param_gradients(network, caches, k, y, training, steps, masks)
+            for name in _tensor_names(block, training):
+                t0 = caches[k][name]
+                idx = np.sort(rng.choice(t0.size, size=min(samples, t0.size), replace=False))
+                hint = float(np.mean(caches[k]["std"])) if name == "mu" else 0.0
+                st = _steps(t0.reshape(-1), h, relative, hint)
+                vals, kink = numeric.node_gradients(network, caches, k, name, idx, st, y,
+                                                    training, masks)
+                res["d" + name] = (idx, vals, kink)
+            out[block.index] = res  # type: ignore[assignment]
     return out
 
 
