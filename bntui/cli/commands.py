@@ -76,11 +76,29 @@ def _train_with_progress(session: Session, steps: int | None, quiet: bool,
 
 
 # train -------------------------------------------------------------------------------
+RUN_FLAGS = ("preset", "dataset", "samples", "noise", "classes", "val_fraction",
+             "standardize", "arch", "dtype", "optimizer", "lr", "momentum", "beta1", "beta2",
+             "rho", "batch_size", "seed", "bn_eps", "bn_momentum", "bn_momentum_style")
+
+
+def _loaded_session(args: argparse.Namespace) -> Session:
+    from bntui.engine.persist import load_session
+
+    given = [f"--{f.replace('_', '-')}" for f in RUN_FLAGS if getattr(args, f, None) is not None]
+    if given:
+        raise BntuiError(f"--load resumes a saved session as it was; it cannot be combined "
+                         f"with {', '.join(given)}")
+    return load_session(args.load)
+
+
 def train(args: argparse.Namespace) -> int:
-    session = _session(args)
+    session = _loaded_session(args) if args.load else _session(args)
     cfg = session.config
-    result = _train_with_progress(session, None if cfg.epochs is not None else cfg.steps,
-                                  args.json, epochs=cfg.epochs)
+    steps = args.steps if args.load else (None if cfg.epochs is not None else cfg.steps)
+    epochs = args.epochs if args.load else cfg.epochs
+    if args.load and steps is None and epochs is None:
+        steps = 0
+    result = _train_with_progress(session, steps, args.json, epochs=epochs)
     net = session.network
     final_loss = net.loss(session.X_train, session.y_train, training=True, update_running=False)
     ev = session.evaluate()
@@ -96,6 +114,7 @@ def train(args: argparse.Namespace) -> int:
         "seed": cfg.seed,
         "dtype": cfg.dtype,
         "steps": session.step_count,
+        "steps_this_run": result.steps,
         "epochs": session.epoch,
         "final_loss": final_loss,
         "train_loss_eval": ev["train_loss"],
@@ -106,6 +125,15 @@ def train(args: argparse.Namespace) -> int:
         "steps_per_second": result.steps / result.seconds if result.seconds > 0 else None,
         "stopped": result.stopped,
     }
+    if args.save:
+        from bntui.engine.persist import save_session
+
+        out["saved"] = str(save_session(session, args.save))
+    if args.export_torch:
+        from bntui.engine.export import export_torch
+
+        export_torch(session.network, args.export_torch)
+        out["exported"] = args.export_torch
     if args.json:
         if args.history:
             out["history"] = session.history.to_dict()
@@ -126,6 +154,11 @@ def train(args: argparse.Namespace) -> int:
         va = ev["val_accuracy"]
         print(f"   validation {100 * va:.2f} % ({ds.n_val} samples)" if va is not None
               else "   validation — (no validation split)")
+        if args.save:
+            print(f"saved      {out['saved']}")
+        if args.export_torch:
+            print(f"exported   {args.export_torch} (torch.nn.Sequential; "
+                  "bntui.engine.load_torch reads it)")
     if result.stopped:
         print(f"bntui train: {result.stopped}", file=sys.stderr)
         return 1

@@ -141,6 +141,15 @@ def build_parser() -> Parser:
     tr.add_argument("--eval-every", type=int_at_least("eval every", 1),
                     help="steps between evaluations (about 100 over the run)")
     tr.add_argument("--history", action="store_true", help="include the history in --json")
+    tr.add_argument("--load", metavar="FILE",
+                    help="resume a saved session (its configuration, weights, optimizer state "
+                    "and history); only --steps/--epochs may be given with it")
+    tr.add_argument("--save", metavar="FILE",
+                    help="save the whole session after training (a versioned .npz, written "
+                    "atomically); training N, saving, loading and training M more gives the "
+                    "same numbers as N + M in one go")
+    tr.add_argument("--export-torch", metavar="FILE",
+                    help="save the trained network as a torch.nn.Sequential (needs torch)")
     tr.add_argument("--json", action="store_true", help="print one JSON object")
 
     gc = sub.add_parser("gradcheck", help="check every gradient: analytic, numerical, autograd",
