@@ -27,12 +27,14 @@ from textual.worker import Worker, get_current_worker
 from bntui.engine.config import PRESETS, RunConfig, preset
 from bntui.engine.errors import BntuiError
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
+from bntui.engine.persist import load_session, save_session
 from bntui.engine.regions import RegionMap, decision_regions
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace
 from bntui.ui.bn_pane import BNPane
 from bntui.ui.check_pane import CheckPane, CheckRequest
 from bntui.ui.dataset_pane import DatasetPane
+from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
 from bntui.ui.messages import ConfigChange, TrainRequest
 from bntui.ui.model_pane import ModelPane
@@ -63,6 +65,8 @@ class BntuiApp(App[None]):
         Binding("r", "reset", "reset"),
         Binding("g", "gradcheck", "grad check"),
         Binding("e", "toggle_eval", "train/eval", show=False),
+        Binding("ctrl+s", "save", "save", show=False),
+        Binding("ctrl+o", "open", "open", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
         *[Binding(str(i + 1), f"show_tab('{tab}')", TAB_TITLES[i], show=False)
@@ -85,6 +89,7 @@ class BntuiApp(App[None]):
         self.last_redraw_ms = 0.0
         self.report_step = -1
         self.report_seconds = 0.0
+        self.session_path = "bntui-session.npz"
         self.active_tab = "stepper"
         self._plots_dirty = False
         self._last_plot = 0.0
@@ -127,6 +132,10 @@ class BntuiApp(App[None]):
                             self.action_gradcheck)
         yield SystemCommand("Training ↔ eval pass (e)", "Which pass the stepper shows",
                             self.action_toggle_eval)
+        yield SystemCommand("Save session (ctrl+s)", "Weights, optimizer state and history",
+                            self.action_save)
+        yield SystemCommand("Open session (ctrl+o)", "A session saved earlier",
+                            self.action_open)
         yield SystemCommand("Help (?)", "Keys and the glossary", self.action_help)
         for tab, title in zip(TABS, TAB_TITLES, strict=True):
             yield SystemCommand(f"Show {title[2:]} ({title[0]})", f"Switch to the {title[2:]}"
@@ -297,6 +306,35 @@ class BntuiApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # save and open -------------------------------------------------------------------
+    def action_save(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.stop_training()
+
+        def save(path: str) -> str:
+            with self.lock:
+                written = save_session(session, path)
+            return f"saved step {session.step_count:,} to {written}"
+
+        self.push_screen(FileScreen("Save the whole session (weights, optimizer, history)",
+                                    "Save", self.session_path, save), self._file_done)
+
+    def action_open(self) -> None:
+        def open_(path: str) -> str:
+            session = load_session(path)  # raises BntuiError; the current one is kept
+            self.session_path = path
+            self.install(session)
+            return f"opened {path}: step {session.step_count:,}"
+
+        self.push_screen(FileScreen("Open a saved session", "Open", self.session_path, open_),
+                         self._file_done)
+
+    def _file_done(self, message: str | None) -> None:
+        if message:
+            self.notify(message, timeout=5)
 
     # configuration -------------------------------------------------------------------
     @on(ConfigChange)

@@ -19,7 +19,8 @@ KEYS = [
     ("t", "one training step"), ("space", "play / pause training"),
     ("r", "reset the weights (same seed)"), ("g", "run the gradient check"),
     ("e", "stepper: training mode ↔ eval mode pass"),
-    ("1 … 7", "switch pane"), ("?", "this help"), ("ctrl+p", "command palette"),
+    ("1 … 7", "switch pane"), ("ctrl+s / ctrl+o", "save / open the whole session"),
+    ("?", "this help"), ("ctrl+p", "command palette"),
     ("q", "quit"),
 ]
 GLOSSARY = [
