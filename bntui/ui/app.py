@@ -18,9 +18,8 @@ from typing import Any, TypeVar
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.lazy import Lazy
 from textual.screen import Screen
-from textual.widget import Widget
+from textual.widget import MountError, Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
@@ -47,15 +46,19 @@ TABS = ("stepper", "training", "dataset", "model", "optimizer", "check", "bn")
 TAB_TITLES = ("1 Stepper", "2 Training", "3 Dataset", "4 Model", "5 Optimizer",
               "6 Grad check", "7 BN train/eval")
 DEFAULT_PRESET = "seed-softmax"
+EVAL_EVERY = 10  # the app evaluates (eval mode, both splits) every 10 training steps
 
 
 class BntuiApp(App[None]):
     TITLE = "bntui"
     SUB_TITLE = "batch normalization, step by step"
     CSS_PATH = "app.tcss"
+    AUTO_FOCUS = None  # keys go to the app's bindings until the learner picks a widget
     BINDINGS = [
         Binding("n", "next_step", "next"),
         Binding("b", "prev_step", "back"),
+        Binding("right", "next_step", "next", show=False),
+        Binding("left", "prev_step", "back", show=False),
         Binding("right_square_bracket", "next_layer", "next layer", show=False),
         Binding("left_square_bracket", "prev_layer", "prev layer", show=False),
         Binding("home", "first_step", "first step", show=False),
@@ -85,6 +88,7 @@ class BntuiApp(App[None]):
         self.trace_training = True
         self.playing = False
         self.lock = threading.Lock()
+        self._deferred: list[tuple[str, Widget]] = []
         self._train_worker: Worker[None] | None = None
         self.last_redraw_ms = 0.0
         self.report_step = -1
@@ -104,11 +108,26 @@ class BntuiApp(App[None]):
             for tab, title, pane in zip(TABS, TAB_TITLES, panes, strict=True):
                 with TabPane(title, id=tab):
                     # the first screen needs the stepper only; the rest mount just after
-                    yield pane if tab == "stepper" else Lazy(pane)
+                    if tab == "stepper":
+                        yield pane
+                    else:
+                        self._deferred.append((tab, pane))
         yield Static(id="status")
         yield Footer()
 
+    async def _mount_deferred(self) -> None:
+        """Mount the panes the first screen does not show (quitting first is fine)."""
+        while self._deferred:
+            tab, pane = self._deferred.pop(0)
+            if not self.is_running or self._exit:
+                return
+            try:
+                await self.query_one(f"#{tab}", TabPane).mount(pane)
+            except MountError:  # the app is closing
+                return
+
     def on_mount(self) -> None:
+        self.call_after_refresh(self._mount_deferred)
         try:
             session = Session(self.config)
         except BntuiError as exc:  # a bad config from the command line: fall back
@@ -207,8 +226,8 @@ class BntuiApp(App[None]):
         state = "training…" if self.playing else "paused"
         ds = s.dataset
         self.query_one("#status", Static).update(
-            f"{ds.name} ({ds.n_train} train) · {s.network.describe()} · "
-            f"{s.optimizer.describe()} · step {s.step_count:,} · {state}"
+            f"step {s.step_count:,} · {state} · {ds.name} ({ds.n_train} train) · "
+            f"{s.network.describe()} · {s.optimizer.name} lr {s.optimizer.lr:g}"
         )
 
     def refresh_bn_pane(self) -> None:
@@ -252,22 +271,27 @@ class BntuiApp(App[None]):
         self._move(len(self.trace or []))
 
     def _jump_layer(self, direction: int) -> None:
+        """Go to the first step of the next (or previous) layer in the trace's order."""
         if self.trace is None:
             return
-        here = self.trace.steps[self.index]
-        i = self.index + direction
-        while 0 <= i < len(self.trace):
-            s = self.trace.steps[i]
-            if (s.layer, s.phase) != (here.layer, here.phase):
-                # land on the first step of that layer in this direction's order
-                while 0 <= i - direction < len(self.trace) and direction < 0 and (
-                    self.trace.steps[i - 1].layer, self.trace.steps[i - 1].phase
-                ) == (s.layer, s.phase):
-                    i -= 1
-                self.index = i
-                self.show_step()
+        steps = self.trace.steps
+        where = [(s.layer, s.phase) for s in steps]
+        i = self.index
+        if direction > 0:
+            while i < len(steps) and where[i] == where[self.index]:
+                i += 1
+            if i == len(steps):
                 return
-            i += direction
+        else:
+            while i > 0 and where[i - 1] == where[self.index]:
+                i -= 1  # the first step of the current layer
+            if i == 0:
+                return
+            i -= 1
+            while i > 0 and where[i - 1] == where[i]:
+                i -= 1  # the first step of the previous layer
+        self.index = i
+        self.show_step()
 
     def action_next_layer(self) -> None:
         self._jump_layer(1)
@@ -422,15 +446,15 @@ class BntuiApp(App[None]):
                 result = session.train(
                     steps=remaining if remaining is not None else 10**9,
                     should_stop=lambda d=deadline: worker.is_cancelled or time.monotonic() > d,
-                    eval_every=10**9,
+                    eval_every=EVAL_EVERY,  # by step count: the curves never depend on timing
                 )
-                h = session.history
-                if not h.eval_step or h.eval_step[-1] != session.step_count:
-                    session.evaluate(record=True)
                 if remaining is not None:
                     remaining -= result.steps
                 done = bool(result.stopped) or (remaining is not None and remaining <= 0)
                 final = done or worker.is_cancelled
+                h = session.history
+                if final and (not h.eval_step or h.eval_step[-1] != session.step_count):
+                    session.evaluate(record=True)
                 # compute only what is on screen; everything once the run ends
                 trace = (session.trace(self.trace_training)
                          if final or self.active_tab == "stepper" else None)

@@ -70,23 +70,13 @@ class DatasetPane(FormPane):
             self.query_one(f"#{field}", Input).value = "" if value is None else f"{value:g}"
         scale = {None: "default", True: "yes", False: "no"}[config.standardize]
         self.query_one("#ds-scale", Select).value = scale
-        self._loaded = {f: self.query_one(f"#{f}", Input).value
-                        for f in ("ds-samples", "ds-noise", "ds-classes", "ds-val")}
-        self._loaded["ds-scale"] = scale
+        self.remember("ds-samples", "ds-noise", "ds-classes", "ds-val", "ds-scale")
         self.query_one("#ds-info", Static).update(
             f"[b]{dataset.name}[/b]: {dataset.description}\n"
             f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
             f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
         )
         self.query_one(PreviewPlot).replot(dataset)
-
-    def _edited(self, field: str) -> str | None:
-        """The text of a field the learner changed since the pane was loaded, else None:
-        an untouched field must not carry the old dataset's value over to a new one."""
-        widget = self.query_one(f"#{field}")
-        value = str(widget.value)  # type: ignore[attr-defined]
-        loaded = getattr(self, "_loaded", {}).get(field)
-        return None if value == loaded else value
 
     def changes(self) -> dict[str, Any]:
         name = self.query_one("#ds-name", Select).value
@@ -102,11 +92,11 @@ class DatasetPane(FormPane):
                   ("ds-classes", "classes", {"integer": True, "low": 2}),
                   ("ds-val", "val_fraction", {"low": 0, "below": 1}))
         for field, key, rules in fields:
-            text = self._edited(field)
+            text = self.edited(field)
             if text is not None:
                 what = "validation fraction" if key == "val_fraction" else key
                 out[key] = parse_number(text, what, optional=True, **rules)
-        scale = self._edited("ds-scale")
+        scale = self.edited("ds-scale")
         if scale is not None:
             out["standardize"] = {"default": None, "yes": True, "no": False}[scale]
         return out

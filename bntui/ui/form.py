@@ -43,11 +43,26 @@ class FormPane(VerticalScroll):
     def on_mount(self) -> None:
         self.app.load_pane(self)  # type: ignore[attr-defined]
 
+    def remember(self, *ids: str) -> None:
+        """Note what `load` put in these fields, to tell later what the learner edited."""
+        self._loaded = {i: str(self.query_one(f"#{i}").value) for i in ids}  # type: ignore[attr-defined]
+
+    def edited(self, field: str) -> str | None:
+        """The field's value if the learner changed it since `load`, else None: an
+        untouched field must not carry an old setting into a new dataset or optimizer."""
+        value = str(self.query_one(f"#{field}").value)  # type: ignore[attr-defined]
+        return None if value == getattr(self, "_loaded", {}).get(field) else value
+
     def show_error(self, message: str) -> None:
         self.query_one(Note).error(message)
 
     def show_ok(self, message: str) -> None:
         self.query_one(Note).ok(message)
+
+
+def exact(x: float) -> str:
+    """A float as text that parses back to the same float (no rounding to 6 digits)."""
+    return repr(float(x)) if x != int(x) or abs(x) >= 1e16 else str(int(x))
 
 
 def parse_number(text: str, what: str, *, integer: bool = False, low: float | None = None,

@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
 from bntui.engine.optimizers import OPTIMIZERS, Optimizer
-from bntui.ui.form import FormPane, Note, parse_number
+from bntui.ui.form import FormPane, Note, exact, parse_number
 from bntui.ui.messages import ConfigChange
 
 HYPER = ("momentum", "beta1", "beta2", "rho")
@@ -70,19 +70,22 @@ class OptimizerPane(FormPane):
         yield Static(id="opt-state")
 
     def load(self, config: RunConfig, optimizer: Optimizer, batch_size: int) -> None:
+        self._current_hyper = dict(config.hyper)
         self.query_one("#opt", Select).value = optimizer.name
-        self.query_one("#lr", Input).value = f"{optimizer.lr:g}"
+        self.query_one("#lr", Input).value = exact(optimizer.lr)
         hyper = optimizer.hyperparameters()
         for h in HYPER:
-            self.query_one(f"#{h}", Input).value = f"{hyper[h]:g}" if h in hyper else ""
+            self.query_one(f"#{h}", Input).value = exact(hyper[h]) if h in hyper else ""
         self.query_one("#batch", Input).value = (
             "" if config.batch_size is None else str(config.batch_size))
         self.query_one("#seed", Input).value = str(config.seed)
-        self.query_one("#bn-eps", Input).value = f"{config.bn.eps:g}"
-        self.query_one("#bn-momentum", Input).value = f"{config.bn.momentum:g}"
+        self.query_one("#bn-eps", Input).value = exact(config.bn.eps)
+        self.query_one("#bn-momentum", Input).value = exact(config.bn.momentum)
         self.query_one("#bn-style", Select).value = config.bn.momentum_style
         self.query_one("#bn-running", Select).value = config.bn.running_stat
         self.query_one("#dtype", Select).value = config.dtype
+        self.remember("opt", "lr", *HYPER, "batch", "seed", "bn-eps", "bn-momentum", "bn-style",
+                      "bn-running", "dtype")
         self.query_one("#opt-formula", Static).update(
             f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}")
         self.show_state(optimizer)
@@ -101,31 +104,37 @@ class OptimizerPane(FormPane):
         self.query_one("#opt-state", Static).update("\n".join(lines))
 
     def changes(self) -> dict[str, Any]:
-        def val(field: str) -> str:
-            return self.query_one(f"#{field}", Input).value
-
-        name = str(self.query_one("#opt", Select).value)
-        hyper_allowed = OPTIMIZERS[name].hyper
-        hyper = {}
+        """Only what the learner edited: a new optimizer starts from its own defaults."""
+        out: dict[str, Any] = {}
+        name = self.edited("opt")
+        if name is not None:
+            out["optimizer"] = name
+        allowed = OPTIMIZERS[str(self.query_one("#opt", Select).value)].hyper
+        numbers = (("lr", "lr", "learning rate", {"positive": True}),
+                   ("batch", "batch_size", "batch size", {"integer": True, "low": 1}),
+                   ("seed", "seed", "seed", {"integer": True, "low": 0}),
+                   ("bn-eps", "bn_eps", "BN ε", {"low": 0}),
+                   ("bn-momentum", "bn_momentum", "BN momentum", {"low": 0}))
+        for field, key, what, rules in numbers:
+            text = self.edited(field)
+            if text is not None:
+                out[key] = parse_number(text, what, optional=True, **rules)
+        hyper = dict(self._current_hyper) if name is None else {}
         for h in HYPER:
-            if h in hyper_allowed:
-                v = parse_number(val(h), h, low=0, below=1, optional=True)
-                if v is not None:
-                    hyper[h] = float(v)
-        return {
-            "optimizer": name,
-            "lr": parse_number(val("lr"), "learning rate", positive=True, optional=True),
-            "hyper": tuple(sorted(hyper.items())),
-            "batch_size": parse_number(val("batch"), "batch size", integer=True, low=1,
-                                       optional=True),
-            "seed": parse_number(val("seed"), "seed", integer=True, low=0, optional=True),
-            "bn_eps": parse_number(val("bn-eps"), "BN ε", low=0, optional=True),
-            "bn_momentum": parse_number(val("bn-momentum"), "BN momentum", low=0,
-                                        optional=True),
-            "bn_momentum_style": self.query_one("#bn-style", Select).value,
-            "bn_running_stat": self.query_one("#bn-running", Select).value,
-            "dtype": self.query_one("#dtype", Select).value,
-        }
+            text = self.edited(h)
+            if text is not None and h in allowed:
+                value = parse_number(text, h, low=0, below=1, optional=True)
+                if value is None:
+                    hyper.pop(h, None)
+                else:
+                    hyper[h] = float(value)
+        out["hyper"] = tuple(sorted(hyper.items()))
+        for field, key in (("bn-style", "bn_momentum_style"), ("bn-running", "bn_running_stat"),
+                           ("dtype", "dtype")):
+            value = self.edited(field)
+            if value is not None:
+                out[key] = value
+        return out
 
     @on(Button.Pressed, "#opt-apply")
     @on(Input.Submitted)

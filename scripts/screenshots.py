@@ -1,0 +1,162 @@
+"""Save SVG screenshots of the app's main screens to assets/, each with a PNG beside it.
+
+    python scripts/screenshots.py
+
+Drives the app headless at 120 × 40 with Textual's Pilot (the same way the tests do),
+saves `app.save_screenshot()` SVGs and turns each into a PNG with cairosvg.  Seeds default
+to 0, so the pictures are the same on every run (the gradient check's duration is shown as
+0.0 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import cairosvg
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from bntui.engine import RunConfig, preset
+from bntui.ui.app import BntuiApp
+from bntui.ui.bn_pane import BNPane
+from bntui.ui.check_pane import CheckPane
+from bntui.ui.dataset_pane import DatasetPane
+from bntui.ui.model_pane import ModelPane
+from bntui.ui.optimizer_pane import OptimizerPane
+from bntui.ui.stepper import StepperPane
+from bntui.ui.training_pane import TrainingPane
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SIZE = (120, 40)
+PANES = (StepperPane, TrainingPane, DatasetPane, ModelPane, OptimizerPane, CheckPane, BNPane)
+# cairosvg cannot load the SVG's web font: a local monospace face keeps the columns
+# aligned, and the plots' braille dots come from a face that has them
+PNG_FONT = "DejaVu Sans Mono"
+BRAILLE_FONT = "DejaVu Sans"
+TEXT_RUN = re.compile(r"<text ([^>]*)>([^<]*)</text>")
+
+
+async def settle(app: BntuiApp, pilot: Pilot) -> None:
+    for _ in range(200):
+        if app.session is not None and all(app.query(kind) for kind in PANES):
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not reach the state to photograph")
+        await asyncio.sleep(0.02)
+
+
+async def quiet(app: BntuiApp, pilot: Pilot) -> None:
+    """Workers done, no toasts, no focus ring or click flash."""
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+    app.screen.set_focus(None)
+    app.clear_notifications()
+    await pilot.pause()
+
+
+async def train(app: BntuiApp, pilot: Pilot, steps: int) -> None:
+    await pilot.press("2")
+    app.query_one("#n-steps", Input).value = str(steps)
+    await pilot.click("#run-n")
+    await wait_for(lambda: app.session.step_count == steps and not app.playing)
+    await quiet(app, pilot)
+
+
+async def check(app: BntuiApp, pilot: Pilot) -> None:
+    await pilot.press("g")
+    await wait_for(lambda: app.report is not None)
+    await quiet(app, pilot)
+    app.query_one(CheckPane).show(app.report, 0.0)
+
+
+async def stepper(app: BntuiApp, pilot: Pilot) -> None:
+    """The stepper on dZ of layer 2, its gradient checked three ways."""
+    await check(app, pilot)
+    await pilot.press("1")
+    for _ in range(app.trace.index_of("dZ", 2)):
+        await pilot.press("n")
+
+
+async def training(app: BntuiApp, pilot: Pilot) -> None:
+    await train(app, pilot, 300)
+
+
+async def gradcheck(app: BntuiApp, pilot: Pilot) -> None:
+    await check(app, pilot)
+    await pilot.press("6")
+
+
+async def model(app: BntuiApp, pilot: Pilot) -> None:
+    """The seed-digits preset: 64 → 32 BN sigmoid → 16 BN relu → 10 BN softmax."""
+    await pilot.press("4")
+    app.query_one("#preset", Select).value = "seed-digits"
+    await pilot.click("#load-preset")
+    await wait_for(lambda: app.session.dataset.name == "digits")
+    await quiet(app, pilot)
+
+
+async def bn(app: BntuiApp, pilot: Pilot) -> None:
+    """Batch vs running statistics after 50 steps."""
+    await train(app, pilot, 50)
+    await pilot.press("7")
+
+
+MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
+SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
+    "stepper": (MOONS, stepper),
+    "training": (MOONS, training),
+    "gradcheck": (MOONS, gradcheck),
+    "model": (replace(preset("seed-softmax"), steps=100), model),
+    "bn": (MOONS, bn),
+}
+
+
+async def shoot(name: str, config: RunConfig,
+                arrange: Callable[[BntuiApp, Pilot], Awaitable[None]]) -> Path:
+    app = BntuiApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await arrange(app, pilot)
+        await pilot.pause()
+        svg_path = Path(app.save_screenshot(f"{name}.svg", str(ASSETS)))
+    png_path = svg_path.with_suffix(".png")
+    cairosvg.svg2png(bytestring=for_png(svg_path.read_text(encoding="utf-8")).encode("utf-8"),
+                     write_to=str(png_path))
+    return svg_path
+
+
+def for_png(svg: str) -> str:
+    """The SVG with fonts cairosvg can find on this machine (the .svg file keeps its own)."""
+
+    def run(m: re.Match[str]) -> str:
+        attrs, body = m.groups()
+        if any("\u2800" <= c <= "\u28ff" for c in body):
+            attrs += f' style="font-family: {BRAILLE_FONT}"'
+        return f"<text {attrs}>{body}</text>"
+
+    return TEXT_RUN.sub(run, svg.replace("Fira Code", PNG_FONT))
+
+
+def main() -> int:
+    ASSETS.mkdir(exist_ok=True)
+    for name, (config, arrange) in SHOTS.items():
+        path = asyncio.run(shoot(name, config, arrange))
+        print(f"{path.relative_to(ASSETS.parent)} (+ .png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
