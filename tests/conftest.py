@@ -3,8 +3,10 @@ hypothesis examples fixed under CI (CI=true) so a run never depends on a random 
 
 import os
 
-import bntui  # noqa: F401  (sets the BLAS thread count before numpy loads)
-from hypothesis import settings
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as bntui/__init__.py does, before numpy loads
+
+from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
