@@ -117,6 +117,8 @@ def test_walk_prints_formulas_and_tensors(capsys: pytest.CaptureFixture[str]) ->
         (["train", "--dataset", "/no/such/file.csv"], "not found"),
         (["train", "--preset", "nope"], "unknown preset"),
         (["walk", "--layer", "7"], "no step matches"),
+        (["serve", "--preset", "nope"], "unknown preset"),
+        (["serve", "--port", "0"], "port must be at least 1"),
         (["train", "--dataset", "iris", "--arch", "8,5"], "3 classes"),
     ],
 )

@@ -32,7 +32,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      "arch", "optimizer", "lr", "batch_size", "seed", "dtype", "epochs",
                      "eval_every")
     }
-    if args.command in ("train", None):
+    if args.command in ("train", "serve", None):
         changes["steps"] = args.steps
     hyper = dict(base.hyper)
     hyper.update({h: getattr(args, h) for h in HYPER_FLAGS if getattr(args, h, None) is not None})
@@ -46,7 +46,27 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"train": train, "gradcheck": gradcheck, "walk": walk}[args.command](args)
+    commands = {"train": train, "gradcheck": gradcheck, "walk": walk, "serve": serve}
+    return commands[args.command](args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Check the run flags here (a bad one is a line and exit 2, not a page that never
+    starts), then pass the ones given on to the app each browser opens."""
+    from bntui.cli.serve import serve as run_server
+
+    config_from_args(args)
+    app_args: list[str] = []
+    for name in (*RUN_FLAGS, "steps"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            app_args.append(flag if value else f"--no-{name.replace('_', '-')}")
+        else:
+            app_args += [flag, str(value)]
+    return run_server(args.host, args.port, app_args)
 
 
 def _session(args: argparse.Namespace) -> Session:

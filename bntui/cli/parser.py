@@ -172,6 +172,17 @@ def build_parser() -> Parser:
                     help="exit 1 if a judged relative error exceeds this")
     gc.add_argument("--json", action="store_true", help="print one JSON object")
 
+    sv = sub.add_parser("serve", help="serve the app to web browsers (textual-serve)",
+                        description="Serve the app in a web browser through textual-serve, "
+                        "so a teacher can show it to a class. Listens on 127.0.0.1 unless "
+                        "--host says otherwise.",
+                        epilog=RUN_FLAGS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_flags(sv, steps_default_help="steps for the app's 'train' button")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (127.0.0.1); 0.0.0.0 lets your network in")
+    sv.add_argument("--port", type=int_at_least("port", 1), default=8000,
+                    help="port to listen on (8000)")
+
     wk = sub.add_parser("walk", help="print every step of one forward + backward pass",
                         description="Print the trace of one forward + backward pass: each "
                         "step's formula, shape and a compact view of the tensor.",
