@@ -15,9 +15,9 @@ from bntui.engine.network import Network
 from bntui.numbers import fmt as fmt_cell
 from bntui.ui.tensor_grid import TensorGrid
 
-VIEWS = (("Zbn with batch statistics (training)", "Zbn_train"),
-         ("Zbn with running statistics (eval)", "Zbn_eval"),
-         ("difference: training − eval", "Zbn_diff"))
+VIEWS = (("Zbn, batch stats (training)", "Zbn_train"),
+         ("Zbn, running stats (eval)", "Zbn_eval"),
+         ("difference train − eval", "Zbn_diff"))
 
 
 class BNPane(Vertical):
@@ -26,7 +26,7 @@ class BNPane(Vertical):
     BNPane #bn-bar { height: 3; }
     BNPane #bn-bar > Label { padding: 1 1 0 1; }
     BNPane #bn-layer { width: 16; }
-    BNPane #bn-view { width: 44; }
+    BNPane #bn-view { width: 1fr; max-width: 44; }
     BNPane #bn-stats { height: auto; max-height: 12; }
     """
 
