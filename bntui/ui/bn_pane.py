@@ -15,9 +15,9 @@ from bntui.engine.network import Network
 from bntui.numbers import fmt as fmt_cell
 from bntui.ui.tensor_grid import TensorGrid
 
-VIEWS = (("Zbn, batch stats (training)", "Zbn_train"),
-         ("Zbn, running stats (eval)", "Zbn_eval"),
-         ("difference train − eval", "Zbn_diff"))
+VIEWS = (("Zbn training", "Zbn_train"),
+         ("Zbn eval", "Zbn_eval"),
+         ("train − eval", "Zbn_diff"))
 
 
 class BNPane(Vertical):
