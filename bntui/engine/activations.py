@@ -49,8 +49,12 @@ class Sigmoid(Activation):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # exp(−x) overflows to inf for x < −709; 1 / (1 + inf) = 0 is the right limit.
+        # In place, one buffer: this runs on every (N, D) tensor of every training step.
         with np.errstate(over="ignore"):
-            return 1.0 / (1.0 + np.exp(-x))
+            out = np.negative(x)
+            np.exp(out, out=out)
+            out += 1.0
+            return np.reciprocal(out, out=out)
 
     def backward(self, x: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
         return da * a * (1.0 - a)

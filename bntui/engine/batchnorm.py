@@ -198,10 +198,13 @@ class BatchNorm:
             else:
                 var = c["var"] = ov["var"] if "var" in ov else self.running_var.copy()
                 std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
-        Znorm = c["Znorm"] = ov["Znorm"] if "Znorm" in ov else Z0 / std
-        Zbn = c["Zbn"] = ov["Zbn"] if "Zbn" in ov else self.params["gamma"] * Znorm + self.params[
-            "beta"
-        ]
+        Znorm = c["Znorm"] = ov["Znorm"] if "Znorm" in ov else Z0 * (1.0 / std)
+        if "Zbn" in ov:
+            Zbn = ov["Zbn"]
+        else:
+            Zbn = Znorm * self.params["gamma"]
+            Zbn += self.params["beta"]
+        c["Zbn"] = Zbn
         self.cache = c
         return Zbn
 
@@ -238,11 +241,12 @@ class BatchNorm:
         self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
         if staged or not self.training:
             return self._staged(dy, gamma, m)
-        # compact: one fused expression, few temporaries
-        t = Znorm * (dgamma / m)
-        t += dbeta / m
-        dZ = dy - t
-        dZ *= gamma / std
+        # compact: dZ = (γ/std)·dZbn − (γ/std)·(dβ/m) − (γ/std)·(dγ/m)·Znorm, in three
+        # passes over (N, D) and one new buffer
+        scale = gamma / std
+        dZ = Znorm * (-scale * dgamma / m)
+        dZ += dy * scale
+        dZ -= scale * dbeta / m
         c["dZ"] = dZ
         return dZ
 
