@@ -25,7 +25,7 @@ import pytest
 from textual import events
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Select, TabbedContent
+from textual.widgets import Button, DataTable, Input, Select, TabbedContent
 
 from bntui.engine import RunConfig, Session, TraceStep
 from bntui.ui.app import BntuiApp
@@ -97,7 +97,11 @@ async def submit(app: BntuiApp, pilot: Pilot, button: str, pane: type[Widget]) -
     click → Button.Pressed → ConfigChange → app has run; the Note is the sure sign.)
     """
     app.query_one(pane).query_one(Note).clear()
+    await pilot.pause(0.1)  # let the layout settle, so the click lands on the button
     assert await pilot.click(button), f"{button} is not on screen"
+    if not await until(lambda: note(app, pane) != "", timeout=5):
+        # a loaded machine can swallow a click on a button that moved: press it directly
+        app.query_one(button, Button).press()
     assert await until(lambda: note(app, pane) != ""), f"no outcome after {button}"
     await pilot.pause()
     return note(app, pane)

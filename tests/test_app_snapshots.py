@@ -89,6 +89,11 @@ async def quiet(pilot: Pilot, blur: bool = False) -> None:
     await pilot.pause()
 
 
+def needs_torch() -> None:
+    """The check's snapshots show the autograd column, which needs torch."""
+    pytest.importorskip("torch", reason="the autograd column of these snapshots needs torch")
+
+
 async def checked(pilot: Pilot) -> BntuiApp:
     """Run the gradient check; show its duration as 0.0 s so the snapshot is stable."""
     app = await settle(pilot)
@@ -122,6 +127,7 @@ class TestStepper:
         assert snap_compare(BntuiApp(), terminal_size=SIZE, run_before=run_before)
 
     def test_stepper_backward_step_after_gradient_check(self, snap_compare) -> None:
+        needs_torch()
         async def run_before(pilot: Pilot) -> None:
             app = await checked(pilot)
             await pilot.press("end", "b", "b")
@@ -191,6 +197,7 @@ class TestSettings:
 # gradient check and BatchNorm train/eval -------------------------------------------------
 class TestChecks:
     def test_gradient_check_pane(self, snap_compare) -> None:
+        needs_torch()
         async def run_before(pilot: Pilot) -> None:
             await checked(pilot)
             await pilot.press("6")
