@@ -644,3 +644,47 @@ async def test_training_history_does_not_depend_on_the_wall_clock(monkeypatch) -
     assert real.loss == fast.loss  # the training itself is deterministic
     assert real.eval_step == fast.eval_step, (
         f"evaluated at {real.eval_step} with the real clock, {fast.eval_step} with a fast one")
+
+
+async def test_escape_leaves_a_text_field_and_keys_step_again() -> None:
+    app = BntuiApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        app.query_one("#arch", Input).focus()
+        await pilot.pause()
+        await pilot.press("n")  # typed into the field, not a step
+        assert app.index == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is None
+        await pilot.press("1", "n")
+        assert await until(lambda: app.index == 1)
+
+
+async def test_save_and_open_from_the_app(tmp_path: Path) -> None:
+    path = tmp_path / "s.npz"
+    app = BntuiApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("t")
+        assert await until(lambda: app.session.step_count == 1 and not app.playing)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(path)
+        await pilot.press("enter")
+        assert await until(lambda: path.exists())
+        await pilot.press("t")
+        assert await until(lambda: app.session.step_count == 2 and not app.playing)
+        before = app.session
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(tmp_path / "missing.npz")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "not found" in str(app.screen.query_one(Note).render())
+        assert app.session is before  # a failed open keeps the session
+        app.screen.query_one("#path", Input).value = str(path)
+        await pilot.press("enter")
+        assert await until(lambda: app.session is not before)
+        assert app.session.step_count == 1

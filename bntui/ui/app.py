@@ -72,6 +72,7 @@ class BntuiApp(App[None]):
         Binding("ctrl+o", "open", "open", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
+        Binding("escape", "unfocus", "leave field", show=False),
         *[Binding(str(i + 1), f"show_tab('{tab}')", TAB_TITLES[i], show=False)
           for i, tab in enumerate(TABS)],
     ]
@@ -327,6 +328,10 @@ class BntuiApp(App[None]):
             opt = self.pane(OptimizerPane)
             if opt is not None:
                 opt.show_state(self.session.optimizer)
+
+    def action_unfocus(self) -> None:
+        """Leave a text field: the keys go back to the app's bindings."""
+        self.set_focus(None)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -43,6 +43,9 @@ class FileScreen(ModalScreen[str | None]):
                 yield Button(self.verb, id="go", variant="primary")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()  # the app does not auto-focus
+
     @on(Button.Pressed, "#go")
     @on(Input.Submitted)
     def go(self) -> None:
