@@ -14,12 +14,13 @@ from textual.widgets import Static
 from bntui.engine import batchnorm, dense, loss
 
 KEYS = [
-    ("n", "next step of the pass"), ("b", "previous step"),
+    ("n / →", "next step of the pass"), ("b / ←", "previous step"),
     ("] / [", "next / previous layer"), ("home / end", "first / last step"),
     ("t", "one training step"), ("space", "play / pause training"),
     ("r", "reset the weights (same seed)"), ("g", "run the gradient check"),
     ("e", "stepper: training mode ↔ eval mode pass"),
     ("1 … 7", "switch pane"), ("ctrl+s / ctrl+o", "save / open the whole session"),
+    ("escape", "leave a text field (keys go back to the app)"),
     ("?", "this help"), ("ctrl+p", "command palette"),
     ("q", "quit"),
 ]
