@@ -201,26 +201,12 @@ def gradcheck(args: argparse.Namespace) -> int:
                    batch_size=session.batch_size)
         print(json.dumps(out))
     else:
-        rows: dict[tuple[int, str], dict[str, object]] = {}
-        for c in report.checks:
-            row = rows.setdefault((c.layer, c.tensor), {"numeric": None, "autograd": None,
-                                                         "note": [], "entries": ""})
-            key = "numeric" if c.pair == "analytic_vs_numeric" else "autograd"
-            row[key] = c
-            if c.pair == "analytic_vs_numeric":
-                row["entries"] = f"{c.entries}/{c.total}"
-            if c.status != "ok":
-                row["note"].append(c.status.replace("_", " "))  # type: ignore[union-attr]
-            if c.kink_entries:
-                row["note"].append(f"{c.kink_entries} across a kink")  # type: ignore[union-attr]
-        lines = []
-        for (layer, tensor), row in rows.items():
-            n, a = row["numeric"], row["autograd"]
-            lines.append([
-                str(layer), tensor, fmt_err(n.rel_error if n else None),  # type: ignore[union-attr]
-                str(row["entries"]), fmt_err(a.rel_error if a else None),  # type: ignore[union-attr]
-                "; ".join(dict.fromkeys(row["note"])),  # type: ignore[arg-type]
-            ])
+        lines = [
+            [str(r.layer), r.tensor, fmt_err(r.numeric.rel_error if r.numeric else None),
+             r.entries, fmt_err(r.autograd.rel_error if r.autograd else None),
+             "; ".join(r.notes)]
+            for r in report.rows()
+        ]
         print(f"gradient check of {session.network.describe()} on {session.batch_size} samples "
               f"of {session.dataset.name} ({'eval' if args.eval else 'training'} mode, "
               f"loss {report.loss:.6g})")
@@ -229,12 +215,7 @@ def gradcheck(args: argparse.Namespace) -> int:
         print("max relative error (judged entries): "
               f"numerical {fmt_err(worst['analytic_vs_numeric'])}, "
               f"autograd {fmt_err(worst['analytic_vs_autograd'])}")
-        shown = set()
-        for c in report.checks:
-            if c.note and c.status != "ok" and c.status not in shown:
-                shown.add(c.status)
-                print(f"note: {c.status.replace('_', ' ')}: {c.note}")
-        for note in report.notes:
+        for note in report.trap_notes():
             print(f"note: {note}")
     if args.tol is not None:
         judged = [v for v in worst.values() if v is not None]

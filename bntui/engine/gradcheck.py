@@ -88,6 +88,21 @@ class Check:
 
 
 @dataclass
+class TensorRow:
+    """Both comparisons of one gradient tensor, as a table row shows them."""
+
+    layer: int
+    tensor: str
+    numeric: Check | None = None
+    autograd: Check | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def entries(self) -> str:
+        return f"{self.numeric.entries}/{self.numeric.total}" if self.numeric else ""
+
+
+@dataclass
 class GradcheckReport:
     checks: list[Check]
     loss: float
@@ -105,6 +120,33 @@ class GradcheckReport:
             else:
                 out[pair] = max(vals) if vals else None  # type: ignore[type-var]
         return out
+
+    def rows(self) -> list[TensorRow]:
+        """One row per (layer, tensor), in check order, with its traps named."""
+        rows: dict[tuple[int, str], TensorRow] = {}
+        for c in self.checks:
+            row = rows.setdefault((c.layer, c.tensor), TensorRow(c.layer, c.tensor))
+            if c.pair == PAIRS[0]:
+                row.numeric = c
+            else:
+                row.autograd = c
+            for note in ([c.status.replace("_", " ")] if c.status != "ok" else []) + (
+                    [f"{c.kink_entries} across a kink"] if c.kink_entries else []):
+                if note not in row.notes:
+                    row.notes.append(note)
+        return list(rows.values())
+
+    def trap_notes(self) -> list[str]:
+        """One explanation per kind of trap met, then the report's own notes."""
+        out: dict[str, str] = {}
+        for c in self.checks:
+            if c.note and c.status != "ok" and c.status not in out:
+                out[c.status] = f"{c.status.replace('_', ' ')}: {c.note}"
+            if c.kink_entries and "kink" not in out:
+                out["kink"] = ("kink: a centred difference whose two sides fall on either side "
+                               "of a ReLU corner is wrong by construction; such entries are "
+                               "counted and left out")
+        return [*out.values(), *self.notes]
 
     def get(self, layer: int, tensor: str, pair: str = "analytic_vs_numeric") -> Check:
         for c in self.checks:

@@ -45,27 +45,18 @@ class CheckPane(Vertical):
     def show(self, report: GradcheckReport, seconds: float) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        rows: dict[tuple[int, str], dict[str, object]] = {}
-        for c in report.checks:
-            row = rows.setdefault((c.layer, c.tensor), {"n": None, "a": None, "notes": []})
-            row["n" if c.pair == "analytic_vs_numeric" else "a"] = c
-            if c.status != "ok":
-                row["notes"].append(c.status.replace("_", " "))  # type: ignore[union-attr]
-            if c.kink_entries:
-                row["notes"].append(f"{c.kink_entries} across a kink")  # type: ignore[union-attr]
-        for (layer, tensor), row in rows.items():
-            cells: list[object] = [str(layer), tensor]
-            n, a = row["n"], row["a"]
-            for c in (n, a):
+        for row in report.rows():
+            cells: list[object] = [str(row.layer), row.tensor]
+            for c in (row.numeric, row.autograd):
                 if c is None:
                     cells.append(Text("—", style="grey50"))
                 else:
-                    err = c.rel_error  # type: ignore[union-attr]
-                    style = "grey50" if c.status != "ok" else error_style(err)  # type: ignore[union-attr]
-                    cells.append(Text("—" if err is None else f"{err:.2e}", style=style))
-                if c is n:
-                    cells.append(f"{n.entries}/{n.total}" if n else "")  # type: ignore[union-attr]
-            cells.append("; ".join(dict.fromkeys(row["notes"])))  # type: ignore[arg-type]
+                    style = "grey50" if c.status != "ok" else error_style(c.rel_error)
+                    text = "—" if c.rel_error is None else f"{c.rel_error:.2e}"
+                    cells.append(Text(text, style=style))
+                if c is row.numeric:
+                    cells.append(row.entries)
+            cells.append("; ".join(row.notes))
             table.add_row(*cells)
         worst = report.max_rel_error()
         s = Text()
@@ -78,14 +69,8 @@ class CheckPane(Vertical):
             s.append("   ")
         s.append(f"({seconds:.1f} s, loss {report.loss:.6g})", style="grey50")
         self.query_one("#check-summary", Static).update(s)
-        notes = []
-        seen = set()
-        for c in report.checks:
-            if c.note and c.status not in seen:
-                seen.add(c.status)
-                notes.append(f"• {c.status.replace('_', ' ')}: {c.note}")
-        notes += [f"• {n}" for n in report.notes]
-        self.query_one("#check-notes", Static).update("\n".join(notes))
+        self.query_one("#check-notes", Static).update(
+            "\n".join(f"• {n}" for n in report.trap_notes()))
 
     @on(Button.Pressed, "#run-check")
     def run(self) -> None:
