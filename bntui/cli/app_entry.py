@@ -14,16 +14,13 @@ def run_app(args: argparse.Namespace) -> int:
 
         build_parser().print_help()
         return 0
-    from bntui.cli.commands import config_from_args
+    from bntui.cli.commands import RUN_FLAGS, config_from_args
     from bntui.engine.errors import BntuiError
 
-    flags = ("preset", "dataset", "samples", "noise", "classes", "val_fraction", "standardize",
-             "arch", "dtype", "optimizer", "lr", "momentum", "beta1", "beta2", "rho",
-             "batch_size", "steps", "seed", "bn_eps", "bn_momentum", "bn_momentum_style")
     try:
         # no flags: the app's own first screen (the seed-softmax preset)
         config = config_from_args(args) if any(
-            getattr(args, f, None) is not None for f in flags) else None
+            getattr(args, f, None) is not None for f in (*RUN_FLAGS, "steps")) else None
     except BntuiError as exc:
         print(f"bntui: error: {exc}", file=sys.stderr)
         return 2

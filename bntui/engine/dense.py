@@ -51,7 +51,7 @@ class Dense:
         elif init == "xavier":
             W = rng.standard_normal(shape).T * np.sqrt(2.0 / (fan_in + fan_out))
         else:
-            raise ValueError(f"unknown init {init!r}")
+            raise ValueError(f"unknown init {init!r}; one of {', '.join(INITS)}")
         self.params: dict[str, np.ndarray] = {"W": np.ascontiguousarray(W, dtype=dtype)}
         if bias:
             if bias_init == "zeros":
