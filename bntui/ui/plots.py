@@ -31,25 +31,30 @@ def thin(xs: list, ys: list, most: int = 400) -> tuple[list, list]:
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
+def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],
+            val_steps: list[int], val: list[float | None]) -> None:
+    """Draw a training curve and the validation points that exist, thinned, by step."""
+    plt = plot.plt
+    plt.clear_data()
+    plt.clear_figure()
+    plt.title(title)
+    if train[0]:
+        plt.plot(*thin(*train), label="train", color="cyan", marker="braille")
+        pts = [(s, v) for s, v in zip(val_steps, val, strict=True) if v is not None]
+        if pts:
+            plt.plot(*thin([s for s, _ in pts], [v for _, v in pts]), label="validation",
+                     color="orange", marker="braille")
+    plt.xlabel("step")
+
+
 class LossPlot(PlotextPlot):
     """Training loss by step, and validation loss at each evaluation."""
 
     def replot(self, history: History) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title("loss")
-        if history.step:
-            plt.plot(*thin(history.step, history.loss), label="train", color="cyan",
-                     marker="braille")
-            vals = [(s, v) for s, v in zip(history.eval_step, history.val_loss, strict=True)
-                    if v is not None]
-            if vals:
-                plt.plot(*thin([s for s, _ in vals], [v for _, v in vals]), label="validation",
-                         color="orange", marker="braille")
-            if min(history.loss) > 0:
-                plt.yscale("log")
-        plt.xlabel("step")
+        _curves(self, "loss", (history.step, history.loss), history.eval_step,
+                history.val_loss)
+        if history.loss and min(history.loss) > 0:
+            self.plt.yscale("log")
         self.refresh()
 
 
@@ -57,20 +62,10 @@ class AccuracyPlot(PlotextPlot):
     """Train and validation accuracy (eval mode) at each evaluation."""
 
     def replot(self, history: History) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title("accuracy (eval mode)")
+        _curves(self, "accuracy (eval mode)", (history.eval_step, history.train_accuracy),
+                history.eval_step, history.val_accuracy)
         if history.eval_step:
-            plt.plot(*thin(history.eval_step, history.train_accuracy), label="train",
-                     color="cyan", marker="braille")
-            vals = [(s, v) for s, v in zip(history.eval_step, history.val_accuracy, strict=True)
-                    if v is not None]
-            if vals:
-                plt.plot(*thin([s for s, _ in vals], [v for _, v in vals]), label="validation",
-                         color="orange", marker="braille")
-            plt.ylim(0, 1.02)
-        plt.xlabel("step")
+            self.plt.ylim(0, 1.02)
         self.refresh()
 
 
