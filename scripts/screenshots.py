@@ -114,6 +114,19 @@ async def bn(app: BntuiApp, pilot: Pilot) -> None:
     await pilot.press("7")
 
 
+async def lab(app: BntuiApp, pilot: Pilot, lab_id: str) -> None:
+    """Open the Labs pane on `lab_id` and wait until its results are drawn."""
+    from bntui.ui.labs_pane import LabsPane
+
+    await pilot.press("8")
+    await wait_for(lambda: app.query(LabsPane))
+    pane = app.query_one(LabsPane)
+    pane.show_lab(lab_id)
+    await wait_for(lambda: pane.current is not None and lab_id == pane.current.LAB_ID
+                   and pane.current.ready, timeout=120)
+    await quiet(app, pilot)
+
+
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
 SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
     "stepper": (MOONS, stepper),
@@ -121,6 +134,7 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "gradcheck": (MOONS, gradcheck),
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
+    # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
 }
 
 
@@ -150,13 +164,20 @@ def for_png(svg: str) -> str:
     return TEXT_RUN.sub(run, svg.replace("Fira Code", PNG_FONT))
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """All the screenshots, or only those named on the command line."""
     ASSETS.mkdir(exist_ok=True)
+    unknown = [n for n in argv if n not in SHOTS]
+    if unknown:
+        print(f"unknown screenshot {unknown[0]!r}; one of {', '.join(SHOTS)}", file=sys.stderr)
+        return 2
     for name, (config, arrange) in SHOTS.items():
+        if argv and name not in argv:
+            continue
         path = asyncio.run(shoot(name, config, arrange))
         print(f"{path.relative_to(ASSETS.parent)} (+ .png)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -29,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     from bntui.cli import commands
     from bntui.engine.errors import BntuiError
 
+    name = args.command if args.command != "lab" else f"lab {args.lab}"
     try:
         return commands.run(args)
     except BntuiError as exc:
-        print(f"bntui {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bntui {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bntui {args.command}: interrupted", file=sys.stderr)
+        print(f"bntui {name}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -32,7 +32,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      "arch", "optimizer", "lr", "batch_size", "seed", "dtype", "epochs",
                      "eval_every")
     }
-    if args.command in ("train", "serve", None):
+    if args.command in ("train", "serve", "lab", None):
         changes["steps"] = args.steps
     hyper = dict(base.hyper)
     hyper.update({h: getattr(args, h) for h in HYPER_FLAGS if getattr(args, h, None) is not None})
@@ -46,6 +46,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "lab":
+        from bntui.cli.labs import run_lab
+
+        return run_lab(args)
     commands = {"train": train, "gradcheck": gradcheck, "walk": walk, "serve": serve}
     return commands[args.command](args)
 

@@ -183,6 +183,10 @@ def build_parser() -> Parser:
     sv.add_argument("--port", type=int_at_least("port", 1), default=8000,
                     help="port to listen on (8000)")
 
+    from bntui.cli.labs import add_lab_parser
+
+    add_lab_parser(sub, Parser, RUN_FLAGS_HELP, add_run_flags)
+
     wk = sub.add_parser("walk", help="print every step of one forward + backward pass",
                         description="Print the trace of one forward + backward pass: each "
                         "step's formula, shape and a compact view of the tensor.",

@@ -35,6 +35,7 @@ from bntui.ui.check_pane import CheckPane, CheckRequest
 from bntui.ui.dataset_pane import DatasetPane
 from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
+from bntui.ui.labs_pane import LabsPane
 from bntui.ui.messages import ConfigChange, TrainRequest
 from bntui.ui.model_pane import ModelPane
 from bntui.ui.optimizer_pane import OptimizerPane
@@ -42,9 +43,9 @@ from bntui.ui.stepper import StepperPane
 from bntui.ui.training_pane import TrainingPane
 
 PaneT = TypeVar("PaneT", bound=Widget)
-TABS = ("stepper", "training", "dataset", "model", "optimizer", "check", "bn")
+TABS = ("stepper", "training", "dataset", "model", "optimizer", "check", "bn", "labs")
 TAB_TITLES = ("1 Stepper", "2 Training", "3 Dataset", "4 Model", "5 Optimizer",
-              "6 Grad check", "7 BN train/eval")
+              "6 Grad check", "7 BN train/eval", "8 Labs")
 DEFAULT_PRESET = "seed-softmax"
 EVAL_EVERY = 10  # the app evaluates (eval mode, both splits) every 10 training steps
 
@@ -105,7 +106,7 @@ class BntuiApp(App[None]):
         yield Header()
         with TabbedContent(id="tabs", initial="stepper"):
             panes = (StepperPane(), TrainingPane(), DatasetPane(), ModelPane(),
-                     OptimizerPane(), CheckPane(), BNPane())
+                     OptimizerPane(), CheckPane(), BNPane(), LabsPane())
             for tab, title, pane in zip(TABS, TAB_TITLES, panes, strict=True):
                 with TabPane(title, id=tab):
                     # the first screen needs the stepper only; the rest mount just after
@@ -172,7 +173,8 @@ class BntuiApp(App[None]):
             self.trace = session.trace(self.trace_training)
             self.regions = self._regions(session)
         self.index = min(self.index, len(self.trace) - 1)
-        for kind in (DatasetPane, ModelPane, OptimizerPane, BNPane, CheckPane, TrainingPane):
+        for kind in (DatasetPane, ModelPane, OptimizerPane, BNPane, CheckPane, TrainingPane,
+                     LabsPane):
             for pane in self.query(kind):
                 self.load_pane(pane)
         self.show_step()
@@ -200,6 +202,8 @@ class BntuiApp(App[None]):
         elif isinstance(pane, TrainingPane):
             pane.set_playing(self.playing)
             pane.show(s, self.regions)
+        elif isinstance(pane, LabsPane):
+            pane.load(s.config)
 
     def pane(self, kind: type[PaneT]) -> PaneT | None:
         """The pane of that kind, or None while it is not mounted yet."""

@@ -1,0 +1,79 @@
+"""The Labs pane: a list of labs on the left, the chosen lab's screen on the right.
+
+The labs are registered in `bntui.ui.labs.lab_views()`.  Only the lab on show is told
+about the app's configuration; the others catch up when they are picked.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ContentSwitcher, OptionList, Static
+from textual.widgets.option_list import Option
+
+from bntui.engine.config import RunConfig
+from bntui.ui.labs import LabView, lab_views
+
+
+class LabsPane(Horizontal):
+    DEFAULT_CSS = """
+    LabsPane #lab-side { width: 30; height: 1fr; padding: 0 1; }
+    LabsPane #lab-list { height: auto; max-height: 12; }
+    LabsPane #lab-blurb { height: auto; color: $text-muted; padding-top: 1; }
+    LabsPane #lab-switcher { width: 1fr; height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.views = [cls() for cls in lab_views()]
+        for view in self.views:
+            view.id = f"lab-{view.LAB_ID}"
+        self.config: RunConfig | None = None
+        self._loaded: dict[str, RunConfig] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="lab-side"):
+            yield OptionList(*[Option(v.TITLE, id=v.LAB_ID) for v in self.views], id="lab-list")
+            yield Static(id="lab-blurb")
+        first = self.views[0].id if self.views else None
+        with ContentSwitcher(id="lab-switcher", initial=first):
+            yield from self.views
+        if not self.views:
+            yield Static("no labs yet", id="lab-none")
+
+    def on_mount(self) -> None:
+        if self.views:
+            self.query_one("#lab-list", OptionList).highlighted = 0
+        self.app.load_pane(self)  # type: ignore[attr-defined]
+
+    @property
+    def current(self) -> LabView | None:
+        shown = self.query_one("#lab-switcher", ContentSwitcher).current
+        return next((v for v in self.views if v.id == shown), None)
+
+    def load(self, config: RunConfig) -> None:
+        """The app's configuration changed (or the pane just mounted)."""
+        self.config = config
+        self._load_current()
+
+    def show_lab(self, lab_id: str) -> None:
+        for i, view in enumerate(self.views):
+            if lab_id == view.LAB_ID:
+                self.query_one("#lab-list", OptionList).highlighted = i
+                return
+        raise KeyError(lab_id)
+
+    def _load_current(self) -> None:
+        view = self.current
+        if view is None or self.config is None:
+            return
+        self.query_one("#lab-blurb", Static).update(view.BLURB)
+        if self._loaded.get(view.LAB_ID) is not self.config:
+            self._loaded[view.LAB_ID] = self.config
+            view.load(self.config)
+
+    @on(OptionList.OptionHighlighted, "#lab-list")
+    def _picked(self, event: OptionList.OptionHighlighted) -> None:
+        self.query_one("#lab-switcher", ContentSwitcher).current = f"lab-{event.option.id}"
+        self._load_current()
