@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from bntui.engine.errors import BntuiError
+from bntui.engine.kernels import colsum
 
 FORWARD_NAMES = ("Z", "mu", "Z0", "var", "std", "Znorm", "Zbn")
 BACKWARD_NAMES = ("dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ")
@@ -180,7 +181,7 @@ class BatchNorm:
                     "expected more than 1 value per feature when training "
                     "(batch size 1 with BatchNorm)"
                 )
-            mu = c["mu"] = ov["mu"] if "mu" in ov else Z.mean(axis=0)
+            mu = c["mu"] = ov["mu"] if "mu" in ov else colsum(Z) * (1.0 / m)
             Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
             var = c["var"] = ov["var"] if "var" in ov else np.einsum("ij,ij->j", Z0, Z0) / m
             std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
@@ -236,9 +237,15 @@ class BatchNorm:
         Znorm, std = c["Znorm"], c["std"]
         m = dy.shape[0]
         c["dZbn"] = dy
-        dbeta = c["dbeta"] = dy.sum(axis=0)
-        dgamma = c["dgamma"] = np.einsum("ij,ij->j", dy, Znorm)
-        self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
+        g = self.grads
+        if "gamma" in g and g["gamma"].dtype == dy.dtype and g["gamma"].shape == gamma.shape:
+            # views of the network's flat gradient buffer: fill them in place
+            dbeta, dgamma = colsum(dy, out=g["beta"]), g["gamma"]
+            np.einsum("ij,ij->j", dy, Znorm, out=dgamma)
+        else:
+            dbeta = g["beta"] = colsum(dy)
+            dgamma = g["gamma"] = np.einsum("ij,ij->j", dy, Znorm)
+        c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
         if staged or not self.training:
             return self._staged(dy, gamma, m)
         # compact: dZ = (γ/std)·dZbn − (γ/std)·(dβ/m) − (γ/std)·(dγ/m)·Znorm, in three
