@@ -66,7 +66,7 @@ def test_staged_backward_matches_centred_differences(case: tuple) -> None:
     net, X, y = case
     report = gradcheck(net, X, y, autograd=False, samples=6)
     for c in report.checks:
-        if c.judged and c.max_abs > 1e-6:
+        if c.judged and c.max_abs > 1e-5:
             # loose bound: random nets can put a BatchNorm variance near 0 or sit a
             # sample near a kink the check did not cross; a wrong formula is off by O(1)
             assert c.rel_error < 1e-3, (c.layer, c.tensor, c.rel_error, net.describe(),
