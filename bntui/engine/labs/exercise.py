@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -263,9 +264,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
     inner = t
     if inner[0] in "([" and inner[-1] in ")]":
         inner = inner[1:-1]
-    parts = [p for p in re.split(r"\s*[x×*,]\s*|\s+", inner.strip())]
-    if parts and parts[-1] == "":  # "(4,)"
-        parts = parts[:-1]
+    inner = inner.strip()
+    if inner.endswith(","):  # "(4,)", as Python writes a 1-tuple
+        inner = inner[:-1].strip()
+    parts = re.split(r"\s*[x×*,]\s*|\s+", inner)
     if not parts or not all(p.isdigit() for p in parts) or any(int(p) == 0 for p in parts):
         raise AnswerError(f"'{text.strip()}' is not a shape: {_SHAPE_FORM}")
     return tuple(int(p) for p in parts)
@@ -373,8 +375,8 @@ class _Pass:
 
 def _index(pattern: str, pos: tuple[int, ...]) -> tuple[tuple[int | slice, ...], str]:
     """The numpy index and its label for `pattern` at `pos`."""
-    i = pos[0]
-    j = pos[-1]
+    i = pos[0] if pos else 0
+    j = pos[-1] if pos else 0
     idx: list[int | slice] = []
     words: list[str] = []
     for ch in pattern:
@@ -519,7 +521,7 @@ def _question(ps: _Pass, step: TraceStep, kind: str, number: int,
 
 
 def make_questions(trace: Trace, network: Network, y: np.ndarray, count: int = 5,
-                   kind: str = "mixed", seed: int = 0) -> list[Question]:
+                   kind: str = "mixed", seed: int | Sequence[int] = 0) -> list[Question]:
     """`count` questions about `trace` (recorded from `network` on labels `y`), in the
     order of the pass.  The same arguments always give the same questions."""
     if kind not in KIND_CHOICES:
@@ -609,7 +611,8 @@ def exercise_trace(network: Network, X: np.ndarray, y: np.ndarray,
 
 
 def make_exercise(network: Network, X: np.ndarray, y: np.ndarray, count: int = 5,
-                  kind: str = "mixed", seed: int = 0, rows: int | None = 16) -> Exercise:
+                  kind: str = "mixed", seed: int | Sequence[int] = 0,
+                  rows: int | None = 16) -> Exercise:
     """Record a pass of `network` on the first `rows` samples and draw `count` questions."""
     trace, labels = exercise_trace(network, X, y, rows)
     return Exercise(trace, make_questions(trace, network, labels, count, kind, seed))
