@@ -143,7 +143,7 @@ def markdown(trace: Trace, info: HandoutInfo, steps: Sequence[TraceStep] | None 
     out += ["| | |", "|---|---|"]
     for key, val in (("dataset", info.dataset), ("network", info.network),
                      ("batch", info.batch), ("mode", info.mode), ("trained", info.trained),
-                     ("loss", _loss_line(trace)), ("steps", f"{total}")):
+                     ("loss", _loss_line(trace)), ("steps of the pass", f"{total}")):
         out.append(f"| {key} | {md_text(val)} |")
     out += ["", f"Made with {md_code(info.command)}. Tensors are batch-first: one row per "
             "sample. Rows and columns count from 0; numbers have 4 significant digits.", ""]
@@ -243,7 +243,7 @@ def html_page(trace: Trace, info: HandoutInfo, steps: Sequence[TraceStep] | None
            f"<h1>{e(title)}</h1>", '<table class="info">']
     for key, val in (("dataset", info.dataset), ("network", info.network),
                      ("batch", info.batch), ("mode", info.mode), ("trained", info.trained),
-                     ("loss", _loss_line(trace)), ("steps", str(total))):
+                     ("loss", _loss_line(trace)), ("steps of the pass", str(total))):
         out.append(f"<tr><td><strong>{e(key)}</strong></td><td>{e(val)}</td></tr>")
     out += ["</table>",
             f"<p>Made with <code>{e(info.command)}</code>. Tensors are batch-first: one row "

@@ -162,7 +162,7 @@ class Question:
     @property
     def label(self) -> str:
         """The tensor or entry asked about, e.g. `Z0[3, 1]`."""
-        if self.position is None:
+        if not self.position:
             return self.name
         return f"{self.name}[{', '.join(str(p) for p in self.position)}]"
 
@@ -531,7 +531,7 @@ def make_questions(trace: Trace, network: Network, y: np.ndarray, count: int = 5
     ps = _Pass(trace, network, np.asarray(y))
     rng = np.random.default_rng(seed)
     kinds = [kind] * count if kind != "mixed" else [
-        k for _ in range(count // 3 + 1) for k in rng.permutation(KINDS)][:count]
+        str(k) for _ in range(count // 3 + 1) for k in rng.permutation(KINDS)][:count]
     pools = {k: _eligible(ps, k) for k in set(kinds)}
     for k, pool in pools.items():
         if not pool:
