@@ -38,5 +38,7 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
-    views: list[type[LabView]] = []
+    from bntui.ui.labs.exercise import ExerciseLab
+
+    views: list[type[LabView]] = [ExerciseLab]
     return views
