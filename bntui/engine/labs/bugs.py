@@ -587,6 +587,7 @@ class CheckResult:
     correct_loss: float
     batch: int
     tolerance: float
+    network: str = ""  # the bugged network, described
 
     @property
     def failed(self) -> set[tuple[int, str]]:
@@ -666,7 +667,8 @@ def run_check(config: RunConfig, bug_id: str, *, tolerance: float = TOLERANCE,
         failed = b.rel_error is not None and not (b.rel_error <= tolerance)
         rows.append(CheckRow(key[0], key[1], b.rel_error, g.rel_error if g else None, b.status,
                              b.max_abs, b.ratio, failed, key in declared))
-    return CheckResult(rows, loss, correct_loss, len(y), tolerance)
+    return CheckResult(rows, loss, correct_loss, len(y), tolerance,
+                       bugged.network.describe())
 
 
 @dataclass
@@ -767,6 +769,18 @@ def large_logit_probe(config: RunConfig, bug_id: str = "no-max-shift",
     return rows
 
 
+def finite(value: object) -> object:
+    """`value` with every inf or NaN float written as the string "inf", "-inf" or "nan"
+    (strict JSON has no such numbers), through dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 @dataclass
 class BugReport:
     bug: Bug
@@ -774,6 +788,7 @@ class BugReport:
     check: CheckResult
     training: Comparison
     probe: list[ProbeRow] = field(default_factory=list)
+    network_description: str = ""
 
     def to_dict(self) -> dict[str, object]:
         b = self.bug
@@ -783,6 +798,7 @@ class BugReport:
             "explanation": b.explanation, "wrong": b.wrong, "right": b.right,
             "effect": b.effect, "fails_rule": b.fails_rule,
             "scenario": {"dataset": self.config.dataset, "arch": self.config.arch,
+                         "network": self.network_description,
                          "optimizer": self.config.optimizer, "lr": self.config.lr,
                          "batch_size": self.config.batch_size, "steps": self.config.steps,
                          "seed": self.config.seed, "bn_eps": self.config.bn.eps},
@@ -808,7 +824,7 @@ def run_bug(bug_id: str, config: RunConfig | None = None, *, steps: int | None =
     check = run_check(cfg, bug.id, tolerance=tolerance)
     training = compare_training(cfg, bug.id, steps)
     probe = large_logit_probe(cfg, bug.id) if bug.id == "no-max-shift" else []
-    return BugReport(bug, cfg, check, training, probe)
+    return BugReport(bug, cfg, check, training, probe, check.network)
 
 
 __all__ = [
