@@ -38,5 +38,8 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
+    from bntui.ui.labs.bugs import BugsLab
+
     views: list[type[LabView]] = []
+    views.append(BugsLab)
     return views
