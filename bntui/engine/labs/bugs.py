@@ -414,12 +414,13 @@ _register(Bug(
         "Seed 000's text writes dβ = Σ Zbn, the sum of the layer's output, instead of "
         "Σ dZbn, the sum of its gradient. Only dβ goes wrong (nothing is computed from it "
         "in the staged backward). Since Σ Znorm = 0, Σ Zbn = m·β: the bug pulls β to zero "
-        "instead of where the loss wants it, and β starts at zero, so β never moves and "
-        "the layer loses its shift."
+        "instead of where the loss wants it; β starts at zero, so it stays there and the "
+        "layer loses its shift. Worse, with SGD β ← (1 − η·m)·β: once η·m > 2 the rounding "
+        "noise of Σ Znorm grows |1 − η·m|-fold a step until the loss overflows."
     ),
     wrong="dβ = Σᵢ Zbn   (= m·β)",
     right="dβ = Σᵢ dZbn",
-    effect="only dβ fails; β stays at 0, and the loss plateaus above the correct run's",
+    effect="only dβ fails; β is held at 0, and with η·m > 2 its rounding noise blows up",
     apply=_swap_bn(DbetaSumZbnBN),
     declared=_in_bn_blocks(("dbeta",), upstream=False),
     fails_rule="dβ of every BN block, nothing else",
@@ -476,7 +477,8 @@ _register(Bug(
     ),
     wrong="std = √var + ε",
     right="std = √(var + ε)",
-    effect="dvar and everything it feeds fail by ~ε/std; the loss barely changes",
+    effect=("dvar and everything it feeds fail by ~ε/std; the wrong gradient changes when the "
+            "loss leaves its plateau"),
     apply=_swap_bn(EpsOutsideBN),
     declared=_in_bn_blocks(("dvar", *_BACKWARD_BN), upstream=True),
     scenario={"bn_eps": 0.01},
@@ -497,7 +499,8 @@ _register(Bug(
     ),
     wrong="var = Σᵢ Z0² / (m − 1)   with   dZ0 = dZnorm/std + dvar·2·Z0/m",
     right="var = Σᵢ Z0² / m",
-    effect="dZ0 and everything below fail by ~1/m; training is almost unchanged",
+    effect=("dZ0 and everything below fail by ~1/m; small, but enough to change when the "
+            "loss leaves its plateau"),
     apply=_swap_bn(UnbiasedVarBN),
     declared=_in_bn_blocks(_BACKWARD_BN, upstream=True),
     fails_rule="dZ0, dZ, dW, dX of every BN block, and every tensor below it",

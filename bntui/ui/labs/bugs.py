@@ -42,6 +42,7 @@ class BugLossPlot(PlotextPlot):
                 xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
                 plt.plot(xs, ys, label=label, color=color, marker="braille")
         plt.xlabel("step")
+        plt.ylabel("log₁₀ loss")
         self.refresh()
 
 
