@@ -72,6 +72,7 @@ class BugsLab(LabView):
         self.config: RunConfig | None = None
         self.report: zoo.BugReport | None = None
         self.bug_id = zoo.BUG_IDS[0]
+        self._pending = False
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="bug-scroll"):
@@ -94,8 +95,16 @@ class BugsLab(LabView):
 
     # loading ---------------------------------------------------------------------------
     def load(self, config: RunConfig) -> None:
+        """Remember the app's configuration; compute only once the lab is on screen (the
+        Labs pane loads its current lab at app start, behind another tab)."""
         self.config = config
-        self._start()
+        self._pending = True
+        if self.region.area > 0:
+            self._start()
+
+    def on_show(self) -> None:
+        if self._pending:
+            self._start()
 
     @on(Select.Changed, "#bug-pick")
     def _picked(self, event: Select.Changed) -> None:
@@ -107,6 +116,7 @@ class BugsLab(LabView):
     def _start(self) -> None:
         if self.config is None:
             return
+        self._pending = False
         self.ready = False
         self.query_one("#bug-summary", Static).update(
             Text(f"running {self.bug_id}: gradient check and training…", style="italic yellow"))
