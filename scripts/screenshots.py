@@ -156,6 +156,7 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
+    "lab-bugs": (MOONS, lambda app, pilot: lab(app, pilot, "bugs")),
     "lab-exercise": (replace(preset("seed-softmax"), steps=100), exercise),
 }
 

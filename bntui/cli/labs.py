@@ -20,6 +20,7 @@ from types import ModuleType
 
 LABS: dict[str, str] = {
     # name: module under bntui.cli
+    "bugs": "lab_bugs",
     "exercise": "lab_exercise",
 }
 

@@ -38,7 +38,8 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
+    from bntui.ui.labs.bugs import BugsLab
     from bntui.ui.labs.exercise import ExerciseLab
 
-    views: list[type[LabView]] = [ExerciseLab]
+    views: list[type[LabView]] = [BugsLab, ExerciseLab]
     return views
