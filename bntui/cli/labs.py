@@ -20,6 +20,8 @@ from types import ModuleType
 
 LABS: dict[str, str] = {
     # name: module under bntui.cli
+    "bn": "lab_bn",
+    "batch": "lab_batch",
 }
 
 
