@@ -135,6 +135,8 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
+    "lab-bn": (MOONS, lambda app, pilot: lab(app, pilot, "bn")),
+    "lab-batch": (RunConfig(), lambda app, pilot: lab(app, pilot, "batch")),
 }
 
 

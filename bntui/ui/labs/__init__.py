@@ -38,5 +38,9 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
+    from bntui.ui.labs.batch_size import BatchSizeLab
+    from bntui.ui.labs.with_without_bn import WithWithoutBNLab
+
     views: list[type[LabView]] = []
+    views += [WithWithoutBNLab, BatchSizeLab]
     return views
