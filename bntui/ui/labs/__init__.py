@@ -42,5 +42,6 @@ def lab_views() -> list[type[LabView]]:
     from bntui.ui.labs.with_without_bn import WithWithoutBNLab
 
     views: list[type[LabView]] = []
-    views += [WithWithoutBNLab, BatchSizeLab]
+    views.append(WithWithoutBNLab)
+    views.append(BatchSizeLab)
     return views

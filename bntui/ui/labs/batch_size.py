@@ -27,6 +27,16 @@ TRAIN_COLOR, EVAL_COLOR = "orange", "cyan"
 LINE = "hd"  # quadrant blocks: monospace in every font, so lines stay inside the frame
 
 
+def _span(series: list) -> tuple[float, float]:
+    """The smallest and largest finite value of some series (0, 1 if there is none)."""
+    vals = np.concatenate([np.asarray(v, dtype=float).ravel() for v in series])
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return 0.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
 class BatchSizeLab(LabView):
     LAB_ID = "batch"
     TITLE = "Batch size"
@@ -37,7 +47,7 @@ class BatchSizeLab(LabView):
     DEFAULT_CSS = """
     BatchSizeLab #bsl-scroll { height: 1fr; }
     BatchSizeLab .lab-row { height: 3; }
-    BatchSizeLab #bsl-batch { width: 10; margin-right: 1; }
+    BatchSizeLab #bsl-batch { width: 11; margin-right: 1; }
     BatchSizeLab #bsl-steps { width: 11; margin-right: 1; }
     BatchSizeLab #bsl-sizes { width: 1fr; }
     BatchSizeLab Input { border-title-color: $text; border-title-style: bold; }
@@ -219,6 +229,8 @@ class BatchSizeLab(LabView):
                     label="training mode")
         plt.plot(k, o.logits_eval[:, o.label].tolist(), marker=LINE, color=EVAL_COLOR,
                  label="eval mode")
+        lo, hi = _span([o.logits_train[:, o.label], o.logits_eval[:, o.label]])
+        plt.ylim(lo, hi + 0.6 * (hi - lo))  # room for the legend above the points
         plt.xlabel(f"batch (size {o.batch_size}, random mates)")
         plot.refresh()
 
@@ -231,6 +243,8 @@ class BatchSizeLab(LabView):
                  label="|Zbn train − eval|")
         plt.plot(xs, [g.flipped for g in gaps], marker=LINE, color=EVAL_COLOR,
                  label="flipped share")
+        _, hi = _span([[g.zbn_gap for g in gaps], [g.flipped for g in gaps]])
+        plt.ylim(0, hi * 1.6)  # room for the legend above the lines
         plt.xticks(xs, [g.label for g in gaps])
         plt.xlabel("batch size")
         plot.refresh()
