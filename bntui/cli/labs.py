@@ -21,6 +21,8 @@ from types import ModuleType
 LABS: dict[str, str] = {
     # name: module under bntui.cli
     "bugs": "lab_bugs",
+    "bn": "lab_bn",
+    "batch": "lab_batch",
     "exercise": "lab_exercise",
 }
 

@@ -38,8 +38,11 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
+    from bntui.ui.labs.batch_size import BatchSizeLab
     from bntui.ui.labs.bugs import BugsLab
     from bntui.ui.labs.exercise import ExerciseLab
+    from bntui.ui.labs.with_without_bn import WithWithoutBNLab
 
-    views: list[type[LabView]] = [BugsLab, ExerciseLab]
+    # in the order of the issue: bugs, BN or not, batch size, health, race, exercise, h
+    views: list[type[LabView]] = [BugsLab, WithWithoutBNLab, BatchSizeLab, ExerciseLab]
     return views
