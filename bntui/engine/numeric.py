@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bntui.engine.kernels import ones
 from bntui.engine.network import PARAM_GRAD_NAMES, Block, Network
 
 MAX_BYTES = 48_000_000  # per (V, N, D) array
@@ -29,16 +30,32 @@ def _act(block: Block, pre: np.ndarray) -> np.ndarray:
 
 
 def _loss(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean cross-entropy of each variant: logits (V, N, C) → (V,), as the engine's loss."""
-    n = logits.shape[-2]
-    top = logits.argmax(axis=-1)[..., None]
-    shifted = logits - np.take_along_axis(logits, top, axis=-1)
-    e = np.exp(shifted)
-    np.put_along_axis(e, top, 0.0, axis=-1)
-    rest = e.sum(axis=-1)
-    true = np.take_along_axis(shifted, np.broadcast_to(y[None, :, None],
-                                                       (*shifted.shape[:-1], 1)), axis=-1)
-    return -(true[..., 0] - np.log1p(rest)).sum(axis=-1) / n
+    """Mean cross-entropy of each variant: logits (V, N, C) → (V,), as the engine's loss.
+
+    The same arithmetic as `SoftmaxCrossEntropy.forward` (shift by the row max, Σ of the
+    other classes' e^x through log1p), written for many variants at once: the row max by
+    C − 1 element-wise maxima instead of an arg-max over short rows, and the row sums
+    as one matrix product.
+    """
+    n, C = logits.shape[-2], logits.shape[-1]
+    mx = logits[..., 0].copy()
+    for c in range(1, C):
+        np.maximum(mx, logits[..., c], out=mx)
+    shifted = logits - mx[..., None]
+    true = shifted[..., np.arange(n), y]
+    top = shifted == 0.0  # the max itself, where e^0 = 1 is left out of the rest
+    e = np.exp(shifted, out=shifted)
+    np.copyto(e, 0.0, where=top)
+    rest = e @ ones(C, e.dtype)
+    if np.count_nonzero(top) != top.size // C:  # ties for the max: the others count
+        rest += np.count_nonzero(top, axis=-1) - 1
+    return -(true - np.log1p(rest)).sum(axis=-1) / n
+
+
+def _batch_mean(val: np.ndarray) -> np.ndarray:
+    """Mean over the batch axis (−2) of (V, N, D) variants, as one batched product."""
+    n = val.shape[-2]
+    return np.matmul(ones(n, val.dtype), val) * (1.0 / n)
 
 
 def _bn_rest(block: Block, c: dict[str, np.ndarray], node: str, val: np.ndarray,
@@ -48,7 +65,7 @@ def _bn_rest(block: Block, c: dict[str, np.ndarray], node: str, val: np.ndarray,
     assert bn is not None
     gamma, beta, eps = bn.gamma, bn.beta, bn.eps
     if node == "Z" and training:  # the common case, in few passes over (V, N, D)
-        Z0 = val - val.mean(axis=-2, keepdims=True)
+        Z0 = val - _batch_mean(val)[..., None, :]
         var = np.einsum("...nd,...nd->...d", Z0, Z0) / val.shape[-2]
         Z0 *= (gamma / np.sqrt(var + eps))[..., None, :]
         Z0 += beta
