@@ -20,6 +20,9 @@ from types import ModuleType
 
 LABS: dict[str, str] = {
     # name: module under bntui.cli
+    "health": "lab_health",
+    "race": "lab_race",
+    "hsweep": "lab_hsweep",
 }
 
 
