@@ -135,6 +135,10 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
+    "lab-health": (replace(MOONS, arch="16:sigmoid,16:relu,C"),
+                   lambda app, pilot: lab(app, pilot, "health")),
+    "lab-race": (MOONS, lambda app, pilot: lab(app, pilot, "race")),
+    "lab-hsweep": (MOONS, lambda app, pilot: lab(app, pilot, "hsweep")),
 }
 
 

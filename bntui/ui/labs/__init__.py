@@ -38,5 +38,9 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
-    views: list[type[LabView]] = []
+    from bntui.ui.labs.health import HealthLab
+    from bntui.ui.labs.hsweep import HSweepLab
+    from bntui.ui.labs.race import RaceLab
+
+    views: list[type[LabView]] = [HealthLab, RaceLab, HSweepLab]
     return views
