@@ -212,3 +212,66 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: lis
     assert code == 2 and out == ""
     assert words in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+# the app ---------------------------------------------------------------------------------
+async def test_app_lab_draws_the_engine_report() -> None:
+    import asyncio
+
+    from textual.widgets import Button, Input, Select, Static
+
+    from bntui.ui.app import BntuiApp
+    from bntui.ui.form import Note
+    from bntui.ui.labs.health import HealthLab, HistPlot
+    from bntui.ui.labs_pane import LabsPane
+
+    config = RunConfig(dataset="moons", samples=120, arch="6:sigmoid,5:relu,C")
+    app = BntuiApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("8")
+        for _ in range(300):
+            if app.query(LabsPane) and app.query_one(LabsPane).config is not None:
+                break
+            await asyncio.sleep(0.02)
+        pane = app.query_one(LabsPane)
+        pane.show_lab("health")
+        view = app.query_one(HealthLab)
+
+        async def ready() -> None:
+            for _ in range(1000):
+                if pane.current is view and view.ready:
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError("the health lab never became ready")
+
+        await ready()
+        # what is drawn is the engine's report for the app's config and the lab's 200 steps
+        ref = run_health(pane.config, steps=200)
+        got = view.result
+        assert got.network == ref.network and got.steps == ref.steps == 200
+        assert got.layers[0].hists["Z"].counts == ref.layers[0].hists["Z"].counts
+        assert [u.ratio for u in got.updates] == [u.ratio for u in ref.updates]
+        assert "every tensor" in str(view.query_one("#health-summary", Static).render())
+        # the layer picker: layer 2 (relu) shows its three histograms
+        view.query_one("#health-layer", Select).value = 2
+        await pilot.pause()
+        shown = [p for p in view.query(HistPlot) if p.display]
+        assert len(shown) == 3
+        # the output layer has no A histogram
+        view.query_one("#health-layer", Select).value = 3
+        await pilot.pause()
+        assert [p.id for p in view.query(HistPlot) if p.display] == [
+            "health-hist-Z", "health-hist-Zbn"]
+        # bad input: an inline message, the last results stay
+        view.query_one("#health-steps", Input).value = "-3"
+        view.query_one("#health-run", Button).press()
+        await pilot.pause()
+        assert "steps" in str(view.query_one(Note).render())
+        assert view.result is got and view.ready
+        # a blow-up: the pointer shows in red
+        view.query_one("#health-steps", Input).value = "3"
+        view.load(config.with_overrides(arch="8:relu:nobn,C", optimizer="sgd", lr=1e200))
+        await ready()
+        assert view.result.first_nonfinite is not None
+        assert "first non-finite tensor" in str(view.query_one("#health-summary",
+                                                                Static).render())

@@ -124,3 +124,50 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: lis
     code, out, err = run(capsys, "lab", "hsweep", "--samples", "60", *argv)
     assert code == 2 and out == ""
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+# the app ---------------------------------------------------------------------------------
+async def test_app_lab_plots_the_sweep() -> None:
+    import asyncio
+
+    from textual.widgets import Button, Input, Static
+
+    from bntui.ui.app import BntuiApp
+    from bntui.ui.form import Note
+    from bntui.ui.labs.hsweep import HSweepLab, SweepPlot
+    from bntui.ui.labs_pane import LabsPane
+
+    app = BntuiApp(RunConfig(dataset="moons", samples=120))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("8")
+        for _ in range(300):
+            if app.query(LabsPane) and app.query_one(LabsPane).config is not None:
+                break
+            await asyncio.sleep(0.02)
+        pane = app.query_one(LabsPane)
+        view = app.query_one(HSweepLab)
+        view.query_one("#hs-rows", Input).value = "8"
+        pane.show_lab("hsweep")
+
+        async def ready() -> None:
+            for _ in range(1000):
+                if pane.current is view and view.ready:
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError("the h-sweep lab never became ready")
+
+        await ready()
+        # the lab's own smooth network on the app's dataset
+        ref = h_sweep(pane.config.with_overrides(arch=DEFAULT_ARCH), samples=8)
+        got = view.result
+        assert got.errors == ref.errors and got.hs == list(DEFAULT_HS)
+        summary = str(view.query_one("#hs-summary", Static).render())
+        assert f"{ref.best('float64')[0]:.1e}" in summary
+        assert f"{ref.best('float32')[0]:.1e}" in summary
+        assert view.query_one(SweepPlot).size.height >= 10
+        # bad input stays inline
+        view.query_one("#hs-arch", Input).value = "8:wobble,C"
+        view.query_one("#hs-run", Button).press()
+        await pilot.pause()
+        assert "wobble" in str(view.query_one(Note).render())
+        assert view.result is got

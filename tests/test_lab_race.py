@@ -14,6 +14,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.labs.race import ALL, parse_lrs, parse_optimizers, race
 from bntui.engine.optimizers import DEFAULT_LR
 from bntui.engine.session import Session
+from bntui.numbers import fmt
 
 CFG = RunConfig(dataset="moons", samples=120, arch="6:tanh,5:relu,C", batch_size=16,
                 steps=0)
@@ -175,3 +176,65 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: lis
     code, out, err = run(capsys, "lab", "race", "--samples", "60", *argv)
     assert code == 2 and out == ""
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+# the app ---------------------------------------------------------------------------------
+async def test_app_lab_races_and_inspects() -> None:
+    import asyncio
+
+    from textual.widgets import Button, Input, Select, Static
+
+    from bntui.ui.app import BntuiApp
+    from bntui.ui.form import Note
+    from bntui.ui.labs.race import RaceLab
+    from bntui.ui.labs_pane import LabsPane
+
+    app = BntuiApp(RunConfig(dataset="moons", samples=120, arch="6:tanh,C"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("8")
+        for _ in range(300):
+            if app.query(LabsPane) and app.query_one(LabsPane).config is not None:
+                break
+            await asyncio.sleep(0.02)
+        pane = app.query_one(LabsPane)
+        view = app.query_one(RaceLab)
+        view.query_one("#race-steps", Input).value = "30"
+        pane.show_lab("race")
+
+        async def ready() -> None:
+            for _ in range(1000):
+                if pane.current is view and view.ready:
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError("the race lab never became ready")
+
+        await ready()
+        ref = race(pane.config, steps=30)
+        got = view.result
+        assert [r.loss for r in got.racers] == [r.loss for r in ref.racers]
+        rank = str(view.query_one("#race-rank", Static).render())
+        assert rank.index(ref.ranking()[0].optimizer) < rank.index(ref.ranking()[-1].optimizer)
+        # the inspector starts on adam and shows its bias factors and m̂
+        state = str(view.query_one("#race-state", Static).render())
+        assert "1 − β₁ᵗ" in state and "m̂" in state and "t = 30" in state
+        view.query_one("#race-opt", Select).value = "momentum"
+        view.query_one("#race-param", Select).value = "2.gamma"
+        await pilot.pause()
+        state = str(view.query_one("#race-state", Static).render())
+        v = got.racer("momentum").state("2.gamma")["velocity"]
+        assert "velocity" in state and f"rms {fmt(float(np.sqrt(np.mean(v * v))))}" in state
+        view.query_one("#race-opt", Select).value = "sgd"
+        await pilot.pause()
+        assert "no state" in str(view.query_one("#race-state", Static).render())
+        # bad input: one inline line, the race on screen stays
+        view.query_one("#race-opts", Input).value = "adam,foo"
+        view.query_one("#race-run", Button).press()
+        await pilot.pause()
+        assert "unknown optimizer 'foo'" in str(view.query_one(Note).render())
+        assert view.result is got
+        # a smaller race
+        view.query_one("#race-opts", Input).value = "sgd,adam"
+        view.query_one("#race-run", Button).press()
+        await pilot.pause()
+        await ready()
+        assert [r.optimizer for r in view.result.racers] == ["sgd", "adam"]

@@ -31,9 +31,25 @@ def decades(lo: float, hi: float, most: int = 7) -> list[float]:
 
 
 class SweepPlot(PlotextPlot):
-    """Error against h, both axes logarithmic."""
+    """Error against h, both axes logarithmic.
+
+    plotext applies a log scale to the stored data at every build, so a second render
+    (a resize, a layout change) would take the log of a log: the figure is drawn afresh
+    before each render instead.
+    """
+
+    _sweep: HSweep | None = None
 
     def replot(self, sweep: HSweep) -> None:
+        self._sweep = sweep
+        self.refresh()
+
+    def render(self):  # type: ignore[override]
+        if self._sweep is not None:
+            self._draw(self._sweep)
+        return super().render()
+
+    def _draw(self, sweep: HSweep) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -54,7 +70,6 @@ class SweepPlot(PlotextPlot):
             ys = decades(min(errs), max(errs))
             plt.yticks(ys, [f"1e{round(math.log10(y))}" if y < 1 else "1" for y in ys])
         plt.xlabel("h")
-        self.refresh()
 
 
 class HSweepLab(ComputedLab):

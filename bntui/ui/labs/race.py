@@ -32,9 +32,21 @@ COLORS = {"sgd": (150, 150, 150), "momentum": (86, 156, 250), "nesterov": (70, 2
 
 
 class RacePlot(PlotextPlot):
-    """The batch loss of every racer against the step, log scale."""
+    """The batch loss of every racer against the step, log scale (drawn afresh before
+    each render: plotext takes the log of the stored data at every build)."""
+
+    _result: RaceResult | None = None
 
     def replot(self, result: RaceResult) -> None:
+        self._result = result
+        self.refresh()
+
+    def render(self):  # type: ignore[override]
+        if self._result is not None:
+            self._draw(self._result)
+        return super().render()
+
+    def _draw(self, result: RaceResult) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -49,7 +61,6 @@ class RacePlot(PlotextPlot):
         if positive and any(r.loss for r in result.racers):
             plt.yscale("log")
         plt.xlabel("step")
-        self.refresh()
 
 
 def state_text(racer: Racer, key: str) -> Text:
