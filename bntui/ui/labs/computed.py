@@ -22,6 +22,11 @@ class ComputedLab(LabView):
         self.result: Any = None
         self._token = 0
 
+    NARROW = 70  # below this many columns the lab stacks its parts (class "narrow")
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < self.NARROW, "narrow")
+
     def load(self, config: RunConfig) -> None:
         self.config = config
         self.start()

@@ -54,8 +54,12 @@ class HealthLab(ComputedLab):
     DEFAULT_CSS = """
     HealthLab #health-bar { height: 3; }
     HealthLab #health-bar > Label { padding: 1 1 0 1; }
-    HealthLab #health-steps { width: 10; }
+    HealthLab #health-steps { width: 9; }
+    HealthLab #health-run { min-width: 7; }
     HealthLab #health-layer { width: 24; }
+    HealthLab.narrow #health-layer { width: 1fr; }
+    HealthLab.narrow #health-hists { height: 11; }
+    HealthLab.narrow #health-tables { layout: vertical; }
     HealthLab #health-body { height: 1fr; }
     HealthLab #health-summary { height: auto; }
     HealthLab #health-hists { height: 13; }

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 from textual_plotext import PlotextPlot
 
@@ -84,7 +84,9 @@ class HSweepLab(ComputedLab):
     HSweepLab #hs-bar > Label { padding: 1 1 0 1; }
     HSweepLab #hs-arch { width: 1fr; max-width: 30; }
     HSweepLab #hs-rows { width: 8; }
-    HSweepLab SweepPlot { height: 1fr; min-height: 10; }
+    HSweepLab #hs-body { height: 1fr; }
+    HSweepLab SweepPlot { height: 1fr; min-height: 12; }
+    HSweepLab #hs-run { min-width: 9; }
     HSweepLab #hs-summary { height: auto; }
     """
 
@@ -96,8 +98,9 @@ class HSweepLab(ComputedLab):
             yield Input("32", id="hs-rows")
             yield Button("Sweep", id="hs-run", variant="primary")
         yield Note()
-        yield SweepPlot(id="hs-plot")
-        yield Static(id="hs-summary")
+        with VerticalScroll(id="hs-body"):
+            yield SweepPlot(id="hs-plot")
+            yield Static(id="hs-summary")
 
     def job(self, config: RunConfig) -> Callable[[], HSweep]:
         arch = self.query_one("#hs-arch", Input).value.strip()

@@ -111,6 +111,12 @@ class RaceLab(ComputedLab):
     RaceLab #race-pick { height: 3; }
     RaceLab #race-pick > Select { width: 1fr; }
     RaceLab #race-state-box { height: 1fr; }
+    RaceLab.narrow #race-body { layout: vertical; overflow-y: auto; }
+    RaceLab.narrow RacePlot { height: 14; }
+    RaceLab.narrow #race-side { width: 1fr; height: auto; }
+    RaceLab.narrow #race-state-box { height: auto; }
+    RaceLab.narrow #race-steps { width: 8; }
+    RaceLab.narrow #race-run { min-width: 8; }
     """
 
     def compose(self) -> ComposeResult:
