@@ -127,6 +127,27 @@ async def lab(app: BntuiApp, pilot: Pilot, lab_id: str) -> None:
     await quiet(app, pilot)
 
 
+async def exercise(app: BntuiApp, pilot: Pilot) -> None:
+    """The Exercise lab on its first BatchNorm value question, answered to 4 digits."""
+    from bntui.ui.labs.exercise import ExerciseLab
+
+    await lab(app, pilot, "exercise")
+    view = app.query_one(ExerciseLab)
+    q = view.question
+    bn_values = ("Z0", "std", "Znorm", "dgamma", "dstd", "dvar", "dZ0", "dZ")
+    while q is not None and not (q.kind == "value" and q.name in bn_values):
+        right = {"value": repr(q.value), "shape": "x".join(map(str, q.shape)) or "scalar",
+                 "formula": "abcd"[q.choice or 0]}[q.kind]
+        view.submit(right)
+        view.next_question()
+        q = view.question
+    assert q is not None and q.value is not None
+    field = view.query_one("#ex-answer", Input)
+    field.value = f"{q.value:.4g}"
+    view.submit(field.value)
+    await quiet(app, pilot)
+
+
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
 SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
     "stepper": (MOONS, stepper),
@@ -135,6 +156,8 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
+    "lab-bugs": (MOONS, lambda app, pilot: lab(app, pilot, "bugs")),
+    "lab-exercise": (replace(preset("seed-softmax"), steps=100), exercise),
     "lab-health": (replace(MOONS, arch="16:sigmoid,16:relu,C"),
                    lambda app, pilot: lab(app, pilot, "health")),
     "lab-race": (MOONS, lambda app, pilot: lab(app, pilot, "race")),

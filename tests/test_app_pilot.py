@@ -521,6 +521,29 @@ async def test_tiny_terminal_and_resizing() -> None:
 
 
 # app bugs exposed ------------------------------------------------------------------------
+async def test_loss_plot_survives_redraws_once_the_loss_is_below_one() -> None:
+    """plotext's yscale("log") took log10 of the data again at each render: a resize
+    after the loss fell below 1 raised a math domain error."""
+    from bntui.ui.plots import LossPlot
+
+    app = BntuiApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        app.query_one("#n-steps", Input).value = "60"
+        assert await pilot.click("#run-n")
+        assert await until(lambda: app.session.step_count == 60 and not app.playing)
+        await finish(app, pilot)
+        assert min(app.session.history.loss) < 1
+        plot = app.query_one(LossPlot)
+        first = plot.plt.build()
+        assert plot.plt.build() == first  # a second render draws the same
+        for size in ((90, 30), SIZE):
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.2)
+        assert app.is_running and app.query_one(LossPlot).plt.build()
+
+
 async def test_arrow_keys_step_through_the_trace() -> None:
     """App bug: the help and footer say → / ← step, but on the first screen the focus is
     on the tab bar (ContentTabs), whose own left/right bindings win: → switches to the

@@ -233,8 +233,29 @@ def gradcheck(args: argparse.Namespace) -> int:
 
 # walk --------------------------------------------------------------------------------
 def walk(args: argparse.Namespace) -> int:
+    """Text, JSON or a handout (md, html), on stdout or written atomically to --output."""
+    form = args.format or ("json" if args.json else "text")
+    if args.json and form != "json":
+        raise BntuiError(f"--json means --format json; it cannot go with --format {form}")
+    args.json = form == "json"
+    if args.output is None:
+        return _walk(args, form)
+    import contextlib
+    import io
+
+    from bntui.handout import check_writable, write_atomic
+
+    check_writable(args.output)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = _walk(args, form)
+    write_atomic(args.output, buf.getvalue())
+    return code
+
+
+def _walk(args: argparse.Namespace, form: str) -> int:
     session = _session(args)
-    _pretrain(session, args.steps, args.json)
+    _pretrain(session, args.steps, form != "text" or args.output is not None)
     training = not args.eval
     if args.check:
         trace, _ = session.checked_trace(training=training)
@@ -249,6 +270,11 @@ def walk(args: argparse.Namespace) -> int:
     if not steps:
         raise BntuiError("no step matches --phase/--layer/--tensor "
                          f"(layers 1–{len(session.network.blocks)})")
+    if form in ("md", "html"):
+        from bntui.handout import handout
+
+        print(handout(form, session, trace, steps, args), end="")
+        return 0
     if args.json:
         print(json.dumps({
             "dataset": session.dataset.name, "arch": session.config.arch,
@@ -281,5 +307,5 @@ def walk(args: argparse.Namespace) -> int:
                 f"vs {k} {fmt_err(v)}" for k, v in s.checks.items()))
         for note in s.notes:
             print(f"  note: {note}")
-        print("    " + compact(s.value, args.rows, args.cols).replace("\n", "\n    "))
+        print("    " + compact(s.value, args.rows or 6, args.cols or 8).replace("\n", "\n    "))
     return 0

@@ -20,6 +20,8 @@ from types import ModuleType
 
 LABS: dict[str, str] = {
     # name: module under bntui.cli
+    "bugs": "lab_bugs",
+    "exercise": "lab_exercise",
     "health": "lab_health",
     "race": "lab_race",
     "hsweep": "lab_hsweep",

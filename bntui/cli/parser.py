@@ -198,9 +198,14 @@ def build_parser() -> Parser:
     wk.add_argument("--eval", action="store_true", help="walk the eval-mode pass")
     wk.add_argument("--check", action="store_true",
                     help="run the gradient check and show each gradient's relative errors")
-    wk.add_argument("--rows", type=int_at_least("rows", 1), default=6,
-                    help="rows of each tensor to show (6)")
-    wk.add_argument("--cols", type=int_at_least("cols", 1), default=8,
+    wk.add_argument("--rows", type=int_at_least("rows", 1),
+                    help="rows of each tensor to show (6; 16 in md/html)")
+    wk.add_argument("--cols", type=int_at_least("cols", 1),
                     help="columns of each tensor to show (8)")
-    wk.add_argument("--json", action="store_true", help="print one JSON object")
+    wk.add_argument("--format", choices=("text", "json", "md", "html"),
+                    help="text (default), json, md (a Markdown handout) or html (a "
+                    "standalone page)")
+    wk.add_argument("--output", metavar="FILE",
+                    help="write to FILE (atomically) instead of stdout")
+    wk.add_argument("--json", action="store_true", help="the same as --format json")
     return top

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from bntui.engine.errors import BntuiError
+from bntui.engine.kernels import colsum
 
 FORWARD_NAMES = ("Z", "mu", "Z0", "var", "std", "Znorm", "Zbn")
 BACKWARD_NAMES = ("dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ")
@@ -180,7 +181,7 @@ class BatchNorm:
                     "expected more than 1 value per feature when training "
                     "(batch size 1 with BatchNorm)"
                 )
-            mu = c["mu"] = ov["mu"] if "mu" in ov else Z.mean(axis=0)
+            mu = c["mu"] = ov["mu"] if "mu" in ov else colsum(Z) * (1.0 / m)
             Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
             var = c["var"] = ov["var"] if "var" in ov else np.einsum("ij,ij->j", Z0, Z0) / m
             std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
@@ -236,18 +237,19 @@ class BatchNorm:
         Znorm, std = c["Znorm"], c["std"]
         m = dy.shape[0]
         c["dZbn"] = dy
-        dbeta = c["dbeta"] = dy.sum(axis=0)
-        dgamma = c["dgamma"] = np.einsum("ij,ij->j", dy, Znorm)
-        self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
+        g = self.grads
+        if not ("gamma" in g and g["gamma"].dtype == dy.dtype
+                and g["gamma"].shape == gamma.shape):
+            g["gamma"], g["beta"] = np.empty_like(gamma), np.empty_like(gamma)
+        # g's arrays may be views of the network's flat gradient buffer: fill in place
+        dgamma, dbeta = g["gamma"], g["beta"]
         if staged or not self.training:
+            colsum(dy, out=dbeta)
+            np.einsum("ij,ij->j", dy, Znorm, out=dgamma)
+            c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
             return self._staged(dy, gamma, m)
-        # compact: dZ = (γ/std)·dZbn − (γ/std)·(dβ/m) − (γ/std)·(dγ/m)·Znorm, in three
-        # passes over (N, D) and one new buffer
-        scale = gamma / std
-        dZ = Znorm * (-scale * dgamma / m)
-        dZ += dy * scale
-        dZ -= scale * dbeta / m
-        c["dZ"] = dZ
+        dZ = c["dZ"] = compact_backward(dy, Znorm, gamma / std, dgamma, dbeta)
+        c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
         return dZ
 
     def _staged(self, dZbn: np.ndarray, gamma: np.ndarray, m: int) -> np.ndarray:
@@ -265,6 +267,51 @@ class BatchNorm:
             c["dmu"] = -dZ0.sum(axis=0)
             dZ = c["dZ"] = dZ0.copy()
         return dZ
+
+
+# The compact backward works in blocks of rows once dZbn is larger than WHOLE_BYTES (it no
+# longer fits the core's cache); a block of dZbn, Znorm and dZ (about 3 × BLOCK_BYTES)
+# stays in cache between the passes over it.
+WHOLE_BYTES = 512 * 1024
+BLOCK_BYTES = 64 * 1024
+
+
+def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
+                     dgamma: np.ndarray, dbeta: np.ndarray) -> np.ndarray:
+    """dZ = (γ/std) · (dZbn − (dβ + Znorm · dγ) / m), filling `dgamma` and `dbeta`.
+
+    `scale` is γ/std.  Written as passes over blocks of rows small enough to stay in
+    cache: the sums dβ = Σ dZbn and dγ = Σ dZbn·Znorm read each block once from memory,
+    and dZ reads dZbn and Znorm once more and writes once — about 5 passes of memory
+    traffic where the same formula on whole arrays makes 12, and the staged path 17.
+    """
+    m, d = dy.shape
+    rows = max(16, BLOCK_BYTES // max(1, d * dy.itemsize))
+    if rows >= m or dy.nbytes <= WHOLE_BYTES:
+        colsum(dy, out=dbeta)
+        np.einsum("ij,ij->j", dy, Znorm, out=dgamma)
+        dZ = Znorm * (-scale * dgamma / m)
+        dZ += dy * scale
+        dZ -= scale * dbeta / m
+        return dZ
+    dbeta[...] = 0
+    dgamma[...] = 0
+    part = np.empty(d, dtype=dy.dtype)
+    for i in range(0, m, rows):
+        b, zb = dy[i:i + rows], Znorm[i:i + rows]
+        dbeta += colsum(b, out=part)
+        dgamma += np.einsum("ij,ij->j", b, zb, out=part)
+    k1 = -scale * dgamma / m
+    k0 = -scale * dbeta / m
+    dZ = np.empty_like(dy)
+    tmp = np.empty((rows, d), dtype=dy.dtype)
+    for i in range(0, m, rows):
+        out, t = dZ[i:i + rows], tmp[:min(rows, m - i)]
+        np.multiply(Znorm[i:i + rows], k1, out=out)
+        np.multiply(dy[i:i + rows], scale, out=t)
+        out += t
+        out += k0
+    return dZ
 
 
 def train_vs_eval(bn: BatchNorm, Z: np.ndarray) -> dict[str, np.ndarray]:

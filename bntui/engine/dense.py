@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bntui.engine.kernels import colsum
+
 FORMULAS = {
     "Z": "Z = X @ W + b",
     "Z_nobias": "Z = X @ W",
@@ -81,8 +83,18 @@ class Dense:
         return Z
 
     def backward(self, dZ: np.ndarray, need_dX: bool = True) -> np.ndarray | None:
+        """Fill `grads` (in place when they are views of a network's flat buffer)."""
         assert self.X is not None, "backward before forward"
-        self.grads["W"] = self.X.T @ dZ
+        g = self.grads
+        W = g.get("W")
+        if W is not None and W.dtype == dZ.dtype and W.shape == (self.fan_in, self.fan_out):
+            np.matmul(self.X.T, dZ, out=W)
+        else:
+            g["W"] = self.X.T @ dZ
         if self.has_bias:
-            self.grads["b"] = dZ.sum(axis=0)
+            b = g.get("b")
+            if b is not None and b.dtype == dZ.dtype:
+                colsum(dZ, out=b)
+            else:
+                g["b"] = colsum(dZ)
         return dZ @ self.params["W"].T if need_dX else None

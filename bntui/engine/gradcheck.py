@@ -182,6 +182,17 @@ def _steps(flat: np.ndarray, h: float, relative: bool, hint: float = 0.0) -> np.
     return h * np.maximum(np.abs(flat.astype(np.float64)), scale)
 
 
+def _hint(block: Block, cache: dict[str, np.ndarray], name: str) -> float:
+    """The scale on which the loss varies with a BatchNorm node, where its own size can
+    mislead: a batch mean can be 0 while the values around it spread by `std`; a batch
+    variance can be ~1e-10 (nearly equal samples) while the root sees `var + ε`."""
+    if name == "mu":
+        return float(np.mean(cache["std"]))
+    if name == "var" and block.bn is not None:
+        return float(np.mean(cache["var"])) + block.bn.eps
+    return 0.0
+
+
 def _kink_blocks(network: Network) -> list[Block]:
     return [b for b in network.blocks if not b.is_output and b.act.kink_at_zero]
 
@@ -259,8 +270,7 @@ def numeric_gradients_loop(
             idx = np.sort(rng.choice(size, size=min(samples, size), replace=False))
             vals = np.empty(idx.size)
             kink = np.zeros(idx.size, dtype=bool)
-            hint = float(np.mean(base[block.index]["std"])) if name == "mu" else 0.0
-            steps = _steps(t0.reshape(-1), h, relative, hint)
+            steps = _steps(t0.reshape(-1), h, relative, _hint(block, base[block.index], name))
             for n, j in enumerate(idx):
                 t = t0.copy().reshape(-1)
                 d = steps[j]
@@ -306,8 +316,7 @@ def numeric_gradients(
             for name in _tensor_names(block, training):
                 t0 = caches[k][name]
                 idx = np.sort(rng.choice(t0.size, size=min(samples, t0.size), replace=False))
-                hint = float(np.mean(caches[k]["std"])) if name == "mu" else 0.0
-                st = _steps(t0.reshape(-1), h, relative, hint)
+                st = _steps(t0.reshape(-1), h, relative, _hint(block, caches[k], name))
                 vals, kink = numeric.node_gradients(network, caches, k, name, idx, st, y,
                                                     training, masks)
                 res["d" + name] = (idx, vals, kink)

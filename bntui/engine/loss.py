@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bntui.engine.kernels import ones
+
 FORMULAS = {
     "P": "P = e^(logits − max) / Σⱼ e^(logits − max)",
     "loss": "loss = (1/m) Σᵢ −log P[i, yᵢ]",
@@ -40,12 +42,12 @@ class SoftmaxCrossEntropy:
         e = np.exp(shifted)
         # Σⱼ e = 1 + (the rest): log1p of the rest keeps the digits of a loss near 0.
         e[rows, top] = 0.0
-        rest = e.sum(axis=1)
+        rest = e @ ones(e.shape[1], e.dtype)
         e[rows, top] = 1.0
-        P = e / (1.0 + rest)[:, None]
+        P = np.divide(e, (1.0 + rest)[:, None], out=e)
         log_p_true = shifted[rows, y] - np.log1p(rest)
         loss = float(-log_p_true.mean())
-        self.cache = {"logits": logits, "P": P, "y": y, "loss": np.asarray(loss)}
+        self.cache = {"logits": logits, "P": P, "y": y, "loss": np.asarray(loss), "top": top}
         return loss
 
     def backward(self) -> np.ndarray:

@@ -20,6 +20,7 @@ from bntui.engine.arch import ArchSpec
 from bntui.engine.batchnorm import BatchNorm
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
+from bntui.engine.flat import FlatParams
 from bntui.engine.loss import SoftmaxCrossEntropy
 
 PARAM_GRAD_NAMES = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
@@ -103,9 +104,10 @@ class Block:
         else:
             dZ = c["dZ"] = dpre
         dX = self.dense.backward(dZ, need_dX=need_dX)
-        c["dW"] = self.dense.grads["W"]
+        # copies: the layer's gradients are reused buffers, filled again next pass
+        c["dW"] = self.dense.grads["W"].copy()
         if self.dense.has_bias:
-            c["db"] = self.dense.grads["b"]
+            c["db"] = self.dense.grads["b"].copy()
         if dX is not None:
             c["dX"] = dX
         return dX
@@ -126,6 +128,9 @@ class Network:
         self.n_classes = n_classes
         self.loss_layer = SoftmaxCrossEntropy()
         self.dtype = blocks[0].dense.W.dtype
+        # every parameter and gradient as a view of one buffer each (see engine/flat.py)
+        self.flat = FlatParams(
+            ((str(b.index), layer) for b in blocks for layer in b.layers()), self.dtype)
 
     # construction ------------------------------------------------------------------
     @classmethod
@@ -261,9 +266,11 @@ class Network:
 
     def backward(self, staged: bool = True) -> dict[str, np.ndarray]:
         """Backpropagate the last loss; returns the gradients by parameter key."""
+        self.flat.sync()
         d = self.loss_layer.backward()
         for i, block in enumerate(reversed(self.blocks)):
             d = block.backward(d, staged=staged, need_dX=staged or i < len(self.blocks) - 1)
+        self.flat.sync()
         return self.grads()
 
     def predict(self, X: np.ndarray) -> np.ndarray:

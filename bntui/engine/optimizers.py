@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from bntui.engine.errors import BntuiError
+
+if TYPE_CHECKING:
+    from bntui.engine.flat import FlatParams
 
 
 def check_lr(lr: float) -> float:
@@ -51,13 +54,76 @@ class Optimizer:
     def __post_init__(self) -> None:
         self.lr = check_lr(self.lr)
 
+    slots: ClassVar[tuple[str, ...]] = ()  # the state kept per parameter
+
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         self.t += 1
         for key, p in params.items():
             self._update(key, p, grads[key])
 
+    def step_flat(self, flat: FlatParams) -> None:
+        """One step on a network's flat buffers: every parameter in one pass.
+
+        Element by element the same arithmetic as `step`, so the same numbers; the state
+        of each parameter stays readable as `state[key][slot]` (views of flat buffers).
+        """
+        self.t += 1
+        self._apply(flat.params, flat.grads, self._flat_slots(flat))
+
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
+        self._apply(p, g, {name: self._buf(key, name, p) for name in self.slots})
+
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        """The update rule on any arrays: parameter, gradient, state slots."""
         p -= self.lr * g
+
+    def snapshot(self) -> tuple[int, dict[str, dict[str, np.ndarray]] | dict[str, np.ndarray]]:
+        """A copy of the state, for `restore` (one copy per slot once steps are flat)."""
+        cached = self.__dict__.get("_flat")
+        if cached is not None and self._flat_valid(cached):
+            return self.t, {name: buf.copy() for name, buf in cached[3].items()}
+        return self.t, {k: {n: v.copy() for n, v in d.items()} for k, d in self.state.items()}
+
+    def restore(self, snap: tuple[int, dict]) -> None:
+        """Put back the state of `snapshot()`, in place."""
+        t, saved = snap
+        self.t = t
+        cached = self.__dict__.get("_flat")
+        if saved and not isinstance(next(iter(saved.values())), dict):
+            assert cached is not None and self._flat_valid(cached)
+            for name, buf in cached[3].items():
+                buf[...] = saved[name]
+            return
+        for key, slots in saved.items():
+            for name, v in slots.items():
+                self.state[key][name][...] = v
+        for key in list(self.state):
+            if key not in saved:
+                del self.state[key]
+
+    def _flat_valid(self, cached: tuple) -> bool:
+        return (cached[1] is self.state and cached[2] == len(self.state)
+                and all(self.state.get(k, {}).get(n) is v for k, n, v in cached[4]))
+
+    def _flat_slots(self, flat: FlatParams) -> dict[str, np.ndarray]:
+        """Flat state buffers whose slices are `state[key][slot]`, rebuilt (keeping the
+        values) whenever `state` was replaced or changed from outside."""
+        cached = self.__dict__.get("_flat")
+        if cached is not None and cached[0] is flat and self._flat_valid(cached):
+            return cached[3]
+        bufs = {name: np.zeros(flat.size, dtype=flat.dtype) for name in self.slots}
+        views = []
+        for key, (sl, shape) in flat.layout.items():
+            if not self.slots:
+                break
+            slot = self.state.setdefault(key, {})
+            for name in self.slots:
+                if name in slot:
+                    bufs[name][sl] = np.asarray(slot[name]).ravel()
+                view = slot[name] = bufs[name][sl].reshape(shape)
+                views.append((key, name, view))
+        self.__dict__["_flat"] = (flat, self.state, len(self.state), bufs, views)
+        return bufs
 
     def _buf(self, key: str, name: str, like: np.ndarray) -> np.ndarray:
         slot = self.state.setdefault(key, {})
@@ -88,9 +154,10 @@ class Momentum(Optimizer):
     name: ClassVar[str] = "momentum"
     formula: ClassVar[str] = "v ← μ·v + g;  w ← w − η·v"
     hyper: ClassVar[tuple[str, ...]] = ("momentum",)
+    slots: ClassVar[tuple[str, ...]] = ("velocity",)
 
-    def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
-        v = self._buf(key, "velocity", p)
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        v = slots["velocity"]
         v *= self.momentum
         v += g
         p -= self.lr * v
@@ -101,8 +168,8 @@ class Nesterov(Momentum):
     name: ClassVar[str] = "nesterov"
     formula: ClassVar[str] = "v ← μ·v + g;  w ← w − η·(g + μ·v)"
 
-    def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
-        v = self._buf(key, "velocity", p)
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        v = slots["velocity"]
         v *= self.momentum
         v += g
         p -= self.lr * (g + self.momentum * v)
@@ -115,9 +182,10 @@ class Adagrad(Optimizer):
     name: ClassVar[str] = "adagrad"
     formula: ClassVar[str] = "G ← G + g²;  w ← w − η·g / (√G + ε)"
     hyper: ClassVar[tuple[str, ...]] = ("eps",)
+    slots: ClassVar[tuple[str, ...]] = ("G",)
 
-    def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
-        G = self._buf(key, "G", p)
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        G = slots["G"]
         G += g * g
         p -= self.lr * g / (np.sqrt(G) + self.eps)
 
@@ -130,9 +198,10 @@ class RMSprop(Optimizer):
     name: ClassVar[str] = "rmsprop"
     formula: ClassVar[str] = "s ← ρ·s + (1−ρ)·g²;  w ← w − η·g / (√s + ε)"
     hyper: ClassVar[tuple[str, ...]] = ("rho", "eps")
+    slots: ClassVar[tuple[str, ...]] = ("s",)
 
-    def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
-        s = self._buf(key, "s", p)
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        s = slots["s"]
         s *= self.rho
         s += (1.0 - self.rho) * (g * g)
         p -= self.lr * g / (np.sqrt(s) + self.eps)
@@ -152,9 +221,10 @@ class Adam(Optimizer):
         """(1 − β₁ᵗ, 1 − β₂ᵗ) at the current step count t."""
         return 1.0 - self.beta1**self.t, 1.0 - self.beta2**self.t
 
-    def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
-        m = self._buf(key, "m", p)
-        v = self._buf(key, "v", p)
+    slots: ClassVar[tuple[str, ...]] = ("m", "v")
+
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        m, v = slots["m"], slots["v"]
         m *= self.beta1
         m += (1.0 - self.beta1) * g
         v *= self.beta2

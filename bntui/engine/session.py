@@ -124,21 +124,31 @@ class Session:
         return self.X_train[idx], self.y_train[idx]
 
     # training ------------------------------------------------------------------------
-    def _snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]], int]:
-        opt = self.optimizer
-        state = {k: {n: v.copy() for n, v in d.items()} for k, d in opt.state.items()}
-        return self.network.state(), state, opt.t
+    def _snapshot(self) -> tuple[np.ndarray, dict[str, np.ndarray], tuple]:
+        """What a NaN step must be able to undo: parameters, running stats, optimizer."""
+        net = self.network
+        net.flat.sync()
+        running = {}
+        for block in net.blocks:
+            if block.bn is not None:
+                for k, v in block.bn.running_state().items():
+                    running[f"{block.index}.{k}"] = v.copy()
+                running[f"{block.index}.num_batches_tracked"] = np.asarray(
+                    block.bn.num_batches_tracked)
+        return net.flat.params.copy(), running, self.optimizer.snapshot()
 
-    def _restore(self, snap: tuple[dict[str, np.ndarray], dict, int]) -> None:
-        net_state, opt_state, t = snap
-        self.network.load_state(net_state)
-        for key, slots in opt_state.items():
-            for name, v in slots.items():
-                self.optimizer.state[key][name][...] = v
-        for key in list(self.optimizer.state):
-            if key not in opt_state:
-                del self.optimizer.state[key]
-        self.optimizer.t = t
+    def _restore(self, snap: tuple[np.ndarray, dict[str, np.ndarray], tuple]) -> None:
+        params, running, opt_snap = snap
+        net = self.network
+        net.flat.sync()
+        net.flat.params[...] = params
+        for block in net.blocks:
+            if block.bn is not None:
+                for k, v in block.bn.running_state().items():
+                    v[...] = running[f"{block.index}.{k}"]
+                block.bn.num_batches_tracked = int(
+                    running[f"{block.index}.num_batches_tracked"])
+        self.optimizer.restore(opt_snap)
 
     def train(
         self,
@@ -163,11 +173,10 @@ class Session:
         if steps < 0:
             raise BntuiError(f"steps must be 0 or more (got {steps})")
         every = eval_every or self.config.eval_every or max(1, steps // 100)
-        params = self.network.params()
         t0 = time.perf_counter()
         self.stopped = None
         with np.errstate(all="ignore"):  # a diverging run is reported once, below
-            taken, eval_time = self._loop(steps, every, params, on_step, should_stop)
+            taken, eval_time = self._loop(steps, every, on_step, should_stop)
         self.epoch = self.step_count // self.steps_per_epoch
         seconds = time.perf_counter() - t0 - eval_time
         return TrainResult(taken, seconds, self.stopped)
@@ -176,7 +185,6 @@ class Session:
         self,
         steps: int,
         every: int,
-        params: dict[str, np.ndarray],
         on_step: Callable[[Session], None] | None,
         should_stop: Callable[[], bool] | None,
     ) -> tuple[int, float]:
@@ -196,15 +204,15 @@ class Session:
                     f"gave the last finite loss (step {self.step_count}) were kept"
                 )
                 break
-            logits = net.loss_layer.cache["logits"]
-            grads = net.backward(staged=False)
+            net.backward(staged=False)
             snapshot = self._snapshot()
-            opt.step(params, grads)
+            opt.step_flat(net.flat)
             self.step_count += 1
             taken += 1
             self.history.step.append(self.step_count)
             self.history.loss.append(loss)
-            self.history.batch_accuracy.append(float(np.mean(logits.argmax(axis=1) == yb)))
+            top = net.loss_layer.cache["top"]  # the loss found each row's arg-max
+            self.history.batch_accuracy.append(float(np.count_nonzero(top == yb)) / len(yb))
             if self.step_count % every == 0 or taken == steps:
                 e0 = time.perf_counter()
                 self.evaluate(record=True)

@@ -69,6 +69,7 @@ class BntuiApp(App[None]):
         Binding("r", "reset", "reset"),
         Binding("g", "gradcheck", "grad check"),
         Binding("e", "toggle_eval", "train/eval", show=False),
+        Binding("x", "exercise", "exercise", show=False),
         Binding("ctrl+s", "save", "save", show=False),
         Binding("ctrl+o", "open", "open", show=False),
         Binding("question_mark", "help", "help"),
@@ -332,6 +333,12 @@ class BntuiApp(App[None]):
             opt = self.pane(OptimizerPane)
             if opt is not None:
                 opt.show_state(self.session.optimizer)
+
+    def action_exercise(self) -> None:
+        """Open the Exercise lab: the pass with a tensor or a formula hidden."""
+        self.action_show_tab("labs")
+        for pane in self.query(LabsPane):
+            pane.show_lab("exercise")
 
     def action_unfocus(self) -> None:
         """Leave a text field: the keys go back to the app's bindings."""

@@ -4,6 +4,8 @@ come from the engine (the session's history, `decision_regions`, `plane_of`)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from textual_plotext import PlotextPlot
 
@@ -31,19 +33,44 @@ def thin(xs: list, ys: list, most: int = 400) -> tuple[list, list]:
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
+def log_ticks(plot: PlotextPlot, values: list[float]) -> None:
+    """Label a log10 axis drawn from log10 values with the values themselves.
+
+    plotext's own `yscale("log")` takes the log of the stored data again at every render,
+    so a second render (a resize, a refresh) fails once a value is below 1: plot log10(y)
+    and label the ticks instead.
+    """
+    lo, hi = math.floor(min(values)), math.ceil(max(values))
+    ticks = list(range(lo, hi + 1))
+    if len(ticks) > 6:
+        ticks = ticks[:: math.ceil(len(ticks) / 6)]
+    plot.plt.yticks(ticks, [f"1e{k}" if k else "1" for k in ticks])
+
+
 def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],
-            val_steps: list[int], val: list[float | None]) -> None:
-    """Draw a training curve and the validation points that exist, thinned, by step."""
+            val_steps: list[int], val: list[float | None], log: bool = False) -> None:
+    """Draw a training curve and the validation points that exist, thinned, by step;
+    with `log`, on a log10 axis (every value must then be > 0)."""
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
     plt.title(title)
+
+    def y(values: list[float]) -> list[float]:
+        return [math.log10(v) for v in values] if log else values
+
+    shown: list[float] = []
     if train[0]:
-        plt.plot(*thin(*train), label="train", color="cyan", marker="braille")
+        xs, ys = thin(*train)
+        plt.plot(xs, y(ys), label="train", color="cyan", marker="braille")
+        shown += y(ys)
         pts = [(s, v) for s, v in zip(val_steps, val, strict=True) if v is not None]
         if pts:
-            plt.plot(*thin([s for s, _ in pts], [v for _, v in pts]), label="validation",
-                     color="orange", marker="braille")
+            xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
+            plt.plot(xs, y(ys), label="validation", color="orange", marker="braille")
+            shown += y(ys)
+    if log and shown:
+        log_ticks(plot, shown)
     plt.xlabel("step")
 
 
@@ -51,10 +78,11 @@ class LossPlot(PlotextPlot):
     """Training loss by step, and validation loss at each evaluation."""
 
     def replot(self, history: History) -> None:
-        _curves(self, "loss", (history.step, history.loss), history.eval_step,
-                history.val_loss)
-        if history.loss and min(history.loss) > 0:
-            self.plt.yscale("log")
+        positive = all(v > 0 for v in history.loss) and all(
+            v is None or v > 0 for v in history.val_loss)
+        _curves(self, "loss (log scale)" if positive and history.loss else "loss",
+                (history.step, history.loss), history.eval_step, history.val_loss,
+                log=positive and bool(history.loss))
         self.refresh()
 
 

@@ -242,14 +242,15 @@ def health_check(session: Session, bins: int = DEFAULT_BINS) -> HealthReport:
     net, opt = work.network, work.optimizer
     layers = layer_health(net, work.X_train, bins)
     Xb, yb = work.next_batch()
-    params = net.params()
     with np.errstate(all="ignore"):
         pointer = nonfinite_parameter(net)
         trace = record_trace(net, Xb, yb, training=True)
         if pointer is None:
             pointer = first_nonfinite(trace)
-        # record_trace ran the backward pass: the layers hold this batch's gradients
-        grads = net.grads()
+        # record_trace ran the backward pass: the layers hold this batch's gradients.
+        # Read the parameters only now: the pass may have re-pointed the layers' arrays
+        # into the network's flat buffer (a deep copy separates them; see engine/flat.py)
+        params, grads = net.params(), net.grads()
         before = {k: p.copy() for k, p in params.items()}
         opt.step(params, grads)
         updates = []

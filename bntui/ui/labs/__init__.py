@@ -38,9 +38,11 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
+    from bntui.ui.labs.bugs import BugsLab
+    from bntui.ui.labs.exercise import ExerciseLab
     from bntui.ui.labs.health import HealthLab
     from bntui.ui.labs.hsweep import HSweepLab
     from bntui.ui.labs.race import RaceLab
 
-    views: list[type[LabView]] = [HealthLab, RaceLab, HSweepLab]
+    views: list[type[LabView]] = [BugsLab, ExerciseLab, HealthLab, RaceLab, HSweepLab]
     return views

@@ -22,54 +22,42 @@ from bntui.ui.labs.computed import ComputedLab
 COLORS = {"float64": (86, 156, 250), "float32": (245, 140, 60)}
 
 
-def decades(lo: float, hi: float, most: int = 7) -> list[float]:
-    """Powers of ten from lo to hi, every k-th so that at most `most` are left."""
-    a, b = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
-    powers = list(range(a, b + 1)) or [a]
+def decade_ticks(lo: float, hi: float, most: int = 7) -> list[int]:
+    """The whole powers of ten between two log10 values, at most `most` of them."""
+    powers = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)) or [round(lo)]
     k = max(1, math.ceil(len(powers) / most))
-    return [10.0 ** p for p in powers[::-1][::k][::-1]]
+    return powers[::-1][::k][::-1]
 
 
 class SweepPlot(PlotextPlot):
-    """Error against h, both axes logarithmic.
-
-    plotext applies a log scale to the stored data at every build, so a second render
-    (a resize, a layout change) would take the log of a log: the figure is drawn afresh
-    before each render instead.
-    """
-
-    _sweep: HSweep | None = None
+    """Error against h, both axes logarithmic: log10 of both is plotted and the ticks
+    labelled with the powers of ten (plotext's own log scale takes the log again at every
+    render, see `plots.log_ticks`)."""
 
     def replot(self, sweep: HSweep) -> None:
-        self._sweep = sweep
-        self.refresh()
-
-    def render(self):  # type: ignore[override]
-        if self._sweep is not None:
-            self._draw(self._sweep)
-        return super().render()
-
-    def _draw(self, sweep: HSweep) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title("max relative error of (L(w+h) − L(w−h)) / 2h against backprop")
+        shown: list[float] = []
         for dtype, errs in sweep.errors.items():
-            pts = [(h, e) for h, e in zip(sweep.hs, errs, strict=True) if e > 0]
-            plt.plot([h for h, _ in pts], [e for _, e in pts], label=dtype,
+            pts = [(math.log10(h), math.log10(e)) for h, e in zip(sweep.hs, errs, strict=True)
+                   if e > 0]
+            plt.plot([x for x, _ in pts], [y for _, y in pts], label=dtype,
                      color=COLORS.get(dtype, "white"), marker="braille")
+            shown += [y for _, y in pts]
             h, e = sweep.best(dtype)
-            plt.scatter([h], [e], color=COLORS.get(dtype, "white"), marker="●")
-        plt.xscale("log")
-        plt.yscale("log")
-        # plotext labels a log axis with plain decimals; name the decades instead
-        xs = decades(min(sweep.hs), max(sweep.hs))
-        plt.xticks(xs, [f"1e{round(math.log10(x))}" for x in xs])
-        errs = [e for row in sweep.errors.values() for e in row if e > 0]
-        if errs:
-            ys = decades(min(errs), max(errs))
-            plt.yticks(ys, [f"1e{round(math.log10(y))}" if y < 1 else "1" for y in ys])
+            if e > 0:
+                plt.scatter([math.log10(h)], [math.log10(e)], color=COLORS.get(dtype, "white"),
+                            marker="●")
+        xs = [math.log10(h) for h in sweep.hs]
+        ticks = decade_ticks(min(xs), max(xs))
+        plt.xticks(ticks, [f"1e{k}" if k else "1" for k in ticks])
+        if shown:
+            ticks = decade_ticks(min(shown), max(shown))
+            plt.yticks(ticks, [f"1e{k}" if k else "1" for k in ticks])
         plt.xlabel("h")
+        self.refresh()
 
 
 class HSweepLab(ComputedLab):

@@ -3,6 +3,7 @@ one's state (velocity, G, s, m, v, m̂, v̂, bias factors) for a chosen paramete
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ from bntui.engine.labs.race import SLOT_LABELS, Racer, RaceResult, parse_optimiz
 from bntui.numbers import fmt
 from bntui.ui.form import Note, parse_number
 from bntui.ui.labs.computed import ComputedLab
-from bntui.ui.plots import thin
+from bntui.ui.plots import log_ticks, thin
 
 
 def rgb(name: str) -> str:
@@ -32,35 +33,28 @@ COLORS = {"sgd": (150, 150, 150), "momentum": (86, 156, 250), "nesterov": (70, 2
 
 
 class RacePlot(PlotextPlot):
-    """The batch loss of every racer against the step, log scale (drawn afresh before
-    each render: plotext takes the log of the stored data at every build)."""
-
-    _result: RaceResult | None = None
+    """The batch loss of every racer against the step, on a log10 axis (log10 of the loss
+    is plotted and the ticks labelled, as `plots.log_ticks` explains)."""
 
     def replot(self, result: RaceResult) -> None:
-        self._result = result
-        self.refresh()
-
-    def render(self):  # type: ignore[override]
-        if self._result is not None:
-            self._draw(self._result)
-        return super().render()
-
-    def _draw(self, result: RaceResult) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title(f"batch loss, same start ({result.steps} steps)")
-        positive = True
+        log = all(min(r.loss) > 0 for r in result.racers if r.loss)
+        shown: list[float] = []
         for r in result.racers:
             if r.loss:
                 xs, ys = thin([s - 1 for s in r.steps], r.loss)
-                plt.plot(xs, ys, label=r.optimizer, color=COLORS.get(r.optimizer, (230, 230, 230)),
-                         marker="braille")
-                positive = positive and min(r.loss) > 0
-        if positive and any(r.loss for r in result.racers):
-            plt.yscale("log")
+                if log:
+                    ys = [math.log10(v) for v in ys]
+                plt.plot(xs, ys, label=r.optimizer,
+                         color=COLORS.get(r.optimizer, (230, 230, 230)), marker="braille")
+                shown += ys
+        if log and shown:
+            log_ticks(self, shown)
         plt.xlabel("step")
+        self.refresh()
 
 
 def state_text(racer: Racer, key: str) -> Text:
