@@ -53,6 +53,8 @@ def test_histograms_count_the_hand_computed_tensors() -> None:
 def test_a_histogram_leaves_non_finite_values_out() -> None:
     h = Histogram.of("Z", np.array([1.0, np.nan, 2.0, np.inf, 3.0]), bins=2)
     assert h.nonfinite == 2 and sum(h.counts) == 3 and (h.min, h.max) == (1.0, 3.0)
+    huge = Histogram.of("Z", np.array([-1e308, 0.0, 1e308, 1e308]), bins=4)
+    assert huge.counts == [1, 0, 1, 2] and huge.edges[0] == -1e308 and huge.edges[-1] == 1e308
     empty = Histogram.of("Z", np.array([np.nan, -np.inf]))
     assert empty.counts == [] and empty.min is None and empty.nonfinite == 2
 

@@ -73,10 +73,19 @@ class Histogram:
         if finite.size == 0:
             return cls(name, [], [], None, None, None, None, bad)
         lo, hi = float(finite.min()), float(finite.max())
-        counts, edges = np.histogram(finite, bins=bins, range=(lo, hi) if hi > lo else
-                                     (lo - 0.5, hi + 0.5))
+        rng = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+        if np.isfinite(hi - lo):
+            counts, edges = np.histogram(finite, bins=bins, range=rng)
+        else:  # a diverged layer (|Z| ~ 1e308): bin on values scaled to ±1, whose
+            # range numpy can split into finite bins, then scale the edges back
+            scale = max(abs(lo), abs(hi))
+            counts, edges = np.histogram(finite / scale, bins=bins,
+                                         range=(lo / scale, hi / scale))
+            edges = edges * scale
+        scale = max(abs(lo), abs(hi)) or 1.0  # mean and std without overflow
         return cls(name, edges.tolist(), counts.astype(int).tolist(), lo, hi,
-                   float(finite.mean()), float(finite.std()), bad)
+                   scale * float((finite / scale).mean()),
+                   scale * float((finite / scale).std()), bad)
 
 
 @dataclass

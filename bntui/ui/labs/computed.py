@@ -59,6 +59,10 @@ class ComputedLab(LabView):
             except BntuiError as exc:
                 self.app.call_from_thread(self._failed, token, str(exc))
                 return
+            except Exception as exc:  # a bug: say so in the lab, keep the app running
+                self.app.call_from_thread(self._failed, token,
+                                          f"internal error: {type(exc).__name__}: {exc}")
+                return
             self.app.call_from_thread(self._done, token, result)
 
         self.run_worker(run, thread=True, exclusive=True, group=f"lab-{self.LAB_ID}",
