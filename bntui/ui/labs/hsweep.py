@@ -42,12 +42,12 @@ class SweepPlot(PlotextPlot):
         shown: list[float] = []
         for dtype, errs in sweep.errors.items():
             pts = [(math.log10(h), math.log10(e)) for h, e in zip(sweep.hs, errs, strict=True)
-                   if e > 0]
+                   if 0 < e < math.inf]
             plt.plot([x for x, _ in pts], [y for _, y in pts], label=dtype,
                      color=COLORS.get(dtype, "white"), marker="braille")
             shown += [y for _, y in pts]
             h, e = sweep.best(dtype)
-            if e > 0:
+            if 0 < e < math.inf:
                 plt.scatter([math.log10(h)], [math.log10(e)], color=COLORS.get(dtype, "white"),
                             marker="●")
         xs = [math.log10(h) for h in sweep.hs]
