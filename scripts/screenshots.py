@@ -157,6 +157,8 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "bn": (MOONS, bn),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
     "lab-bugs": (MOONS, lambda app, pilot: lab(app, pilot, "bugs")),
+    "lab-bn": (MOONS, lambda app, pilot: lab(app, pilot, "bn")),
+    "lab-batch": (RunConfig(), lambda app, pilot: lab(app, pilot, "batch")),
     "lab-exercise": (replace(preset("seed-softmax"), steps=100), exercise),
     "lab-health": (replace(MOONS, arch="16:sigmoid,16:relu,C"),
                    lambda app, pilot: lab(app, pilot, "health")),

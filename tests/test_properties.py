@@ -102,5 +102,13 @@ def test_compact_and_staged_training_steps_agree(m: int, d: int, seed: int) -> N
     net.loss(X, y, update_running=False)
     compact = net.backward(staged=False)
     scale = max(np.abs(v).max() for v in staged.values())
+    # the bias before a BatchNorm has a gradient of 0 by construction: what both paths
+    # give is the rounding of Σ dZ, whose terms reach (γ/std)·|dZbn| (≫ 1 when std is small)
+    bn = net.blocks[0].bn
+    dZ_terms = float(np.max(np.abs(bn.gamma / bn.cache["std"]))) * max(
+        1.0, float(np.abs(net.blocks[0].cache["dZbn"]).max()))
     for k in staged:
-        assert np.abs(staged[k] - compact[k]).max() <= 1e-13 * max(scale, 1.0), k
+        tol = 1e-13 * max(scale, 1.0)
+        if k == "1.b":
+            tol = 1e-14 * m * max(dZ_terms, 1.0)
+        assert np.abs(staged[k] - compact[k]).max() <= tol, k

@@ -21,9 +21,11 @@ from types import ModuleType
 LABS: dict[str, str] = {
     # name: module under bntui.cli
     "bugs": "lab_bugs",
-    "exercise": "lab_exercise",
+    "bn": "lab_bn",
+    "batch": "lab_batch",
     "health": "lab_health",
     "race": "lab_race",
+    "exercise": "lab_exercise",
     "hsweep": "lab_hsweep",
 }
 

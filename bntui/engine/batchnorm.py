@@ -238,9 +238,10 @@ class BatchNorm:
         m = dy.shape[0]
         c["dZbn"] = dy
         g = self.grads
-        if not ("gamma" in g and g["gamma"].dtype == dy.dtype
+        if not ("gamma" in g and g["gamma"].dtype == dy.dtype == Znorm.dtype
                 and g["gamma"].shape == gamma.shape):
-            g["gamma"], g["beta"] = np.empty_like(gamma), np.empty_like(gamma)
+            kind = np.result_type(dy, Znorm)
+            g["gamma"], g["beta"] = np.empty(gamma.shape, kind), np.empty(gamma.shape, kind)
         # g's arrays may be views of the network's flat gradient buffer: fill in place
         dgamma, dbeta = g["gamma"], g["beta"]
         if staged or not self.training:

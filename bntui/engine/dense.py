@@ -87,7 +87,8 @@ class Dense:
         assert self.X is not None, "backward before forward"
         g = self.grads
         W = g.get("W")
-        if W is not None and W.dtype == dZ.dtype and W.shape == (self.fan_in, self.fan_out):
+        if (W is not None and W.dtype == dZ.dtype == self.X.dtype
+                and W.shape == (self.fan_in, self.fan_out)):
             np.matmul(self.X.T, dZ, out=W)
         else:
             g["W"] = self.X.T @ dZ

@@ -5,9 +5,9 @@ optimizer can update all parameters in one pass over one vector (the same arithm
 element by element, as a pass per parameter, so the same numbers), and a snapshot of the
 parameters is one copy.  Layers fill their gradient views in place (`out=`).
 
-`sync()` makes the buffers true again if someone replaced a layer's array instead of
-writing into it (a subclass that assigns `grads["W"] = ...`, say): such an array is copied
-into its view and the view put back.
+`valid()` tells whether the views are still the layers' arrays: a layer swapped after the
+network was built, an array replaced instead of written into, or a deep copy breaks the
+link, and the caller then steps parameter by parameter instead.
 """
 
 from __future__ import annotations
@@ -46,22 +46,24 @@ class FlatParams:
             self._param_views.append(pv)
             self._grad_views.append(gv)
 
-    def sync(self) -> None:
-        """Point every layer's arrays back into the buffers, copying in replaced ones.
+    def valid(self, named_layers: list[tuple[str, Layer]]) -> bool:
+        """Whether every parameter and gradient of these layers is still its view.
 
-        An array that is not a view of the buffers (a layer replaced it, or the network
-        was deep-copied, which copies views as separate arrays) is copied into its slice
-        and the layer's entry becomes the view again.
+        Not so once a layer was swapped or given new arrays after the network was built
+        (the bug zoo does this), or after a deep copy (which copies views as separate
+        arrays); the caller then takes the slower path, parameter by parameter.
         """
-        for i, (_, layer, name, sl, shape) in enumerate(self.entries):
-            p = layer.params[name]  # type: ignore[attr-defined]
-            if p is not self._param_views[i] or p.base is not self.params:
-                self.params[sl] = np.asarray(p).ravel()
-                self._param_views[i] = layer.params[name] = (  # type: ignore[attr-defined]
-                    self.params[sl].reshape(shape))
-            g = layer.grads.get(name)  # type: ignore[attr-defined]
-            if g is not self._grad_views[i] or g.base is not self.grads:
-                if g is not None:
-                    self.grads[sl] = np.asarray(g).ravel()
-                self._grad_views[i] = layer.grads[name] = (  # type: ignore[attr-defined]
-                    self.grads[sl].reshape(shape))
+        i = 0
+        for prefix, layer in named_layers:
+            params, grads = layer.params, layer.grads  # type: ignore[attr-defined]
+            for name, p in params.items():
+                if i >= len(self.entries):
+                    return False
+                key, owner, pname, _, _ = self.entries[i]
+                if (owner is not layer or pname != name or key != f"{prefix}.{name}"
+                        or p is not self._param_views[i]
+                        or grads.get(name) is not self._grad_views[i]):
+                    return False
+                i += 1
+        return (i == len(self.entries) and self._param_views[0].base is self.params
+                and self._grad_views[0].base is self.grads) if self.entries else False

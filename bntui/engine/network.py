@@ -129,8 +129,16 @@ class Network:
         self.loss_layer = SoftmaxCrossEntropy()
         self.dtype = blocks[0].dense.W.dtype
         # every parameter and gradient as a view of one buffer each (see engine/flat.py)
-        self.flat = FlatParams(
-            ((str(b.index), layer) for b in blocks for layer in b.layers()), self.dtype)
+        self._flat = FlatParams(self._named_layers(), self.dtype)
+
+    def _named_layers(self) -> list[tuple[str, Dense | BatchNorm]]:
+        return [(str(b.index), layer) for b in self.blocks for layer in b.layers()]
+
+    @property
+    def flat(self) -> FlatParams | None:
+        """The flat parameter and gradient buffers, or None if the layers no longer use
+        them (see `FlatParams.valid`): then step parameter by parameter."""
+        return self._flat if self._flat.valid(self._named_layers()) else None
 
     # construction ------------------------------------------------------------------
     @classmethod
@@ -266,11 +274,9 @@ class Network:
 
     def backward(self, staged: bool = True) -> dict[str, np.ndarray]:
         """Backpropagate the last loss; returns the gradients by parameter key."""
-        self.flat.sync()
         d = self.loss_layer.backward()
         for i, block in enumerate(reversed(self.blocks)):
             d = block.backward(d, staged=staged, need_dX=staged or i < len(self.blocks) - 1)
-        self.flat.sync()
         return self.grads()
 
     def predict(self, X: np.ndarray) -> np.ndarray:

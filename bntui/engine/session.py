@@ -124,24 +124,31 @@ class Session:
         return self.X_train[idx], self.y_train[idx]
 
     # training ------------------------------------------------------------------------
-    def _snapshot(self) -> tuple[np.ndarray, dict[str, np.ndarray], tuple]:
+    def _snapshot(self) -> tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]:
         """What a NaN step must be able to undo: parameters, running stats, optimizer."""
         net = self.network
-        net.flat.sync()
-        running = {}
+        flat = net.flat
+        running: dict[str, np.ndarray] = {}
         for block in net.blocks:
             if block.bn is not None:
                 for k, v in block.bn.running_state().items():
                     running[f"{block.index}.{k}"] = v.copy()
                 running[f"{block.index}.num_batches_tracked"] = np.asarray(
                     block.bn.num_batches_tracked)
-        return net.flat.params.copy(), running, self.optimizer.snapshot()
+        params = flat.params.copy() if flat is not None else {
+            k: p.copy() for k, p in net.named_params()}
+        return params, running, self.optimizer.snapshot()
 
-    def _restore(self, snap: tuple[np.ndarray, dict[str, np.ndarray], tuple]) -> None:
+    def _restore(self, snap: tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]) -> None:
         params, running, opt_snap = snap
         net = self.network
-        net.flat.sync()
-        net.flat.params[...] = params
+        if isinstance(params, dict):
+            for k, p in net.named_params():
+                p[...] = params[k]
+        else:
+            flat = net.flat
+            assert flat is not None, "the network's layers changed during training"
+            flat.params[...] = params
         for block in net.blocks:
             if block.bn is not None:
                 for k, v in block.bn.running_state().items():
@@ -206,12 +213,19 @@ class Session:
                 break
             net.backward(staged=False)
             snapshot = self._snapshot()
-            opt.step_flat(net.flat)
+            flat = net.flat
+            if flat is not None:  # every parameter in one pass
+                opt.step_flat(flat)
+            else:  # a network whose layers were swapped after it was built
+                opt.step(net.params(), net.grads())
             self.step_count += 1
             taken += 1
             self.history.step.append(self.step_count)
             self.history.loss.append(loss)
-            top = net.loss_layer.cache["top"]  # the loss found each row's arg-max
+            lc = net.loss_layer.cache
+            top = lc.get("top")  # the loss found each row's arg-max (a variant may not)
+            if top is None:
+                top = lc["logits"].argmax(axis=1)
             self.history.batch_accuracy.append(float(np.count_nonzero(top == yb)) / len(yb))
             if self.step_count % every == 0 or taken == steps:
                 e0 = time.perf_counter()

@@ -329,6 +329,8 @@ class BntuiApp(App[None]):
             self.show_step()
         if event.pane.id == "bn":
             self.refresh_bn_pane()
+        elif event.pane.id == "labs" and (labs := self.pane(LabsPane)) is not None:
+            labs.shown()
         elif event.pane.id == "optimizer" and self.session is not None:
             opt = self.pane(OptimizerPane)
             if opt is not None:

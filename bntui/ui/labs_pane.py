@@ -57,6 +57,10 @@ class LabsPane(Horizontal):
         self.config = config
         self._load_current()
 
+    def shown(self) -> None:
+        """The Labs tab was opened."""
+        self._load_current()
+
     def show_lab(self, lab_id: str) -> None:
         for i, view in enumerate(self.views):
             if lab_id == view.LAB_ID:
@@ -65,8 +69,12 @@ class LabsPane(Horizontal):
         raise KeyError(lab_id)
 
     def _load_current(self) -> None:
+        """Tell the lab on show about the configuration, once the Labs tab is open (a lab
+        computes as soon as it is loaded: not at app start, behind another tab)."""
         view = self.current
         if view is None or self.config is None:
+            return
+        if getattr(self.app, "active_tab", "labs") != "labs":
             return
         self.query_one("#lab-blurb", Static).update(view.BLURB)
         if self._loaded.get(view.LAB_ID) is not self.config:

@@ -56,19 +56,22 @@ def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],
     plt.clear_figure()
     plt.title(title)
 
-    def y(values: list[float]) -> list[float]:
-        return [math.log10(v) for v in values] if log else values
+    def drawable(xs: list, ys: list) -> tuple[list, list]:
+        """The finite points (positive ones on a log axis), as drawn."""
+        keep = [(x, v) for x, v in zip(xs, ys, strict=True)
+                if v is not None and math.isfinite(v) and (v > 0 or not log)]
+        return [x for x, _ in keep], [math.log10(v) if log else v for _, v in keep]
 
     shown: list[float] = []
     if train[0]:
-        xs, ys = thin(*train)
-        plt.plot(xs, y(ys), label="train", color="cyan", marker="braille")
-        shown += y(ys)
-        pts = [(s, v) for s, v in zip(val_steps, val, strict=True) if v is not None]
-        if pts:
-            xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
-            plt.plot(xs, y(ys), label="validation", color="orange", marker="braille")
-            shown += y(ys)
+        xs, ys = drawable(*thin(*train))
+        if xs:
+            plt.plot(xs, ys, label="train", color="cyan", marker="braille")
+            shown += ys
+        xs, ys = drawable(*thin(list(val_steps), list(val)))
+        if xs:
+            plt.plot(xs, ys, label="validation", color="orange", marker="braille")
+            shown += ys
     if log and shown:
         log_ticks(plot, shown)
     plt.xlabel("step")
@@ -78,11 +81,12 @@ class LossPlot(PlotextPlot):
     """Training loss by step, and validation loss at each evaluation."""
 
     def replot(self, history: History) -> None:
-        positive = all(v > 0 for v in history.loss) and all(
-            v is None or v > 0 for v in history.val_loss)
-        _curves(self, "loss (log scale)" if positive and history.loss else "loss",
-                (history.step, history.loss), history.eval_step, history.val_loss,
-                log=positive and bool(history.loss))
+        # a log axis while every finite loss is > 0 (non-finite ones are not drawn)
+        log = bool(history.loss) and all(
+            v > 0 for v in (*history.loss, *history.val_loss)
+            if v is not None and math.isfinite(v))
+        _curves(self, "loss (log scale)" if log else "loss", (history.step, history.loss),
+                history.eval_step, history.val_loss, log=log)
         self.refresh()
 
 

@@ -38,11 +38,15 @@ class LabView(Vertical):
 
 def lab_views() -> list[type[LabView]]:
     """The lab screens in the order of the list (imported here to keep startup light)."""
+    from bntui.ui.labs.batch_size import BatchSizeLab
     from bntui.ui.labs.bugs import BugsLab
     from bntui.ui.labs.exercise import ExerciseLab
     from bntui.ui.labs.health import HealthLab
     from bntui.ui.labs.hsweep import HSweepLab
     from bntui.ui.labs.race import RaceLab
+    from bntui.ui.labs.with_without_bn import WithWithoutBNLab
 
-    views: list[type[LabView]] = [BugsLab, ExerciseLab, HealthLab, RaceLab, HSweepLab]
+    # in the order of the issue: bugs, BN or not, batch size, health, race, exercise, h
+    views: list[type[LabView]] = [BugsLab, WithWithoutBNLab, BatchSizeLab, HealthLab, RaceLab,
+                                  ExerciseLab, HSweepLab]
     return views
