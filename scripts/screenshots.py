@@ -160,6 +160,10 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "lab-bn": (MOONS, lambda app, pilot: lab(app, pilot, "bn")),
     "lab-batch": (RunConfig(), lambda app, pilot: lab(app, pilot, "batch")),
     "lab-exercise": (replace(preset("seed-softmax"), steps=100), exercise),
+    "lab-health": (replace(MOONS, arch="16:sigmoid,16:relu,C"),
+                   lambda app, pilot: lab(app, pilot, "health")),
+    "lab-race": (MOONS, lambda app, pilot: lab(app, pilot, "race")),
+    "lab-hsweep": (MOONS, lambda app, pilot: lab(app, pilot, "hsweep")),
 }
 
 

@@ -23,7 +23,10 @@ LABS: dict[str, str] = {
     "bugs": "lab_bugs",
     "bn": "lab_bn",
     "batch": "lab_batch",
+    "health": "lab_health",
+    "race": "lab_race",
     "exercise": "lab_exercise",
+    "hsweep": "lab_hsweep",
 }
 
 

@@ -41,8 +41,12 @@ def lab_views() -> list[type[LabView]]:
     from bntui.ui.labs.batch_size import BatchSizeLab
     from bntui.ui.labs.bugs import BugsLab
     from bntui.ui.labs.exercise import ExerciseLab
+    from bntui.ui.labs.health import HealthLab
+    from bntui.ui.labs.hsweep import HSweepLab
+    from bntui.ui.labs.race import RaceLab
     from bntui.ui.labs.with_without_bn import WithWithoutBNLab
 
     # in the order of the issue: bugs, BN or not, batch size, health, race, exercise, h
-    views: list[type[LabView]] = [BugsLab, WithWithoutBNLab, BatchSizeLab, ExerciseLab]
+    views: list[type[LabView]] = [BugsLab, WithWithoutBNLab, BatchSizeLab, HealthLab, RaceLab,
+                                  ExerciseLab, HSweepLab]
     return views
