@@ -59,8 +59,18 @@ async def settle(app: BntuiApp, pilot: Pilot) -> None:
 
 
 async def finish(app: BntuiApp, pilot: Pilot) -> None:
-    """Wait for the training / checking workers, then for the views they update."""
-    await app.workers.wait_for_complete()
+    """Wait for the training / checking workers, then for the views they update.
+
+    Pausing cancels the training worker: waiting on a worker cancelled mid-run raises
+    WorkerCancelled, which here only means it has stopped."""
+    from textual.worker import WorkerCancelled
+
+    for _ in range(100):
+        try:
+            await app.workers.wait_for_complete()
+            break
+        except WorkerCancelled:
+            continue
     await pilot.pause()
 
 

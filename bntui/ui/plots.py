@@ -40,11 +40,15 @@ def log_ticks(plot: PlotextPlot, values: list[float]) -> None:
     so a second render (a resize, a refresh) fails once a value is below 1: plot log10(y)
     and label the ticks instead.
     """
-    lo, hi = math.floor(min(values)), math.ceil(max(values))
-    ticks = list(range(lo, hi + 1))
-    if len(ticks) > 6:
-        ticks = ticks[:: math.ceil(len(ticks) / 6)]
-    plot.plt.yticks(ticks, [f"1e{k}" if k else "1" for k in ticks])
+    lo, hi = min(values), max(values)
+    decades = list(range(math.ceil(lo), math.floor(hi) + 1))
+    if len(decades) >= 2:  # whole powers of ten, at most about six of them
+        ticks = [float(k) for k in decades[:: math.ceil(len(decades) / 6)]]
+        labels = [f"1e{k:.0f}" if k else "1" for k in ticks]
+    else:  # less than a decade: four values in between, with three digits
+        ticks = [lo + (hi - lo) * i / 3 for i in range(4)] if hi > lo else [lo]
+        labels = [f"{10 ** t:.3g}" for t in ticks]
+    plot.plt.yticks(ticks, labels)
 
 
 def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],
