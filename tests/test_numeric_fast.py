@@ -42,3 +42,19 @@ def test_batched_equals_loop(cfg: RunConfig, training: bool) -> None:
             scale = max(1e-12, float(np.max(np.abs(vb))))
             assert np.max(np.abs(va - vb)) <= 1e-5 * scale, (block.index, name)
             assert np.array_equal(ka, kb), (block.index, name)
+
+
+def test_threads_give_the_same_numbers() -> None:
+    """The columns and tensors run on several threads; the numbers must not depend on it."""
+    session = Session(RunConfig(dataset="moons", arch="8:tanh,6:relu,C", samples=120))
+    X, y = session.inspection_batch()
+    one = numeric_gradients(session.network, X, y, threads=1)
+    three = numeric_gradients(session.network, X, y, threads=3)
+    assert one.keys() == three.keys()
+    for layer, grads in one.items():
+        assert grads.keys() == three[layer].keys()
+        for name, (idx, vals, kink) in grads.items():
+            idx3, vals3, kink3 = three[layer][name]
+            np.testing.assert_array_equal(idx, idx3)
+            np.testing.assert_array_equal(vals, vals3, err_msg=f"{layer}.{name}")
+            np.testing.assert_array_equal(kink, kink3)

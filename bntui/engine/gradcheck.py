@@ -21,6 +21,8 @@ Neither pass touches the running statistics.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -297,9 +299,11 @@ def numeric_gradients(
     samples: int = 16,
     rng: np.random.Generator | None = None,
     relative: bool = True,
+    threads: int | None = None,
 ) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The same as `numeric_gradients_loop` (same steps, same sampled entries), computed
-    with many perturbations at a time (see `bntui.engine.numeric`)."""
+    with many perturbations at a time (see `bntui.engine.numeric`), on `threads` threads
+    (default: one per core; the numbers do not depend on it)."""
     from bntui.engine import numeric
 
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -307,20 +311,32 @@ def numeric_gradients(
         network.loss(X, y, training, update_running=False)
     caches = [{k: v.copy() for k, v in b.cache.items()} for b in network.blocks]
     masks = {b.index: caches[b.index - 1][b.pre_name] > 0 for b in _kink_blocks(network)}
-    out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    with np.errstate(all="ignore"):
+    # the sampled entries of the intermediates, drawn in the reference loop's order
+    nodes: list[tuple[int, str, np.ndarray, np.ndarray]] = []
+    for k, block in enumerate(network.blocks):
+        for name in _tensor_names(block, training):
+            t0 = caches[k][name]
+            idx = np.sort(rng.choice(t0.size, size=min(samples, t0.size), replace=False))
+            nodes.append((k, name, idx,
+                          _steps(t0.reshape(-1), h, relative, _hint(block, caches[k], name))))
+
+    def node(task: tuple[int, str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        k, name, idx, st = task
+        with np.errstate(all="ignore"):
+            return numeric.node_gradients(network, caches, k, name, idx, st, y, training,
+                                          masks)
+
+    threads = threads if threads is not None else (os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        map_fn = pool.map if threads > 1 else map
+        out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         for k, block in enumerate(network.blocks):
             steps = {name: _steps(p.reshape(-1), h, relative)
                      for layer in block.layers() for name, p in layer.params.items()}
-            res = numeric.param_gradients(network, caches, k, y, training, steps, masks)
-            for name in _tensor_names(block, training):
-                t0 = caches[k][name]
-                idx = np.sort(rng.choice(t0.size, size=min(samples, t0.size), replace=False))
-                st = _steps(t0.reshape(-1), h, relative, _hint(block, caches[k], name))
-                vals, kink = numeric.node_gradients(network, caches, k, name, idx, st, y,
-                                                    training, masks)
-                res["d" + name] = (idx, vals, kink)
-            out[block.index] = res  # type: ignore[assignment]
+            out[block.index] = numeric.param_gradients(  # type: ignore[assignment]
+                network, caches, k, y, training, steps, masks, map_fn)
+        for (k, name, idx, _), (vals, kink) in zip(nodes, map_fn(node, nodes), strict=True):
+            out[network.blocks[k].index]["d" + name] = (idx, vals, kink)
     return out
 
 
@@ -384,14 +400,17 @@ def gradcheck(
     numeric: bool = True,
     autograd: bool = True,
     relative: bool = True,
+    threads: int | None = None,
 ) -> GradcheckReport:
     """Check every parameter's and every intermediate's gradient in one batch.
 
     The analytic pass runs last, so the network's caches are left as it left them.
+    `threads` is for the numerical gradients (default: one per core).
     """
     num = (
         numeric_gradients(network, X, y, training=training, h=h, samples=samples,
-                          rng=np.random.default_rng(seed), relative=relative)
+                          rng=np.random.default_rng(seed), relative=relative,
+                          threads=threads)
         if numeric else {}
     )
     auto = autograd_gradients(network, X, y, training) if autograd else None

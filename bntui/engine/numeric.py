@@ -16,6 +16,8 @@ touched: it reads the caches of one unperturbed pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 
 from bntui.engine.kernels import ones
@@ -164,42 +166,28 @@ def _chunks(V: int, per_variant_bytes: int) -> list[slice]:
 
 def param_gradients(network: Network, caches: list[dict[str, np.ndarray]], k: int,
                     y: np.ndarray, training: bool, steps: dict[str, np.ndarray],
-                    masks: dict[int, np.ndarray]) -> dict[str, tuple[np.ndarray, ...]]:
-    """Every entry of every parameter of block k: {grad name: (idx, values, kinks)}."""
-    block, c = network.blocks[k], caches[k]
-    X = c["X"]
-    N = X.shape[0]
-    width = max(b.dense.fan_out for b in network.blocks)
+                    masks: dict[int, np.ndarray],
+                    map_fn: Callable[..., Iterable] = map) -> dict[str, tuple[np.ndarray, ...]]:
+    """Every entry of every parameter of block k: {grad name: (idx, values, kinks)}.
+
+    The columns are independent: `map_fn` may run them on several threads (NumPy lets
+    go of the GIL inside its array operations); the numbers are the same either way.
+    """
+    block = network.blocks[k]
     out: dict[str, tuple[np.ndarray, ...]] = {}
     for layer in block.layers():
         for pname, p in layer.params.items():
             vals = np.empty(p.size)
             kink = np.zeros(p.size, dtype=bool)
             step = steps[pname].reshape(p.shape)
-            rows = p.shape[0] if p.ndim == 2 else 1
-            for j in range(p.shape[-1]):
-                if pname == "W":  # column j of Z moves by ±δ·X[:, i]
-                    base, node = c["Z"][:, j], "Z"
-                    d = step[:, j]
-                    dirs = X.T * d[:, None]  # (rows, N)
-                elif pname == "b":
-                    base, node, d = c["Z"][:, j], "Z", step[j:j + 1]
-                    dirs = np.full((1, N), d[0])
-                elif pname == "gamma":
-                    base, node, d = c["Zbn"][:, j], "Zbn", step[j:j + 1]
-                    dirs = (c["Znorm"][:, j] * d[0])[None, :]
-                else:  # beta
-                    base, node, d = c["Zbn"][:, j], "Zbn", step[j:j + 1]
-                    dirs = np.full((1, N), d[0])
-                cols = np.concatenate([base + dirs, base - dirs])  # (2·rows, N)
-                loss = np.empty(cols.shape[0])
-                crossed = np.zeros(cols.shape[0], dtype=bool)
-                for sl in _chunks(cols.shape[0], N * width * 8 * 4):
-                    loss[sl], crossed[sl] = _column_variants(network, caches, k, j, node,
-                                                             cols[sl], y, training, masks)
-                lp, lm = loss[:rows], loss[rows:]
-                g = (lp - lm) / (2 * d)
-                kk = crossed[:rows] | crossed[rows:]
+
+            def one(j: int, pname: str = pname, p: np.ndarray = p,
+                    step: np.ndarray = step) -> tuple[np.ndarray, np.ndarray]:
+                with np.errstate(all="ignore"):
+                    return _param_column(network, caches, k, y, training, pname, p, step, j,
+                                         masks)
+
+            for j, (g, kk) in enumerate(map_fn(one, range(p.shape[-1]))):
                 if p.ndim == 2:
                     vals.reshape(p.shape)[:, j] = g
                     kink.reshape(p.shape)[:, j] = kk
@@ -207,6 +195,38 @@ def param_gradients(network: Network, caches: list[dict[str, np.ndarray]], k: in
                     vals[j], kink[j] = g[0], kk[0]
             out[PARAM_GRAD_NAMES[pname]] = (np.arange(p.size), vals, kink)
     return out
+
+
+def _param_column(network: Network, caches: list[dict[str, np.ndarray]], k: int,
+                  y: np.ndarray, training: bool, pname: str, p: np.ndarray, step: np.ndarray,
+                  j: int, masks: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Centred differences of every entry of column j of parameter `pname` of block k."""
+    c = caches[k]
+    X = c["X"]
+    N = X.shape[0]
+    width = max(b.dense.fan_out for b in network.blocks)
+    rows = p.shape[0] if p.ndim == 2 else 1
+    if pname == "W":  # column j of Z moves by ±δ·X[:, i]
+        base, node = c["Z"][:, j], "Z"
+        d = step[:, j]
+        dirs = X.T * d[:, None]  # (rows, N)
+    elif pname == "b":
+        base, node, d = c["Z"][:, j], "Z", step[j:j + 1]
+        dirs = np.full((1, N), d[0])
+    elif pname == "gamma":
+        base, node, d = c["Zbn"][:, j], "Zbn", step[j:j + 1]
+        dirs = (c["Znorm"][:, j] * d[0])[None, :]
+    else:  # beta
+        base, node, d = c["Zbn"][:, j], "Zbn", step[j:j + 1]
+        dirs = np.full((1, N), d[0])
+    cols = np.concatenate([base + dirs, base - dirs])  # (2·rows, N)
+    loss = np.empty(cols.shape[0])
+    crossed = np.zeros(cols.shape[0], dtype=bool)
+    for sl in _chunks(cols.shape[0], N * width * 8 * 4):
+        loss[sl], crossed[sl] = _column_variants(network, caches, k, j, node, cols[sl], y,
+                                                 training, masks)
+    lp, lm = loss[:rows], loss[rows:]
+    return (lp - lm) / (2 * d), crossed[:rows] | crossed[rows:]
 
 
 def node_gradients(network: Network, caches: list[dict[str, np.ndarray]], k: int, name: str,

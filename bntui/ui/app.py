@@ -9,6 +9,7 @@ shown inline in that pane and the session the learner had stays as it was.
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -539,7 +540,9 @@ class BntuiApp(App[None]):
             step = session.step_count
             network = copy.deepcopy(session.network)
         X, y = session.inspection_batch()
-        report = gradcheck(network, X, y, training=training, seed=session.config.seed)
+        # one core fewer than the machine has: the screen keeps one to itself
+        report = gradcheck(network, X, y, training=training, seed=session.config.seed,
+                           threads=max(1, (os.cpu_count() or 1) - 1))
         self.call_from_thread(self._after_check, session, step, training, report,
                               time.perf_counter() - t0)
 
