@@ -1,15 +1,15 @@
 """Benchmarks, side by side in one run: `python -m bntui.bench [--quick] [--app]`.
 
-Prints Markdown tables (medians of repeated runs, and ratios, since these machines are
-noisy):
+Prints Markdown tables (medians of repeated runs; engine and PyTorch run in alternating
+bursts and the ratio is the median of the rounds' ratios, since these machines are noisy):
   1. training throughput on seed-digits (1,500 × 64, full batch, the seed's network and
      optimizer): steps/s of the engine against the same network in PyTorch, float64 and
      float32;
-  2. BatchNorm forward + backward at (N, D) = (1500, 32), (4096, 256), (65536, 512): the
-     compact backward, the staged backward and `torch.nn.BatchNorm1d` with autograd, with
-     the bytes moved per second against a NumPy copy of the same size;
+  2. BatchNorm at (N, D) = (1500, 32), (4096, 256), (65536, 512): forward + backward with
+     the compact backward against `torch.nn.BatchNorm1d` with autograd, the compact and the
+     staged backward alone, and the bytes moved per second against a NumPy copy;
   3. the numerical gradient check of the seed-digits network: a naive loop (one entry, two
-     full forward passes at a time) against the engine's;
+     full forward passes at a time) against the engine's, on one thread and on every core;
   4. with --app, the app's responsiveness (benchmarks/app_timing.py's measures).
 torch is optional: its columns say "—" without it.
 """
@@ -17,6 +17,7 @@ torch is optional: its columns say "—" without it.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -73,41 +74,62 @@ def torch_twin(session: Session):
     return step
 
 
+def _interleaved(ours: Callable[[], object], theirs: Callable[[], object] | None,
+                 rounds: int) -> tuple[float, float | None, float | None]:
+    """Median seconds of `ours` and `theirs`, run in alternating bursts, and the median of
+    the per-round ratios theirs / ours (a noisy machine slows both sides of a round)."""
+    ours()
+    if theirs is not None:
+        theirs()
+    a, b, r = [], [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        ours()
+        a.append(time.perf_counter() - t0)
+        if theirs is not None:
+            t0 = time.perf_counter()
+            theirs()
+            b.append(time.perf_counter() - t0)
+            r.append(b[-1] / a[-1])
+    if theirs is None:
+        return statistics.median(a), None, None
+    return statistics.median(a), statistics.median(b), statistics.median(r)
+
+
 def bench_training(repeats: int, steps: int) -> list[str]:
     rows = ["| seed-digits, full batch | engine steps/s | PyTorch steps/s | engine / PyTorch |",
             "|---|---|---|---|"]
     for dtype in ("float64", "float32"):
         cfg = preset("seed-digits").with_overrides(dtype=dtype)
         session = Session(cfg)
-        engine = _median_time(lambda s=session: s.train(steps=steps, eval_every=10**9),
-                              repeats) / steps
         twin = torch_twin(Session(cfg))
-        theirs = (_median_time(lambda t=twin: [t() for _ in range(steps)], repeats) / steps
-                  if twin else None)
-        ratio = f"{theirs / engine:.2f}×" if theirs else "—"
-        rows.append(f"| {dtype} | {1 / engine:,.0f} | "
-                    f"{'—' if theirs is None else f'{1 / theirs:,.0f}'} | {ratio} |")
+        ours, theirs, ratio = _interleaved(
+            lambda s=session: s.train(steps=steps, eval_every=10**9),
+            (lambda t=twin: [t() for _ in range(steps)]) if twin else None, 4 * repeats)
+        rows.append(f"| {dtype} | {steps / ours:,.0f} | "
+                    f"{'—' if theirs is None else f'{steps / theirs:,.0f}'} | "
+                    f"{'—' if ratio is None else f'{ratio:.2f}×'} |")
     return rows
 
 
 # 2. BatchNorm forward + backward ---------------------------------------------------
 def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
+    """Forward + backward against torch.nn.BatchNorm1d, and the two backward paths alone
+    (the same forward pass feeds both)."""
     torch = _torch()
-    rows = ["| (N, D) | compact | staged | PyTorch | staged / compact | compact / PyTorch "
-            "| compact GB/s | NumPy copy GB/s |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| (N, D) | fwd + bwd, compact | fwd + bwd, PyTorch | compact / PyTorch "
+            "| backward, compact | backward, staged | staged / compact | compact GB/s "
+            "| NumPy copy GB/s |", "|---|---|---|---|---|---|---|---|---|"]
     rng = np.random.default_rng(0)
     for n, d in shapes:
         x = rng.normal(size=(n, d))
         dy = rng.normal(size=(n, d))
         bn = BatchNorm(d)
 
-        def engine(staged: bool, bn: BatchNorm = bn, x: np.ndarray = x,
-                   dy: np.ndarray = dy) -> None:
+        def both(bn: BatchNorm = bn, x: np.ndarray = x, dy: np.ndarray = dy) -> None:
             bn.forward(x, training=True)
-            bn.backward(dy, staged=staged)
+            bn.backward(dy, staged=False)
 
-        compact = _median_time(lambda: engine(False), repeats)
-        staged = _median_time(lambda: engine(True), repeats)
         theirs = None
         if torch is not None:
             tbn = torch.nn.BatchNorm1d(d).double()
@@ -119,16 +141,21 @@ def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
                 tbn.zero_grad(set_to_none=True)
                 tbn(tx).backward(tdy)
 
-            theirs = _median_time(torch_pass, repeats)
+            theirs = torch_pass
+        fwd_bwd, torch_time, vs_torch = _interleaved(both, theirs, repeats)
+        bn.forward(x, training=True)
+        compact, staged, staged_ratio = _interleaved(
+            lambda bn=bn, dy=dy: bn.backward(dy, staged=False),
+            lambda bn=bn, dy=dy: bn.backward(dy, staged=True), repeats)
         copy = _median_time(lambda x=x: x.copy(), repeats)
         # bytes a pass must at least touch: read x, dy; write y, dx (8 bytes each)
         moved = 4 * x.nbytes
         rows.append(
-            f"| ({n:,}, {d}) | {compact * 1e3:.2f} ms | {staged * 1e3:.2f} ms | "
-            f"{'—' if theirs is None else f'{theirs * 1e3:.2f} ms'} | "
-            f"{staged / compact:.2f}× | "
-            f"{'—' if theirs is None else f'{compact / theirs:.2f}×'} | "
-            f"{moved / compact / 1e9:.1f} | {2 * x.nbytes / copy / 1e9:.1f} |"
+            f"| ({n:,}, {d}) | {fwd_bwd * 1e3:.2f} ms | "
+            f"{'—' if torch_time is None else f'{torch_time * 1e3:.2f} ms'} | "
+            f"{'—' if vs_torch is None else f'{1 / vs_torch:.2f}×'} | "
+            f"{compact * 1e3:.2f} ms | {staged * 1e3:.2f} ms | {staged_ratio:.2f}× | "
+            f"{moved / fwd_bwd / 1e9:.1f} | {2 * x.nbytes / copy / 1e9:.1f} |"
         )
     return rows
 
@@ -154,13 +181,17 @@ def bench_gradcheck(repeats: int) -> list[str]:
     session = Session(preset("seed-digits"))
     X, y = session.inspection_batch()
     n = session.network.n_params()
+    cores = os.cpu_count() or 1
     naive = _median_time(lambda: naive_numeric(session), 1)
-    engine = _median_time(lambda: numeric_gradients(session.network, X, y), repeats)
+    one = _median_time(lambda: numeric_gradients(session.network, X, y, threads=1), repeats)
+    every = _median_time(lambda: numeric_gradients(session.network, X, y, threads=cores),
+                         repeats)
+    covers = f"{n:,} parameters and 16 entries of every intermediate"
     return ["| numerical check of seed-digits | seconds | what it covers |", "|---|---|---|",
             f"| naive loop | {naive:.2f} | {n:,} parameters |",
-            f"| engine | {engine:.2f} | {n:,} parameters and 16 entries of every "
-            "intermediate |",
-            f"| naive / engine | {naive / engine:.1f}× | |"]
+            f"| engine, 1 thread | {one:.2f} | {covers} |",
+            f"| engine, {cores} threads (`bntui gradcheck`) | {every:.2f} | {covers} |",
+            f"| naive / engine | {naive / every:.1f}× | |"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -172,6 +172,10 @@ class BatchNorm:
             )
         m = x.shape[0]
         self.training = training
+        # let go of the last pass's tensors first: their memory is then reused for this
+        # pass's instead of new pages being mapped (a rebind: a caller's copy of the old
+        # dict keeps its arrays)
+        self.cache = {}
         ov = override or {}
         c: dict[str, np.ndarray] = {}
         Z = c["Z"] = ov.get("Z", x)

@@ -35,6 +35,7 @@ class SoftmaxCrossEntropy:
         self.cache: dict[str, np.ndarray] = {}
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        self.cache = {}  # free the last pass's tensors before making new ones
         m = logits.shape[0]
         rows = np.arange(m)
         top = logits.argmax(axis=1)

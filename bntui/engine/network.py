@@ -77,6 +77,7 @@ class Block:
         override: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         ov = override or {}
+        self.cache = {}  # free the last pass's tensors before making new ones
         if "X" in ov:
             X = ov["X"]
         Z = self.dense.forward(X)
