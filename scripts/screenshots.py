@@ -193,9 +193,37 @@ def for_png(svg: str) -> str:
     return TEXT_RUN.sub(run, svg.replace("Fira Code", PNG_FONT))
 
 
+def handout() -> Path | None:
+    """assets/handout.png: the seed-softmax HTML handout as headless Chromium draws it."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("handout: no chromium on PATH, skipped", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "handout.html"
+        subprocess.run([sys.executable, "-m", "bntui", "walk", "--preset", "seed-softmax",
+                        "--format", "html", "--check", "--output", str(page)], check=True)
+        out = ASSETS / "handout.png"
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", "--window-size=1100,1300",
+                        f"--screenshot={out}", page.as_uri()],
+                       check=True, capture_output=True, timeout=120)
+    return out
+
+
 def main(argv: list[str]) -> int:
     """All the screenshots, or only those named on the command line."""
     ASSETS.mkdir(exist_ok=True)
+    if not argv or "handout" in argv:
+        if (path := handout()) is not None:
+            print(path.relative_to(ASSETS.parent))
+        argv = [n for n in argv if n != "handout"]
+        if not argv and "handout" in sys.argv[1:]:
+            return 0
     unknown = [n for n in argv if n not in SHOTS]
     if unknown:
         print(f"unknown screenshot {unknown[0]!r}; one of {', '.join(SHOTS)}", file=sys.stderr)
