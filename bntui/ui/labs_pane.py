@@ -26,13 +26,15 @@ class LabsPane(Horizontal):
 
     def __init__(self) -> None:
         super().__init__()
-        self.views = [cls() for cls in lab_views()]
-        for view in self.views:
-            view.id = f"lab-{view.LAB_ID}"
+        self.views: list[LabView] = []
         self.config: RunConfig | None = None
         self._loaded: dict[str, RunConfig] = {}
 
     def compose(self) -> ComposeResult:
+        # the lab modules are imported here, when the pane mounts (after the first screen)
+        self.views = [cls() for cls in lab_views()]
+        for view in self.views:
+            view.id = f"lab-{view.LAB_ID}"
         with Vertical(id="lab-side"):
             yield OptionList(*[Option(v.TITLE, id=v.LAB_ID) for v in self.views], id="lab-list")
             yield Static(id="lab-blurb")
