@@ -721,3 +721,30 @@ async def test_save_and_open_from_the_app(tmp_path: Path) -> None:
         await pilot.press("enter")
         assert await until(lambda: app.session is not before)
         assert app.session.step_count == 1
+
+
+async def test_labs_pane_is_driven_by_the_keyboard() -> None:
+    """8 opens the Labs pane with the list taking the keys; ↓ picks the next lab and the
+    pane shows it; 1 goes back to the stepper; x opens the Exercise lab."""
+    from textual.widgets import OptionList
+
+    from bntui.ui.labs_pane import LabsPane
+
+    app = BntuiApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("8")
+        assert await until(lambda: bool(app.query(LabsPane)) and active_tab(app) == "labs")
+        pane = app.query_one(LabsPane)
+        assert await until(lambda: isinstance(app.focused, OptionList))
+        ids = [v.LAB_ID for v in pane.views]
+        assert ids[:2] == ["bugs", "bn"] and "exercise" in ids
+        await pilot.press("down", "down", "down", "down")
+        assert await until(lambda: pane.current is not None
+                           and ids[4] == pane.current.LAB_ID)
+        await pilot.press("1")
+        assert active_tab(app) == "stepper"
+        await pilot.press("x")
+        assert await until(lambda: active_tab(app) == "labs" and pane.current is not None
+                           and pane.current.LAB_ID == "exercise")
+        assert await until(lambda: pane.current.ready, timeout=30)

@@ -60,7 +60,9 @@ class LabsPane(Horizontal):
         self._load_current()
 
     def shown(self) -> None:
-        """The Labs tab was opened."""
+        """The Labs tab was opened: the list takes the keys (↑/↓ pick a lab)."""
+        if self.views:
+            self.query_one("#lab-list", OptionList).focus()
         self._load_current()
 
     def show_lab(self, lab_id: str) -> None:
