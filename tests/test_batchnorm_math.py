@@ -323,3 +323,29 @@ def test_gamma_and_beta_gradients_match_centred_differences() -> None:
             p[j] = old
             numeric[j] = (lp - lm) / 2e-6
         np.testing.assert_allclose(bn.grads[name], numeric, rtol=1e-7)
+
+
+@pytest.mark.parametrize("m, d, block_rows", [(37, 5, 16), (64, 3, 16), (3000, 100, 1000)])
+def test_compact_backward_in_blocks_equals_the_staged_one(monkeypatch, m, d, block_rows):
+    """Large batches take the blocked path (sums and dZ a block of rows at a time, the last
+    block partial): the same gradients as the staged path, to rounding."""
+    from bntui.engine import batchnorm as bn_mod
+
+    monkeypatch.setattr(bn_mod, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(bn_mod, "BLOCK_BYTES", block_rows * d * 8)
+    rng = np.random.default_rng(m)
+    bn = BatchNorm(d)
+    bn.gamma = rng.normal(size=d)
+    bn.beta = rng.normal(size=d)
+    x = rng.normal(size=(m, d)) * 3 + 1
+    dy = rng.normal(size=(m, d))
+    bn.forward(x)
+    staged = bn.backward(dy, staged=True).copy()
+    dgamma, dbeta = bn.grads["gamma"].copy(), bn.grads["beta"].copy()
+    compact = bn.backward(dy, staged=False)
+    scale = np.abs(staged).max()
+    np.testing.assert_allclose(compact, staged, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(bn.grads["gamma"], dgamma, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bn.grads["beta"], dbeta, rtol=1e-12, atol=1e-12)
+    # the invariants of the exact gradient hold in the blocked one too
+    assert np.abs(compact.sum(axis=0)).max() <= 1e-11 * scale * m
