@@ -309,9 +309,11 @@ def test_adam_inspect_exposes_its_state() -> None:
                                rtol=1e-14)
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["per-parameter", "flat"])
 @pytest.mark.parametrize("name", list(OPT_CASES))
-def test_training_a_network_matches_torch(name: str) -> None:
-    """20 optimizer steps on a BN network: engine + optimizer vs torch + torch.optim."""
+def test_training_a_network_matches_torch(name: str, flat: bool) -> None:
+    """20 optimizer steps on a BN network: engine + optimizer vs torch + torch.optim, with
+    the optimizer stepping parameter by parameter or the whole flat buffer at once."""
     lr, factory, _ = OPT_CASES[name]
     opts = BNOptions()
     rng = np.random.default_rng(8)
@@ -334,7 +336,11 @@ def test_training_a_network_matches_torch(name: str) -> None:
     for step in range(20):
         loss = net.loss(X, y, training=True)
         grads = net.backward(staged=False)
-        opt.step(params, grads)
+        if flat:
+            assert net.flat is not None
+            opt.step_flat(net.flat)
+        else:
+            opt.step(params, grads)
         t_opt.zero_grad()
         t_loss = F.cross_entropy(model(torch.from_numpy(X)), torch.from_numpy(y))
         t_loss.backward()
