@@ -148,6 +148,14 @@ async def exercise(app: BntuiApp, pilot: Pilot) -> None:
     await quiet(app, pilot)
 
 
+async def stepper_exercise(app: BntuiApp, pilot: Pilot) -> None:
+    """Exercise mode in the stepper: dZ0 of layer 1 hidden and asked."""
+    for _ in range(app.trace.index_of("dZ0", 1)):
+        await pilot.press("n")
+    await pilot.press("x")
+    await pilot.pause(0.3)
+
+
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
 SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
     "stepper": (MOONS, stepper),
@@ -155,6 +163,7 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
     "gradcheck": (MOONS, gradcheck),
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
+    "stepper-exercise": (replace(preset("seed-softmax"), steps=100), stepper_exercise),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
     "lab-bugs": (MOONS, lambda app, pilot: lab(app, pilot, "bugs")),
     "lab-bn": (MOONS, lambda app, pilot: lab(app, pilot, "bn")),

@@ -744,7 +744,49 @@ async def test_labs_pane_is_driven_by_the_keyboard() -> None:
                            and ids[4] == pane.current.LAB_ID)
         await pilot.press("1")
         assert active_tab(app) == "stepper"
+
+
+async def test_exercise_mode_in_the_stepper() -> None:
+    """x hides each step's tensor (or formula) and asks about it; Enter grades the answer
+    against the trace's own value; an unreadable answer is not graded and the question
+    stays; x again leaves exercise mode."""
+    from bntui.engine.labs.exercise import question_at
+
+    app = BntuiApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        stepper = app.query_one(StepperPane)
         await pilot.press("x")
-        assert await until(lambda: active_tab(app) == "labs" and pane.current is not None
-                           and pane.current.LAB_ID == "exercise")
-        assert await until(lambda: pane.current.ready, timeout=30)
+        assert stepper.exercise and active_tab(app) == "stepper"
+        assert stepper.question is None  # step 1 is the input batch: nothing to work out
+        await pilot.press("n")
+        q = stepper.question
+        assert q is not None and q.step == app.index == 1
+        _, y = app.session.inspection_batch()
+        again = question_at(app.trace, app.session.network, y, 1)
+        assert again is not None and again.to_dict(reveal=True) == q.to_dict(reveal=True)
+        assert not app.query_one(TensorGrid).display  # the tensor is hidden
+        answer = app.query_one("#answer", Input)
+        assert app.focused is answer
+        answer.value = "not an answer"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert stepper.score == (0, 0) and stepper.question is q
+        assert q.prompt in str(app.query_one("#exercise").render())
+        right = {"value": lambda: f"{q.value!r}", "shape": lambda: "x".join(map(str, q.shape)),
+                 "formula": lambda: "abcd"[q.choice]}[q.kind]()
+        answer.value = right
+        await pilot.press("enter")
+        await pilot.pause()
+        assert stepper.score == (1, 1) and app.query_one(TensorGrid).display
+        await pilot.press("n")  # the keys step again after an answer
+        assert app.index == 2 and stepper.question is not None
+        app.query_one("#answer", Input).value = "-12345" if stepper.question.kind == "value" \
+            else ("1x1" if stepper.question.kind == "shape" else
+                  "abcd"[(stepper.question.choice + 1) % 4])
+        await pilot.press("enter")
+        await pilot.pause()
+        assert stepper.score == (1, 2)
+        await pilot.press("x")
+        assert not stepper.exercise and app.query_one(TensorGrid).display
+        assert not app.query_one("#answer", Input).display

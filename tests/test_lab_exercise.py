@@ -314,8 +314,10 @@ async def test_app_lab_grades_one_right_and_one_wrong_answer():
     app = BntuiApp(replace(SOFTMAX, steps=10))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait(lambda: app.session is not None and app.query(LabsPane))
-        await pilot.press("x")  # the app's key for the exercise lab
+        await pilot.press("8")  # the Labs pane, then the Exercise lab in its list
+        await wait(lambda: app.query_one(TabbedContent).active == "labs")
         pane = app.query_one(LabsPane)
+        pane.show_lab("exercise")
         await wait(lambda: pane.current is not None and pane.current.LAB_ID == "exercise"
                    and pane.current.ready)
         assert app.query_one(TabbedContent).active == "labs"
@@ -349,3 +351,34 @@ async def test_app_lab_grades_one_right_and_one_wrong_answer():
         assert "not quite" in await answer(wrong)
         assert (lab.exercise.right, lab.exercise.answered) == (1, 2)
         assert "score 1/2" in str(lab.query_one("#ex-head").render())
+
+
+def test_question_at_each_step_of_the_pass() -> None:
+    """The stepper's exercise mode: one question per step, the same on every call; a
+    value question's answer is the trace's own entry; a copy step asks nothing; the eval
+    pass is refused with a message."""
+    from bntui.engine import BntuiError, Session, preset
+    from bntui.engine.labs.exercise import check_answer, question_at
+
+    session = Session(preset("seed-softmax"))
+    _, y = session.inspection_batch()
+    trace = session.trace(True)
+    kinds = set()
+    for i, step in enumerate(trace.steps):
+        q = question_at(trace, session.network, y, i)
+        if step.name in ("X", "dZbn"):  # the input batch; dZbn = dlogits, a copy
+            assert q is None, step.name
+            continue
+        assert q is not None and q.step == i and q.name == step.name
+        again = question_at(trace, session.network, y, i)
+        assert again is not None and again.to_dict(reveal=True) == q.to_dict(reveal=True)
+        kinds.add(q.kind)
+        if q.kind == "value":
+            assert q.value == float(np.asarray(step.value)[q.position])
+            assert check_answer(q, f"{q.value:.6g}").correct
+            assert not check_answer(q, f"{2 * q.value + 1:.6g}").correct
+        elif q.kind == "formula":
+            assert q.choices[q.choice] == q.formula
+    assert "value" in kinds and len(kinds) >= 2
+    with pytest.raises(BntuiError, match="training-mode"):
+        question_at(session.trace(False), session.network, y, 1)

@@ -222,7 +222,10 @@ class BntuiApp(App[None]):
         if self.session is None or self.trace is None:
             return
         t0 = time.perf_counter()
-        self.query_one(StepperPane).show(self.session.network, self.trace, self.index, note)
+        stepper = self.query_one(StepperPane)
+        if stepper.exercise:  # the labels of the batch the trace was recorded on
+            stepper.labels = self.session.inspection_batch()[1]
+        stepper.show(self.session.network, self.trace, self.index, note)
         self.last_redraw_ms = (time.perf_counter() - t0) * 1000
         self.update_status()
 
@@ -338,10 +341,16 @@ class BntuiApp(App[None]):
                 opt.show_state(self.session.optimizer)
 
     def action_exercise(self) -> None:
-        """Open the Exercise lab: the pass with a tensor or a formula hidden."""
-        self.action_show_tab("labs")
-        for pane in self.query(LabsPane):
-            pane.show_lab("exercise")
+        """Exercise mode in the stepper: each step's tensor (or formula) hidden and asked."""
+        stepper = self.query_one(StepperPane)
+        if self.session is None:
+            return
+        on = not stepper.exercise
+        self.action_show_tab("stepper")
+        stepper.set_exercise(on, self.session.inspection_batch()[1] if on else None)
+        if on and not self.trace_training:
+            self.notify("exercise mode asks about the training-mode pass: press e",
+                        severity="warning")
 
     def action_unfocus(self) -> None:
         """Leave a text field: the keys go back to the app's bindings."""

@@ -3,15 +3,31 @@ its formula, a one-line explanation, the tensor as a colour-scaled grid with its
 statistics, and its relative errors once gradients are checked.
 
 Everything shown comes from the engine's `Trace`; this module only lays it out.
+
+Exercise mode (key `x`) hides the step's tensor — or its formula — and asks about it
+(`bntui.engine.labs.exercise.question_at`): an entry to work out from the steps before,
+the formula among wrong ones, or the shape.  Enter checks the answer and shows the tensor
+again; the score counts the steps answered.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
+from bntui.engine.errors import BntuiError
+from bntui.engine.labs.exercise import (
+    LETTERS,
+    AnswerError,
+    Question,
+    Verdict,
+    check_answer,
+    question_at,
+)
 from bntui.engine.network import Network
 from bntui.engine.trace import Trace, TraceStep
 from bntui.numbers import fmt as fmt_cell
@@ -63,7 +79,18 @@ class StepperPane(Vertical):
     StepperPane #stats { height: 1; }
     StepperPane #errors { height: 3; }
     StepperPane TensorGrid { border: round $primary-darken-2; }
+    StepperPane #exercise { height: auto; max-height: 14; display: none; }
+    StepperPane #answer { display: none; width: 60; }
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exercise = False
+        self.labels: np.ndarray | None = None  # the trace's labels, for exercise questions
+        self.question: Question | None = None
+        self.verdicts: dict[tuple[int, int], Verdict] = {}  # (trace id, step) → verdict
+        self._last: tuple[Network, Trace, int, str] | None = None
+        self._asked = Text()  # the open question, as shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="map")
@@ -72,9 +99,25 @@ class StepperPane(Vertical):
         yield Static(id="why")
         yield Static(id="stats")
         yield Static(id="errors")
+        yield Static(id="exercise")
+        yield Input(id="answer", placeholder="your answer, then Enter (escape: back to the keys)")
         yield TensorGrid(id="grid")
 
+    def set_exercise(self, on: bool, labels: np.ndarray | None = None) -> None:
+        """Turn exercise mode on or off (`labels`: the labels of the trace's batch)."""
+        self.exercise = on
+        self.labels = labels
+        self.verdicts.clear()
+        if self._last is not None:
+            self.show(*self._last)
+
+    @property
+    def score(self) -> tuple[int, int]:
+        """(right, answered) since exercise mode was turned on."""
+        return sum(v.correct for v in self.verdicts.values()), len(self.verdicts)
+
     def show(self, network: Network, trace: Trace, index: int, note: str = "") -> None:
+        self._last = (network, trace, index, note)
         step = trace.steps[index]
         self.query_one("#map", Static).update(network_map(network, step))
         shape = "×".join(str(d) for d in step.shape) or "scalar"
@@ -114,3 +157,72 @@ class StepperPane(Vertical):
             errs.append(("\n" if errs.plain else "") + note, style="italic yellow")
         self.query_one("#errors", Static).update(errs)
         self.query_one(TensorGrid).set_tensor(step.value)
+        self._exercise(network, trace, index)
+
+    # exercise mode ---------------------------------------------------------------------
+    def _exercise(self, network: Network, trace: Trace, index: int) -> None:
+        box = self.query_one("#exercise", Static)
+        answer = self.query_one("#answer", Input)
+        grid = self.query_one(TensorGrid)
+        self.question = None
+        box.display = answer.display = self.exercise
+        grid.display = True
+        if not self.exercise:
+            return
+        text = Text()
+        right, answered = self.score
+        text.append(f"exercise mode (x to leave) · score {right}/{answered}\n", style="bold cyan")
+        try:
+            q = (question_at(trace, network, self.labels, index)
+                 if self.labels is not None else None)
+        except BntuiError as exc:
+            text.append(str(exc), style="yellow")
+            answer.display = False
+            box.update(text)
+            return
+        if q is None:
+            text.append("this step only copies another tensor: nothing to work out (n: next)",
+                        style="grey50")
+            answer.display = False
+            box.update(text)
+            return
+        verdict = self.verdicts.get((id(trace), index))
+        if verdict is not None:
+            text.append(verdict.message, style="green" if verdict.correct else "red")
+            answer.display = False
+            box.update(text)
+            return
+        self.question = q
+        grid.display = False  # the tensor is what is asked about
+        self.query_one("#stats", Static).update(Text("statistics hidden", style="grey50"))
+        if q.kind == "formula":
+            self.query_one("#formula", Static).update(Text("formula hidden", style="grey50"))
+            self.query_one("#why", Static).update("")
+        text.append(q.prompt + "\n", style="bold")
+        for g in q.givens:
+            text.append(f"  {g.label} = ", style="bold")
+            text.append(g.text() + "\n")
+        for i, choice in enumerate(q.choices):
+            text.append(f"  {LETTERS[i]}) {choice}\n")
+        text.append(f"answer with {q.expects}", style="grey50")
+        self._asked = text
+        box.update(text)
+        answer.value = ""
+        answer.focus()
+
+    @on(Input.Submitted, "#answer")
+    def _answered(self, event: Input.Submitted) -> None:
+        event.stop()
+        q, last = self.question, self._last
+        if q is None or last is None:
+            return
+        try:
+            verdict = check_answer(q, event.value)
+        except AnswerError as exc:  # not graded: the question stays, with what is expected
+            self.query_one("#exercise", Static).update(
+                self._asked + Text(f"\n{exc}", style="yellow"))
+            return
+        network, trace, index, note = last
+        self.verdicts[(id(trace), index)] = verdict
+        self.app.set_focus(None)  # n / b step on again
+        self.show(network, trace, index, note)

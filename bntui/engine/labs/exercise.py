@@ -452,6 +452,9 @@ def _activation_value_ok(step: TraceStep) -> bool:
     return step.kind == "activation" and not step.formula.startswith(_COPIES)
 
 
+KINDS_BY_PREFERENCE = ("value", "formula", "shape")
+
+
 def _eligible(ps: _Pass, kind: str) -> list[TraceStep]:
     steps = ps.trace.steps
     if kind == "value":
@@ -551,6 +554,27 @@ def make_questions(trace: Trace, network: Network, y: np.ndarray, count: int = 5
         assert q is not None
         out.append(q)
     return out
+
+
+def question_at(trace: Trace, network: Network, y: np.ndarray, index: int,
+                seed: int = 0) -> Question | None:
+    """A question about step `index` of a training-mode trace, as the stepper's exercise
+    mode asks it: the entry of a hidden tensor when it can be worked out from the steps
+    before, else its formula among wrong ones, else its shape; None for a step that only
+    copies another (nothing to work out).  The same arguments give the same question."""
+    if not trace.training:
+        raise BntuiError("exercise mode works on the training-mode pass (press e)")
+    ps = _Pass(trace, network, np.asarray(y))
+    step = trace.steps[index]
+    rng = np.random.default_rng([seed, index])
+    # mostly values, sometimes the formula or the shape; the others if that one cannot be
+    first = str(rng.choice(KINDS_BY_PREFERENCE, p=(0.6, 0.25, 0.15)))
+    for kind in (first, *(k for k in KINDS_BY_PREFERENCE if k != first)):
+        if step in _eligible(ps, kind):
+            q = _question(ps, step, kind, 1, rng)
+            if q is not None:
+                return q
+    return None
 
 
 # a session of questions --------------------------------------------------------------
