@@ -132,3 +132,39 @@ def test_training_steps_the_flat_buffer_like_each_parameter(optimizer: str) -> N
         for slot, v in slots.items():
             np.testing.assert_array_equal(session.optimizer.state[key][slot], v,
                                           err_msg=f"{key}/{slot}")
+
+
+def test_nan_rollback_of_a_deep_copy_restores_the_optimizer_state() -> None:
+    """A deep-copied session trains parameter by parameter (its views are arrays of their
+    own); its NaN guard must still put the optimizer state back exactly, as the original's
+    does."""
+    import copy
+
+    cfg = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", optimizer="adam", steps=7)
+    original = Session(cfg)
+    original.train(steps=7, eval_every=10**9)
+    twin = copy.deepcopy(original)
+    for s in (original, twin):
+        s.optimizer.lr = 1e300
+        result = s.train(steps=3, eval_every=10**9)
+        assert result.stopped  # one huge step, then a NaN loss: rolled back to before it
+    for key, slots in original.optimizer.state.items():
+        for slot, v in slots.items():
+            np.testing.assert_array_equal(twin.optimizer.state[key][slot], v,
+                                          err_msg=f"{key}/{slot}")
+    for s in (original, twin):
+        s.optimizer.lr = 1e-3
+        s.train(steps=5, eval_every=10**9)
+    a, b = original.network.params(), twin.network.params()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("act", ["leaky_relu", "elu", "sigmoid", "tanh", "relu"])
+def test_float32_networks_keep_float32_gradients(act: str) -> None:
+    """No activation turns a float32 gradient into float64 (which also took training off
+    the flat buffers)."""
+    s = Session(RunConfig(dataset="moons", arch=f"8:{act},C", dtype="float32", steps=2))
+    s.train(steps=2, eval_every=10**9)
+    assert s.network.flat is not None
+    assert {str(g.dtype) for g in s.network.grads().values()} == {"float32"}

@@ -105,7 +105,8 @@ class LeakyReLU(Activation):
         return np.where(x > 0, x, self.alpha * x)
 
     def backward(self, x: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
-        return da * np.where(x > 0, 1.0, self.alpha)
+        # where, not a float64 mask of slopes: a float32 dA stays float32
+        return np.where(x > 0, da, self.alpha * da)
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,12 @@ class Optimizer:
                 del self.state[key]
 
     def _flat_valid(self, cached: tuple) -> bool:
+        """Whether `state[key][slot]` are still the views of the flat buffers (a deep
+        copy keeps the objects but makes each view an array of its own)."""
+        bufs = cached[3]
         return (cached[1] is self.state and cached[2] == len(self.state)
-                and all(self.state.get(k, {}).get(n) is v for k, n, v in cached[4]))
+                and all(self.state.get(k, {}).get(n) is v and v.base is bufs[n]
+                        for k, n, v in cached[4]))
 
     def _flat_slots(self, flat: FlatParams) -> dict[str, np.ndarray]:
         """Flat state buffers whose slices are `state[key][slot]`, rebuilt (keeping the

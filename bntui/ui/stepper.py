@@ -88,7 +88,9 @@ class StepperPane(Vertical):
         self.exercise = False
         self.labels: np.ndarray | None = None  # the trace's labels, for exercise questions
         self.question: Question | None = None
-        self.verdicts: dict[tuple[int, int], Verdict] = {}  # (trace id, step) → verdict
+        self.verdicts: dict[int, Verdict] = {}  # step → verdict, for `_verdict_trace`
+        self._verdict_trace: Trace | None = None
+        self._score = [0, 0]  # right, answered since exercise mode was turned on
         self._last: tuple[Network, Trace, int, str] | None = None
         self._asked = Text()  # the open question, as shown
 
@@ -108,13 +110,14 @@ class StepperPane(Vertical):
         self.exercise = on
         self.labels = labels
         self.verdicts.clear()
+        self._score = [0, 0]
         if self._last is not None:
             self.show(*self._last)
 
     @property
     def score(self) -> tuple[int, int]:
         """(right, answered) since exercise mode was turned on."""
-        return sum(v.correct for v in self.verdicts.values()), len(self.verdicts)
+        return self._score[0], self._score[1]
 
     def show(self, network: Network, trace: Trace, index: int, note: str = "") -> None:
         self._last = (network, trace, index, note)
@@ -186,7 +189,10 @@ class StepperPane(Vertical):
             answer.display = False
             box.update(text)
             return
-        verdict = self.verdicts.get((id(trace), index))
+        if trace is not self._verdict_trace:  # a new pass (trained, reset): new questions
+            self._verdict_trace = trace
+            self.verdicts.clear()
+        verdict = self.verdicts.get(index)
         if verdict is not None:
             text.append(verdict.message, style="green" if verdict.correct else "red")
             answer.display = False
@@ -223,6 +229,8 @@ class StepperPane(Vertical):
                 self._asked + Text(f"\n{exc}", style="yellow"))
             return
         network, trace, index, note = last
-        self.verdicts[(id(trace), index)] = verdict
+        self.verdicts[index] = verdict
+        self._score[0] += verdict.correct
+        self._score[1] += 1
         self.app.set_focus(None)  # n / b step on again
         self.show(network, trace, index, note)
