@@ -19,9 +19,10 @@ from bntui.numbers import fmt, fmt_err
 HYPER_FLAGS = ("momentum", "beta1", "beta2", "rho")
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The preset (or the defaults) with every flag the user gave on top."""
-    base = preset(args.preset) if getattr(args, "preset", None) else DEFAULT_CONFIG
+def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONFIG) -> RunConfig:
+    """The preset (or `default`: the defaults, or a lab's own setting) with every flag the
+    user gave on top."""
+    base = preset(args.preset) if getattr(args, "preset", None) else default
     if args.dataset is not None:
         base = base.with_dataset(args.dataset)
     if args.optimizer is not None:

@@ -37,24 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def lab_config(args: argparse.Namespace, default: RunConfig) -> RunConfig:
     """The lab's own setting, with the run flags the user gave on top (a --preset
     replaces the setting; the lab's step count stays unless --steps is given)."""
-    cfg = config_from_args(args)
-    if args.steps is None:
-        cfg = replace(cfg, steps=default.steps)
-    if getattr(args, "preset", None):
-        return cfg
-    changes: dict[str, object] = {}
-    if args.dataset is None:
-        changes["dataset"] = default.dataset
-    if args.arch is None:
-        changes["arch"] = default.arch
-    if args.optimizer is None:
-        changes["optimizer"] = default.optimizer
-        changes["lr"] = default.lr if args.lr is None else args.lr
-    if args.batch_size is None:
-        changes["batch_size"] = default.batch_size
-    cfg = replace(cfg, **changes)
-    cfg.validate()
-    return cfg
+    cfg = config_from_args(args, default=default)
+    return cfg if args.steps is not None else replace(cfg, steps=default.steps)
 
 
 def spread_cell(q: list[float], saturated: float) -> str:

@@ -13,9 +13,9 @@ import json
 import math
 import textwrap
 
-from bntui.cli.commands import HYPER_FLAGS
+from bntui.cli.commands import config_from_args
 from bntui.cli.render import table
-from bntui.engine.config import RunConfig, preset
+from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
 from bntui.engine.labs import bugs as zoo
 from bntui.numbers import fmt, fmt_err
@@ -41,25 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace, bug_id: str) -> RunConfig:
     """The bug's scenario with every run flag the user gave on top."""
-    base = preset(args.preset) if args.preset else zoo.scenario_config(bug_id)
-    if args.dataset is not None:
-        base = base.with_dataset(args.dataset)
-    if args.optimizer is not None:
-        base = base.with_optimizer(args.optimizer)
-    changes: dict[str, object] = {
-        name: getattr(args, name, None)
-        for name in ("dataset", "samples", "noise", "classes", "val_fraction", "standardize",
-                     "arch", "optimizer", "lr", "batch_size", "seed", "dtype", "steps")
-    }
-    hyper = dict(base.hyper)
-    hyper.update({h: getattr(args, h) for h in HYPER_FLAGS if getattr(args, h, None) is not None})
-    changes["hyper"] = tuple(sorted(hyper.items())) if hyper else None
-    changes["bn_eps"] = args.bn_eps
-    changes["bn_momentum"] = args.bn_momentum
-    changes["bn_momentum_style"] = args.bn_momentum_style
-    cfg = base.with_overrides(**changes)
-    cfg.validate()
-    return cfg
+    return config_from_args(args, default=zoo.scenario_config(bug_id))
 
 
 def _tensors(keys: set[tuple[int, str]]) -> str:
