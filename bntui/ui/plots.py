@@ -33,22 +33,26 @@ def thin(xs: list, ys: list, most: int = 400) -> tuple[list, list]:
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-def log_ticks(plot: PlotextPlot, values: list[float]) -> None:
-    """Label a log10 axis drawn from log10 values with the values themselves.
+def log_axis(log_values: list[float], most: int = 6) -> tuple[list[float], list[str]]:
+    """Ticks and labels for an axis drawn from log10 values, labelled with the values.
 
-    plotext's own `yscale("log")` takes the log of the stored data again at every render,
-    so a second render (a resize, a refresh) fails once a value is below 1: plot log10(y)
-    and label the ticks instead.
+    plotext's own `xscale`/`yscale("log")` takes the log of the stored data again at every
+    render, so a second render (a resize, a refresh) fails once a value is below 1: plot
+    log10 of the data and label the ticks with this instead.  Whole powers of ten (at most
+    about `most`), or four values with three digits when the data span less than a decade.
     """
-    lo, hi = min(values), max(values)
-    decades = list(range(math.ceil(lo), math.floor(hi) + 1))
-    if len(decades) >= 2:  # whole powers of ten, at most about six of them
-        ticks = [float(k) for k in decades[:: math.ceil(len(decades) / 6)]]
-        labels = [f"1e{k:.0f}" if k else "1" for k in ticks]
-    else:  # less than a decade: four values in between, with three digits
-        ticks = [lo + (hi - lo) * i / 3 for i in range(4)] if hi > lo else [lo]
-        labels = [f"{10 ** t:.3g}" for t in ticks]
-    plot.plt.yticks(ticks, labels)
+    lo, hi = min(log_values), max(log_values)
+    decades = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1))
+    if len(decades) >= 2:
+        ticks = [float(k) for k in decades[:: math.ceil(len(decades) / most)]]
+        return ticks, [f"1e{k:.0f}" if k else "1" for k in ticks]
+    ticks = [lo + (hi - lo) * i / 3 for i in range(4)] if hi > lo else [lo]
+    return ticks, [f"{10 ** t:.3g}" for t in ticks]
+
+
+def log_ticks(plot: PlotextPlot, log_values: list[float]) -> None:
+    """Label the y axis of `plot`, drawn from log10 values (see `log_axis`)."""
+    plot.plt.yticks(*log_axis(log_values))
 
 
 def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],

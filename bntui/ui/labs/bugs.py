@@ -20,20 +20,19 @@ from bntui.engine.labs import bugs as zoo
 from bntui.numbers import fmt, fmt_err
 from bntui.ui.form import Note
 from bntui.ui.labs import LabView
-from bntui.ui.plots import thin
+from bntui.ui.plots import log_ticks, thin
 
 
 class BugLossPlot(PlotextPlot):
-    """log₁₀ of the loss of the correct and the bugged engine, step by step.
-
-    The log is taken here: plotext's `yscale("log")` takes log10 of the stored data again
-    on every build, so a second render of losses below 1 fails with a math domain error."""
+    """The loss of the correct and the bugged engine, step by step, on a log axis (log10 is
+    taken here and the ticks labelled: see `plots.log_axis`)."""
 
     def replot(self, comparison: zoo.Comparison) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("log₁₀ loss: correct (cyan) vs bugged (red)")
+        plt.title("loss (log scale): correct (cyan) vs bugged (red)")
+        shown: list[float] = []
         for run, color, label in ((comparison.correct, "cyan", "correct"),
                                   (comparison.bugged, "red", "bugged")):
             pts = [(s, math.log10(v)) for s, v in zip(run.step, run.loss, strict=True)
@@ -41,8 +40,10 @@ class BugLossPlot(PlotextPlot):
             if pts:
                 xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
                 plt.plot(xs, ys, label=label, color=color, marker="braille")
+                shown += ys
+        if shown:
+            log_ticks(self, shown)
         plt.xlabel("step")
-        plt.ylabel("log₁₀ loss")
         self.refresh()
 
 

@@ -18,21 +18,15 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.labs.hsweep import DEFAULT_ARCH, HSweep, h_sweep
 from bntui.ui.form import Note, parse_number
 from bntui.ui.labs.computed import ComputedLab
+from bntui.ui.plots import log_axis
 
 COLORS = {"float64": (86, 156, 250), "float32": (245, 140, 60)}
-
-
-def decade_ticks(lo: float, hi: float, most: int = 7) -> list[int]:
-    """The whole powers of ten between two log10 values, at most `most` of them."""
-    powers = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)) or [round(lo)]
-    k = max(1, math.ceil(len(powers) / most))
-    return powers[::-1][::k][::-1]
 
 
 class SweepPlot(PlotextPlot):
     """Error against h, both axes logarithmic: log10 of both is plotted and the ticks
     labelled with the powers of ten (plotext's own log scale takes the log again at every
-    render, see `plots.log_ticks`)."""
+    render, see `plots.log_axis`)."""
 
     def replot(self, sweep: HSweep) -> None:
         plt = self.plt
@@ -51,11 +45,9 @@ class SweepPlot(PlotextPlot):
                 plt.scatter([math.log10(h)], [math.log10(e)], color=COLORS.get(dtype, "white"),
                             marker="●")
         xs = [math.log10(h) for h in sweep.hs]
-        ticks = decade_ticks(min(xs), max(xs))
-        plt.xticks(ticks, [f"1e{k}" if k else "1" for k in ticks])
+        plt.xticks(*log_axis(xs, most=7))
         if shown:
-            ticks = decade_ticks(min(shown), max(shown))
-            plt.yticks(ticks, [f"1e{k}" if k else "1" for k in ticks])
+            plt.yticks(*log_axis(shown, most=7))
         plt.xlabel("h")
         self.refresh()
 

@@ -21,7 +21,7 @@ from bntui.engine.labs import with_without_bn as lab
 from bntui.numbers import fmt
 from bntui.ui.form import Note, exact, parse_number
 from bntui.ui.labs import LabView
-from bntui.ui.plots import thin
+from bntui.ui.plots import log_axis, thin
 
 BN_COLOR, PLAIN_COLOR = "cyan", "orange"  # plotext colour names
 LINE = "hd"  # quadrant blocks: monospace in every font, so lines stay inside the frame
@@ -36,20 +36,6 @@ SETTINGS = (("the lab's (tanh, SGD)", "lab"), ("the app's run", "app"))
 
 def log10s(values: list[float]) -> list[float]:
     return [math.log10(v) for v in values]
-
-
-def decade_ticks(values: list[float]) -> tuple[list[float], list[str]]:
-    """Ticks at the powers of ten that span `values` (all > 0), in log10 units.
-
-    The lab plots log10 of its numbers on linear axes: plotext's own log scale
-    transforms the stored data again on every render, so a second render (a resize)
-    takes the log of a log and fails on values ≤ 1.
-    """
-    lo = math.floor(min(log10s(values)))
-    hi = math.ceil(max(log10s(values)))
-    step = max(1, (hi - lo) // 6)
-    ks = list(range(lo, hi + 1, step))
-    return [float(k) for k in ks], [f"{10.0 ** k:g}" for k in ks]
 
 
 def _titled(widget: Input, title: str) -> Input:
@@ -289,7 +275,7 @@ class WithWithoutBNLab(LabView):
                 plt.plot(xs, log10s(ys), label=run.label, color=color, marker=LINE)
                 shown += ys
         if shown:
-            plt.yticks(*decade_ticks(shown))
+            plt.yticks(*log_axis(log10s(shown)))
         plt.xlabel("step (loss on a log scale)")
         plot.refresh()
 
@@ -322,8 +308,8 @@ class WithWithoutBNLab(LabView):
             if chance:
                 shown.append(lab.TRAINS_BELOW * chance)
                 plt.hline(math.log10(lab.TRAINS_BELOW * chance), "gray")
-            plt.yticks(*decade_ticks(shown))
-            plt.xticks(*decade_ticks([r.lr for r in rows]))
+            plt.yticks(*log_axis(log10s(shown)))
+            plt.xticks(*log_axis(log10s([r.lr for r in rows])))
         plt.xlabel("learning rate (x: diverged; line: 'trains')")
         plot.refresh()
 
