@@ -12,6 +12,8 @@ again; the score counts the steps answered.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from rich.text import Text
 from textual import on
@@ -20,18 +22,13 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from bntui.engine.errors import BntuiError
-from bntui.engine.labs.exercise import (
-    LETTERS,
-    AnswerError,
-    Question,
-    Verdict,
-    check_answer,
-    question_at,
-)
 from bntui.engine.network import Network
 from bntui.engine.trace import Trace, TraceStep
 from bntui.numbers import fmt as fmt_cell
 from bntui.ui.tensor_grid import TensorGrid
+
+if TYPE_CHECKING:  # the exercise engine loads when exercise mode is first used
+    from bntui.engine.labs.exercise import Question, Verdict
 
 GOOD, OK = 1e-7, 1e-4
 
@@ -164,6 +161,8 @@ class StepperPane(Vertical):
 
     # exercise mode ---------------------------------------------------------------------
     def _exercise(self, network: Network, trace: Trace, index: int) -> None:
+        from bntui.engine.labs.exercise import LETTERS, question_at
+
         box = self.query_one("#exercise", Static)
         answer = self.query_one("#answer", Input)
         grid = self.query_one(TensorGrid)
@@ -219,6 +218,8 @@ class StepperPane(Vertical):
     @on(Input.Submitted, "#answer")
     def _answered(self, event: Input.Submitted) -> None:
         event.stop()
+        from bntui.engine.labs.exercise import AnswerError, check_answer
+
         q, last = self.question, self._last
         if q is None or last is None:
             return
