@@ -21,6 +21,7 @@ from bntui.engine.arch import parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset, load_dataset
 from bntui.engine.errors import BntuiError
+from bntui.engine.flat import FlatParams
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.network import Network
 from bntui.engine.optimizers import Optimizer, make_optimizer
@@ -124,10 +125,11 @@ class Session:
         return self.X_train[idx], self.y_train[idx]
 
     # training ------------------------------------------------------------------------
-    def _snapshot(self) -> tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]:
-        """What a NaN step must be able to undo: parameters, running stats, optimizer."""
+    def _snapshot(self, flat: FlatParams | None
+                  ) -> tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]:
+        """What a NaN step must be able to undo: parameters, running stats, optimizer
+        (`flat`: the network's valid flat buffers, or None)."""
         net = self.network
-        flat = net.flat
         running: dict[str, np.ndarray] = {}
         for block in net.blocks:
             if block.bn is not None:
@@ -196,7 +198,7 @@ class Session:
         should_stop: Callable[[], bool] | None,
     ) -> tuple[int, float]:
         net, opt = self.network, self.optimizer
-        snapshot = self._snapshot()
+        snapshot = self._snapshot(net.flat)
         taken, eval_time = 0, 0.0
         for _ in range(steps):
             if should_stop is not None and should_stop():
@@ -212,8 +214,8 @@ class Session:
                 )
                 break
             net.backward(staged=False)
-            snapshot = self._snapshot()
-            flat = net.flat
+            flat = net.flat  # checked once a step: valid unless a layer was swapped
+            snapshot = self._snapshot(flat)
             if flat is not None:  # every parameter in one pass
                 opt.step_flat(flat)
             else:  # a network whose layers were swapped after it was built
