@@ -58,3 +58,30 @@ def test_threads_give_the_same_numbers() -> None:
             np.testing.assert_array_equal(idx, idx3)
             np.testing.assert_array_equal(vals, vals3, err_msg=f"{layer}.{name}")
             np.testing.assert_array_equal(kink, kink3)
+
+
+def _engine_losses(logits_fm: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from bntui.engine.loss import SoftmaxCrossEntropy
+
+    return np.array([SoftmaxCrossEntropy().forward(v.T.copy(), y) for v in logits_fm])
+
+
+def test_variant_loss_equals_the_engine_loss() -> None:
+    """The batched loss shifts by the unperturbed row's top class; the engine by each
+    row's own max.  Small perturbations (ties reordered included) and ones so large that
+    e^x overflows with the base shift (the fallback) both give the engine's loss."""
+    from bntui.engine.numeric import _loss
+
+    rng = np.random.default_rng(3)
+    C, N = 4, 50
+    base = rng.normal(size=(C, N))
+    base[:, 0] = 1.0  # a tie in the base row
+    y = rng.integers(0, C, N)
+    top = base.argmax(axis=0)
+    small = base + rng.normal(scale=1e-6, size=(6, C, N))
+    huge = base + np.where(rng.random((2, C, N)) < 0.1, 800.0, 0.0)
+    for variants, rtol in ((small, 1e-14), (huge, 1e-14)):
+        want = _engine_losses(variants, y)
+        with np.errstate(over="ignore"):  # as the callers run it
+            got = _loss(variants.copy(), y, top)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-15)

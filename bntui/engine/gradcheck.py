@@ -311,6 +311,7 @@ def numeric_gradients(
         network.loss(X, y, training, update_running=False)
     caches = [{k: v.copy() for k, v in b.cache.items()} for b in network.blocks]
     masks = {b.index: caches[b.index - 1][b.pre_name] > 0 for b in _kink_blocks(network)}
+    base = numeric.Base(caches, masks)
     # the sampled entries of the intermediates, drawn in the reference loop's order
     nodes: list[tuple[int, str, np.ndarray, np.ndarray]] = []
     for k, block in enumerate(network.blocks):
@@ -323,8 +324,7 @@ def numeric_gradients(
     def node(task: tuple[int, str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         k, name, idx, st = task
         with np.errstate(all="ignore"):
-            return numeric.node_gradients(network, caches, k, name, idx, st, y, training,
-                                          masks)
+            return numeric.node_gradients(network, base, k, name, idx, st, y, training)
 
     threads = threads if threads is not None else (os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -334,7 +334,7 @@ def numeric_gradients(
             steps = {name: _steps(p.reshape(-1), h, relative)
                      for layer in block.layers() for name, p in layer.params.items()}
             out[block.index] = numeric.param_gradients(  # type: ignore[assignment]
-                network, caches, k, y, training, steps, masks, map_fn)
+                network, base, k, y, training, steps, map_fn)
         for (k, name, idx, _), (vals, kink) in zip(nodes, map_fn(node, nodes), strict=True):
             out[network.blocks[k].index]["d" + name] = (idx, vals, kink)
     return out
