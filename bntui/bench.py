@@ -77,15 +77,16 @@ def torch_twin(session: Session):
 def _interleaved(ours: Callable[[], object], theirs: Callable[[], object] | None,
                  rounds: int) -> tuple[float, float | None, float | None]:
     """Median seconds of `ours` and `theirs`, run in alternating bursts, and the median of
-    the per-round ratios theirs / ours (a noisy machine slows both sides of a round)."""
+    the per-round ratios theirs / ours (a noisy machine slows both sides of a round).
+    `ours` may return the seconds of its own that count (a float); else it is timed whole."""
     ours()
     if theirs is not None:
         theirs()
     a, b, r = [], [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        ours()
-        a.append(time.perf_counter() - t0)
+        own = ours()
+        a.append(own if isinstance(own, float) else time.perf_counter() - t0)
         if theirs is not None:
             t0 = time.perf_counter()
             theirs()
@@ -103,8 +104,8 @@ def bench_training(repeats: int, steps: int) -> list[str]:
         cfg = preset("seed-digits").with_overrides(dtype=dtype)
         session = Session(cfg)
         twin = torch_twin(Session(cfg))
-        ours, theirs, ratio = _interleaved(
-            lambda s=session: s.train(steps=steps, eval_every=10**9),
+        ours, theirs, ratio = _interleaved(  # the steps' seconds, without the final
+            lambda s=session: s.train(steps=steps, eval_every=10**9).seconds,  # evaluation
             (lambda t=twin: [t() for _ in range(steps)]) if twin else None, 4 * repeats)
         rows.append(f"| {dtype} | {steps / ours:,.0f} | "
                     f"{'—' if theirs is None else f'{steps / theirs:,.0f}'} | "

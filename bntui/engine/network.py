@@ -273,12 +273,13 @@ class Network:
         )
         return self.loss_layer.forward(logits, y)
 
-    def backward(self, staged: bool = True) -> dict[str, np.ndarray]:
-        """Backpropagate the last loss; returns the gradients by parameter key."""
+    def backward(self, staged: bool = True, collect: bool = True) -> dict[str, np.ndarray]:
+        """Backpropagate the last loss; returns the gradients by parameter key (an empty
+        dict with `collect=False`: the training loop reads the layers' buffers)."""
         d = self.loss_layer.backward()
         for i, block in enumerate(reversed(self.blocks)):
             d = block.backward(d, staged=staged, need_dX=staged or i < len(self.blocks) - 1)
-        return self.grads()
+        return self.grads() if collect else {}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class indices in eval mode (running statistics)."""

@@ -213,7 +213,7 @@ class Session:
                     f"gave the last finite loss (step {self.step_count}) were kept"
                 )
                 break
-            net.backward(staged=False)
+            net.backward(staged=False, collect=False)
             flat = net.flat  # checked once a step: valid unless a layer was swapped
             snapshot = self._snapshot(flat)
             if flat is not None:  # every parameter in one pass
