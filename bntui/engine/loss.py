@@ -54,7 +54,7 @@ class SoftmaxCrossEntropy:
     def backward(self) -> np.ndarray:
         P, y = self.cache["P"], self.cache["y"]
         m = P.shape[0]
-        d = P.copy()
+        d = P.copy(order="K")  # the logits' layout (feature-major from Dense)
         d[np.arange(m), y] -= 1.0
         d /= m
         self.cache["dlogits"] = d
