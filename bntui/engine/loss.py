@@ -38,24 +38,38 @@ class SoftmaxCrossEntropy:
         self.cache = {}  # free the last pass's tensors before making new ones
         m = logits.shape[0]
         rows = np.arange(m)
-        top = logits.argmax(axis=1)
-        shifted = logits - logits[rows, top][:, None]
+        # Class-major (C, N): a view of the engine's feature-major logits, so the row
+        # max, the shift and the sums over classes run along contiguous rows of N.
+        L = np.ascontiguousarray(logits.T)
+        shifted = L - L.max(axis=0)
+        true = shifted[y, rows]
+        top = shifted == 0.0  # each row's max: e^0 = 1, kept out of the sum below
         e = np.exp(shifted)
         # Σⱼ e = 1 + (the rest): log1p of the rest keeps the digits of a loss near 0.
-        e[rows, top] = 0.0
-        rest = e @ ones(e.shape[1], e.dtype)
-        e[rows, top] = 1.0
-        P = np.divide(e, (1.0 + rest)[:, None], out=e)
-        log_p_true = shifted[rows, y] - np.log1p(rest)
-        loss = float(-log_p_true.mean())
-        self.cache = {"logits": logits, "P": P, "y": y, "loss": np.asarray(loss), "top": top}
+        np.copyto(e, 0.0, where=top)
+        rest = ones(e.shape[0], e.dtype) @ e
+        ties = np.count_nonzero(top) != m
+        if ties:  # the other maxima of a row count as 1 each
+            rest += np.count_nonzero(top, axis=0) - 1
+        np.copyto(e, 1.0, where=top)
+        e /= 1.0 + rest
+        loss = float(-(true - np.log1p(rest)).mean())
+        # rows whose arg-max is the true class (the first max, as argmax, when tied)
+        hits = (np.count_nonzero(logits.argmax(axis=1) == y) if ties
+                else np.count_nonzero(true == 0.0))
+        self.cache = {"logits": logits, "P": e.T, "y": y, "loss": np.asarray(loss),
+                      "hits": np.asarray(hits)}
         return loss
 
     def backward(self) -> np.ndarray:
         P, y = self.cache["P"], self.cache["y"]
         m = P.shape[0]
         d = P.copy(order="K")  # the logits' layout (feature-major from Dense)
-        d[np.arange(m), y] -= 1.0
+        dT = d.T
+        if dT.flags.c_contiguous:  # − 1 at each true class, through the flat view
+            dT.reshape(-1)[y * m + np.arange(m)] -= 1.0
+        else:
+            d[np.arange(m), y] -= 1.0
         d /= m
         self.cache["dlogits"] = d
         return d

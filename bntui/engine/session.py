@@ -225,10 +225,10 @@ class Session:
             self.history.step.append(self.step_count)
             self.history.loss.append(loss)
             lc = net.loss_layer.cache
-            top = lc.get("top")  # the loss found each row's arg-max (a variant may not)
-            if top is None:
-                top = lc["logits"].argmax(axis=1)
-            self.history.batch_accuracy.append(float(np.count_nonzero(top == yb)) / len(yb))
+            hits = lc.get("hits")  # the loss counted the rows it gets right (a variant may not)
+            if hits is None:
+                hits = np.count_nonzero(lc["logits"].argmax(axis=1) == yb)
+            self.history.batch_accuracy.append(float(hits) / len(yb))
             if self.step_count % every == 0 or taken == steps:
                 e0 = time.perf_counter()
                 self.evaluate(record=True)
