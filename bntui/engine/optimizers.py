@@ -77,11 +77,21 @@ class Optimizer:
         """The update rule on any arrays: parameter, gradient, state slots."""
         p -= self.lr * g
 
-    def snapshot(self) -> tuple[int, dict[str, dict[str, np.ndarray]] | dict[str, np.ndarray]]:
-        """A copy of the state, for `restore` (one copy per slot once steps are flat)."""
+    def snapshot(self, into: tuple | None = None
+                 ) -> tuple[int, dict[str, dict[str, np.ndarray]] | dict[str, np.ndarray]]:
+        """A copy of the state, for `restore` (one copy per slot once steps are flat).
+        `into`: an earlier flat snapshot whose arrays are reused when they fit."""
         cached = self.__dict__.get("_flat")
         if cached is not None and self._flat_valid(cached):
-            return self.t, {name: buf.copy() for name, buf in cached[3].items()}
+            bufs = cached[3]
+            old = into[1] if into is not None else None
+            if (isinstance(old, dict) and old.keys() == bufs.keys()
+                    and all(isinstance(v, np.ndarray) and v.shape == bufs[k].shape
+                            and v.dtype == bufs[k].dtype for k, v in old.items())):
+                for name, buf in bufs.items():
+                    np.copyto(old[name], buf)
+                return self.t, old
+            return self.t, {name: buf.copy() for name, buf in bufs.items()}
         return self.t, {k: {n: v.copy() for n, v in d.items()} for k, d in self.state.items()}
 
     def restore(self, snap: tuple[int, dict]) -> None:

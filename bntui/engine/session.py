@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bntui.engine import fast
 from bntui.engine.arch import parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset, load_dataset
@@ -125,11 +126,16 @@ class Session:
         return self.X_train[idx], self.y_train[idx]
 
     # training ------------------------------------------------------------------------
-    def _snapshot(self, flat: FlatParams | None
+    def _snapshot(self, flat: FlatParams | None, into: tuple | None = None
                   ) -> tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]:
         """What a NaN step must be able to undo: parameters, running stats, optimizer
-        (`flat`: the network's valid flat buffers, or None)."""
+        (`flat`: the network's valid flat buffers, or None).  `into`: the last snapshot,
+        whose arrays are overwritten when they fit (only the newest is ever restored)."""
         net = self.network
+        if into is not None and flat is not None:
+            refilled = self._refill(into, flat)
+            if refilled is not None:
+                return refilled
         running: dict[str, np.ndarray] = {}
         for block in net.blocks:
             if block.bn is not None:
@@ -140,6 +146,23 @@ class Session:
         params = flat.params.copy() if flat is not None else {
             k: p.copy() for k, p in net.named_params()}
         return params, running, self.optimizer.snapshot()
+
+    def _refill(self, snap: tuple, flat: FlatParams) -> tuple | None:
+        """The current state copied into the arrays of `snap`, if they fit; else None."""
+        params, running, opt_snap = snap
+        bns = [b for b in self.network.blocks if b.bn is not None]
+        if not (isinstance(params, np.ndarray) and params.shape == flat.params.shape
+                and params.dtype == flat.params.dtype and len(running) == 4 * len(bns)):
+            return None
+        opt_snap = self.optimizer.snapshot(into=opt_snap)
+        np.copyto(params, flat.params)
+        for block in bns:
+            bn = block.bn
+            assert bn is not None
+            for k, v in bn.running_state().items():
+                np.copyto(running[f"{block.index}.{k}"], v)
+            running[f"{block.index}.num_batches_tracked"] = np.asarray(bn.num_batches_tracked)
+        return params, running, opt_snap
 
     def _restore(self, snap: tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]) -> None:
         params, running, opt_snap = snap
@@ -199,12 +222,18 @@ class Session:
     ) -> tuple[int, float]:
         net, opt = self.network, self.optimizer
         snapshot = self._snapshot(net.flat)
+        lean = fast.supports(net)  # the engine's own layers: the step without bookkeeping
         taken, eval_time = 0, 0.0
         for _ in range(steps):
             if should_stop is not None and should_stop():
                 break
             Xb, yb = self.next_batch()
-            loss = net.loss(Xb, yb, training=True)
+            flat = net.flat  # checked once a step: valid unless a layer was swapped
+            hits: int | None = None
+            if lean and flat is not None:
+                loss, hits = fast.train_step(net, Xb, yb)
+            else:
+                loss = net.loss(Xb, yb, training=True)
             if not math.isfinite(loss):
                 self._restore(snapshot)
                 self.stopped = (
@@ -213,9 +242,12 @@ class Session:
                     f"gave the last finite loss (step {self.step_count}) were kept"
                 )
                 break
-            net.backward(staged=False, collect=False)
-            flat = net.flat  # checked once a step: valid unless a layer was swapped
-            snapshot = self._snapshot(flat)
+            if hits is None:
+                net.backward(staged=False, collect=False)
+                hits = net.loss_layer.cache.get("hits")  # a swapped loss may not count
+                if hits is None:
+                    hits = np.count_nonzero(net.loss_layer.cache["logits"].argmax(axis=1) == yb)
+            snapshot = self._snapshot(flat, into=snapshot)
             if flat is not None:  # every parameter in one pass
                 opt.step_flat(flat)
             else:  # a network whose layers were swapped after it was built
@@ -224,10 +256,6 @@ class Session:
             taken += 1
             self.history.step.append(self.step_count)
             self.history.loss.append(loss)
-            lc = net.loss_layer.cache
-            hits = lc.get("hits")  # the loss counted the rows it gets right (a variant may not)
-            if hits is None:
-                hits = np.count_nonzero(lc["logits"].argmax(axis=1) == yb)
             self.history.batch_accuracy.append(float(hits) / len(yb))
             if self.step_count % every == 0 or taken == steps:
                 e0 = time.perf_counter()
