@@ -43,15 +43,16 @@ class SoftmaxCrossEntropy:
         L = np.ascontiguousarray(logits.T)
         shifted = L - L.max(axis=0)
         true = shifted[y, rows]
-        top = shifted == 0.0  # each row's max: e^0 = 1, kept out of the sum below
+        top = np.flatnonzero(shifted == 0.0)  # each row's max, where e^0 = 1
         e = np.exp(shifted)
+        flat = e.reshape(-1)  # a view: e is contiguous
         # Σⱼ e = 1 + (the rest): log1p of the rest keeps the digits of a loss near 0.
-        np.copyto(e, 0.0, where=top)
+        flat[top] = 0.0
         rest = ones(e.shape[0], e.dtype) @ e
-        ties = np.count_nonzero(top) != m
+        ties = top.size != m
         if ties:  # the other maxima of a row count as 1 each
-            rest += np.count_nonzero(top, axis=0) - 1
-        np.copyto(e, 1.0, where=top)
+            rest += np.bincount(top % m, minlength=m) - 1
+        flat[top] = 1.0
         e /= 1.0 + rest
         loss = float(-(true - np.log1p(rest)).mean())
         # rows whose arg-max is the true class (the first max, as argmax, when tied)
