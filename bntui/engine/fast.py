@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bntui.engine.activations import Sigmoid
 from bntui.engine.batchnorm import BatchNorm, compact_backward
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
@@ -60,6 +61,18 @@ def train_step(network: Network, X: np.ndarray, y: np.ndarray) -> tuple[float, i
             std = np.sqrt(var + bn.eps)
             bn._update_running(mu, var, std, m)
             Znorm *= 1.0 / std
+            if type(block.act) is Sigmoid and not block.is_output:
+                # A = 1 / (1 + e^−Zbn) with −Zbn = Znorm·(−γ) − β, exactly (negation
+                # commutes with rounding): Zbn itself is never needed, one pass saved
+                A = Znorm * -bn.params["gamma"]
+                A -= bn.params["beta"]
+                with np.errstate(over="ignore"):
+                    np.exp(A, out=A)
+                A += 1.0
+                np.reciprocal(A, out=A)
+                block.cache = {}
+                saved.append((Znorm, std, A, A))  # the sigmoid's backward reads A only
+                continue
             pre = Znorm * bn.params["gamma"]
             pre += bn.params["beta"]
         else:
