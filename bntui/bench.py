@@ -74,6 +74,22 @@ def torch_twin(session: Session):
     return step
 
 
+def _bursts(fn: Callable[[], object], seconds: float = 0.02) -> Callable[[], float]:
+    """`fn` repeated enough times for a burst of about `seconds`; returns seconds per call
+    (one call of a small kernel is too short to time on a busy machine)."""
+    t0 = time.perf_counter()
+    fn()
+    n = max(1, int(seconds / max(time.perf_counter() - t0, 1e-7)))
+
+    def burst() -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) / n
+
+    return burst
+
+
 def _interleaved(ours: Callable[[], object], theirs: Callable[[], object] | None,
                  rounds: int) -> tuple[float, float | None, float | None]:
     """Median seconds of `ours` and `theirs`, run in alternating bursts, and the median of
@@ -89,8 +105,8 @@ def _interleaved(ours: Callable[[], object], theirs: Callable[[], object] | None
         a.append(own if isinstance(own, float) else time.perf_counter() - t0)
         if theirs is not None:
             t0 = time.perf_counter()
-            theirs()
-            b.append(time.perf_counter() - t0)
+            own = theirs()
+            b.append(own if isinstance(own, float) else time.perf_counter() - t0)
             r.append(b[-1] / a[-1])
     if theirs is None:
         return statistics.median(a), None, None
@@ -123,8 +139,9 @@ def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
             "| NumPy copy GB/s |", "|---|---|---|---|---|---|---|---|---|"]
     rng = np.random.default_rng(0)
     for n, d in shapes:
-        x = rng.normal(size=(n, d))
-        dy = rng.normal(size=(n, d))
+        # the layout the engine's Dense layers hand to BatchNorm: feature-major
+        x = np.asfortranarray(rng.normal(size=(n, d)))
+        dy = np.asfortranarray(rng.normal(size=(n, d)))
         bn = BatchNorm(d)
 
         def both(bn: BatchNorm = bn, x: np.ndarray = x, dy: np.ndarray = dy) -> None:
@@ -134,8 +151,8 @@ def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
         theirs = None
         if torch is not None:
             tbn = torch.nn.BatchNorm1d(d).double()
-            tx = torch.tensor(x, requires_grad=True)
-            tdy = torch.tensor(dy)
+            tx = torch.tensor(np.ascontiguousarray(x), requires_grad=True)  # its own layout
+            tdy = torch.tensor(np.ascontiguousarray(dy))
 
             def torch_pass(tbn=tbn, tx=tx, tdy=tdy) -> None:
                 tx.grad = None
@@ -143,12 +160,14 @@ def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
                 tbn(tx).backward(tdy)
 
             theirs = torch_pass
-        fwd_bwd, torch_time, vs_torch = _interleaved(both, theirs, repeats)
+        fwd_bwd, torch_time, vs_torch = _interleaved(
+            _bursts(both), _bursts(theirs) if theirs else None, 3 * repeats)
         bn.forward(x, training=True)
         compact, staged, staged_ratio = _interleaved(
-            lambda bn=bn, dy=dy: bn.backward(dy, staged=False),
-            lambda bn=bn, dy=dy: bn.backward(dy, staged=True), repeats)
-        copy = _median_time(lambda x=x: x.copy(), repeats)
+            _bursts(lambda bn=bn, dy=dy: bn.backward(dy, staged=False)),
+            _bursts(lambda bn=bn, dy=dy: bn.backward(dy, staged=True)), 3 * repeats)
+        copy_burst = _bursts(lambda x=x: x.copy(order="K"))
+        copy = statistics.median(copy_burst() for _ in range(repeats))
         # bytes a pass must at least touch: read x, dy; write y, dx (8 bytes each)
         moved = 4 * x.nbytes
         rows.append(

@@ -349,3 +349,44 @@ def test_compact_backward_in_blocks_equals_the_staged_one(monkeypatch, m, d, blo
     np.testing.assert_allclose(bn.grads["beta"], dbeta, rtol=1e-12, atol=1e-12)
     # the invariants of the exact gradient hold in the blocked one too
     assert np.abs(compact.sum(axis=0)).max() <= 1e-11 * scale * m
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("m, d, block", [(37, 5, 2), (300, 40, 7), (64, 3, 1)])
+def test_blocked_pass_equals_the_whole_array_pass(monkeypatch, order, m, d, block):
+    """Large tensors go through BatchNorm in blocks: of rows when row-major (the sums are
+    carried across blocks), of features when feature-major (each block on its own, the
+    last one partial).  Every forward tensor and every gradient is the whole-array pass's,
+    to rounding."""
+    from bntui.engine import batchnorm as bn_mod
+
+    rng = np.random.default_rng(m + d)
+    x = np.array(rng.normal(size=(m, d)) * 3 + 1, order=order)
+    dy = np.array(rng.normal(size=(m, d)), order=order)
+
+    def run() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        bn = BatchNorm(d)
+        bn.gamma = np.linspace(0.5, 2.0, d)
+        bn.beta = np.linspace(-1.0, 1.0, d)
+        bn.forward(x)
+        bn.backward(dy, staged=False)
+        running = {k: v.copy() for k, v in bn.running_state().items()}
+        return {k: v.copy(order="K") for k, v in bn.cache.items()}, running | {
+            "dgamma": bn.grads["gamma"].copy(), "dbeta": bn.grads["beta"].copy()}
+
+    whole, whole_grads = run()
+    unit = block * (m if order == "F" else d) * 8  # `block` columns or rows
+    monkeypatch.setattr(bn_mod, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(bn_mod, "BLOCK_BYTES", unit)
+    if order == "F":
+        assert bn_mod._column_blocks(x) is not None
+    else:
+        assert bn_mod._row_blocks(x) is not None
+    blocked, blocked_grads = run()
+    assert blocked.keys() == whole.keys()
+    for k in whole:
+        np.testing.assert_allclose(blocked[k], whole[k], rtol=1e-13, atol=1e-13, err_msg=k)
+    for k in whole_grads:
+        np.testing.assert_allclose(blocked_grads[k], whole_grads[k], rtol=1e-13, atol=1e-12,
+                                   err_msg=k)
+    assert blocked["Zbn"].flags.f_contiguous == (order == "F")
