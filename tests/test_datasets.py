@@ -388,3 +388,27 @@ def test_csv_arbitrary_text_never_crashes(
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     with contextlib.suppress(BntuiError):
         load_dataset(str(path))
+
+
+def test_digits_read_without_sklearn_equal_load_digits() -> None:
+    """The digits come from scikit-learn's bundled file without importing scikit-learn
+    (over a second); they must be exactly `load_digits`'s, names included."""
+    from sklearn.datasets import load_digits
+
+    from bntui.engine.datasets import _digits_file, _sklearn_raw
+
+    read = _digits_file()
+    assert read is not None
+    bunch = load_digits()
+    np.testing.assert_array_equal(read[0], bunch.data)
+    np.testing.assert_array_equal(read[1], bunch.target)
+    X, y, features, classes = _sklearn_raw("digits")
+    np.testing.assert_array_equal(X, bunch.data)
+    np.testing.assert_array_equal(y, bunch.target)
+    assert list(features) == list(bunch.feature_names)
+    assert list(classes) == [str(c) for c in bunch.target_names]
+    code = ("import sys; from bntui.engine import Session, preset; "
+            "Session(preset('seed-digits')); print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
