@@ -259,6 +259,10 @@ async def test_space_plays_and_pauses_and_the_app_keeps_answering() -> None:
         await pilot.pause(0.2)
         assert session.step_count == stopped_at  # paused means paused
         assert finite_state(session)
+        # pausing cancels the worker: that is no error to show (it used to toast
+        # "CancelledError:")
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert errors == []
 
 
 async def test_diverging_learning_rate_stops_training_by_itself() -> None:

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import MountError, Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from bntui.engine.config import PRESETS, RunConfig, preset
 from bntui.engine.errors import BntuiError
@@ -572,7 +572,9 @@ class BntuiApp(App[None]):
                     f"{num:.1e}" if num is not None else "gradient check done", timeout=4)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.error is not None:
+        # a cancelled worker (pausing, a new run replacing an old one) keeps a
+        # CancelledError as its `error`: that is not a failure to report
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.playing = False
             self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}",
                         severity="error", timeout=10)
