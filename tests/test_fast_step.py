@@ -19,6 +19,10 @@ CONFIGS = [
     RunConfig(dataset="blobs", arch="6:leaky_relu=0.1:nobias,5:identity,C:nobn",
               optimizer="nesterov", lr=0.1, steps=10, batch_size=16),
     RunConfig(dataset="iris", arch="C", optimizer="sgd", lr=0.5, steps=6),
+    # Z of 1,500 × 200 is over batchnorm.WHOLE_BYTES: the full pass's BatchNorm works a
+    # block of features at a time, and the lean step must too
+    RunConfig(dataset="digits", arch="200:sigmoid,200:relu,C", optimizer="sgd", lr=0.1,
+              steps=2),
 ]
 
 

@@ -18,7 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from bntui.engine.activations import Sigmoid
-from bntui.engine.batchnorm import BatchNorm, compact_backward
+from bntui.engine.batchnorm import (
+    BatchNorm,
+    _column_blocks,
+    _train_forward_by_columns,
+    compact_backward,
+)
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
 from bntui.engine.kernels import colsum
@@ -55,6 +60,16 @@ def train_step(network: Network, X: np.ndarray, y: np.ndarray) -> tuple[float, i
                                  "(batch size 1 with BatchNorm)")
             bn.training = True
             bn.cache = {}
+            cols = _column_blocks(Z)
+            if cols is not None:  # large and feature-major: BatchNorm.forward's own path
+                c = _train_forward_by_columns(Z, bn.eps, bn.params["gamma"],
+                                              bn.params["beta"], cols)
+                bn._update_running(c["mu"], c["var"], c["std"], m)
+                Znorm, std, pre = c["Znorm"], c["std"], c["Zbn"]
+                block.cache = {}
+                A = pre if block.is_output else block.act.forward(pre)
+                saved.append((Znorm, std, pre, A))
+                continue
             mu = colsum(Z) * (1.0 / m)
             Znorm = Z - mu  # Z0, normalised in place below
             var = np.einsum("ij,ij->j", Znorm, Znorm) / m
