@@ -48,3 +48,18 @@ def test_a_confident_loss_keeps_its_digits() -> None:
     logits = np.array([[40.0, 0.0]])
     loss = SoftmaxCrossEntropy().forward(logits, np.array([0]))
     assert loss == pytest.approx(math.exp(-40.0), rel=1e-14)
+
+
+def test_an_infinite_logit_gives_the_limits() -> None:
+    """A +∞ logit: its class has probability 1; the loss is +∞ when it is the wrong class
+    and 0 when it is the true one (as the arithmetic's limits), not NaN."""
+    layer = SoftmaxCrossEntropy()
+    with np.errstate(invalid="ignore"):
+        loss = layer.forward(np.array([[0.0, np.inf], [0.0, 1.0]]), np.array([0, 0]))
+    assert loss == math.inf
+    np.testing.assert_array_equal(layer.cache["P"][0], [0.0, 1.0])
+    assert int(layer.cache["hits"]) == 0  # neither row's arg-max is class 0
+    with np.errstate(invalid="ignore"):
+        assert layer.forward(np.array([[np.inf, 0.0], [2.0, 1.0]]), np.array([0, 0])) == (
+            pytest.approx(math.log1p(math.exp(-1.0)) / 2, rel=1e-15))
+    assert int(layer.cache["hits"]) == 2

@@ -185,10 +185,10 @@ class BatchNorm:
                     "expected more than 1 value per feature when training "
                     "(batch size 1 with BatchNorm)"
                 )
-            cols = None if ov else _column_blocks(Z)
+            cols = None if ov else column_blocks(Z)
             if cols is not None:  # large and feature-major: every step a block at a time
                 gamma, beta = self.params["gamma"], self.params["beta"]
-                c.update(_train_forward_by_columns(Z, self.eps, gamma, beta, cols))
+                c.update(train_forward_by_columns(Z, self.eps, gamma, beta, cols))
                 if update_running:
                     self._update_running(c["mu"], c["var"], c["std"], m)
                 self.cache = c
@@ -300,7 +300,7 @@ WHOLE_BYTES = 2 * 1024 * 1024
 BLOCK_BYTES = 1024 * 1024
 
 
-def _row_blocks(x: np.ndarray) -> range | None:
+def row_blocks(x: np.ndarray) -> range | None:
     """Starts of the row blocks to work in, or None to work on the whole array (small,
     or not row-major: a block of rows of a column-major array is not contiguous)."""
     m, d = x.shape
@@ -310,7 +310,7 @@ def _row_blocks(x: np.ndarray) -> range | None:
     return range(0, m, rows)
 
 
-def _column_blocks(x: np.ndarray) -> list[slice] | None:
+def column_blocks(x: np.ndarray) -> list[slice] | None:
     """Column blocks of a large feature-major (column-major) array, or None.  A block of
     columns is contiguous and its features' statistics are its own, so each step of the
     pass can run on it while it is in cache."""
@@ -321,7 +321,7 @@ def _column_blocks(x: np.ndarray) -> list[slice] | None:
     return None if cols >= d else [slice(j, j + cols) for j in range(0, d, cols)]
 
 
-def _train_forward_by_columns(Z: np.ndarray, eps: float, gamma: np.ndarray,
+def train_forward_by_columns(Z: np.ndarray, eps: float, gamma: np.ndarray,
                               beta: np.ndarray, cols: list[slice]) -> dict[str, np.ndarray]:
     """The training-mode forward, a block of features at a time: Z is read from memory
     once and Z0, Znorm and Zbn written once (the whole-array passes make ten)."""
@@ -346,7 +346,7 @@ def centre(Z: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Z0 = Z − mu and var = (1/m) Σ Z0², the sum taken block by block while the block
     of Z0 is still in cache when Z is large (one pass of memory traffic fewer)."""
     m = Z.shape[0]
-    starts = _row_blocks(Z)
+    starts = row_blocks(Z)
     if starts is None:
         Z0 = Z - mu
         return Z0, np.einsum("ij,ij->j", Z0, Z0) / m
@@ -365,7 +365,7 @@ def normalise(Z0: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
               beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Znorm = Z0 · (1/std) and Zbn = γ · Znorm + β, block by block when Z0 is large (the
     block of Znorm is read back from cache)."""
-    starts = _row_blocks(Z0)
+    starts = row_blocks(Z0)
     if starts is None:
         Znorm = Z0 * inv_std
         Zbn = Znorm * gamma
@@ -391,7 +391,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
     traffic where the same formula on whole arrays makes 12, and the staged path 17.
     """
     m, d = dy.shape
-    cols = _column_blocks(dy) if Znorm.flags.f_contiguous else None
+    cols = column_blocks(dy) if Znorm.flags.f_contiguous else None
     if cols is not None:  # feature-major: each block of features on its own, in cache
         dZ = np.empty_like(dy)
         for sl in cols:
@@ -402,7 +402,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
             out += b * sc
             out -= sc * db / m
         return dZ
-    starts = _row_blocks(dy)
+    starts = row_blocks(dy)
     if starts is None:
         colsum(dy, out=dbeta)
         np.einsum("ij,ij->j", dy, Znorm, out=dgamma)

@@ -20,9 +20,9 @@ import numpy as np
 from bntui.engine.activations import Sigmoid
 from bntui.engine.batchnorm import (
     BatchNorm,
-    _column_blocks,
-    _train_forward_by_columns,
+    column_blocks,
     compact_backward,
+    train_forward_by_columns,
 )
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
@@ -60,9 +60,9 @@ def train_step(network: Network, X: np.ndarray, y: np.ndarray) -> tuple[float, i
                                  "(batch size 1 with BatchNorm)")
             bn.training = True
             bn.cache = {}
-            cols = _column_blocks(Z)
+            cols = column_blocks(Z)
             if cols is not None:  # large and feature-major: BatchNorm.forward's own path
-                c = _train_forward_by_columns(Z, bn.eps, bn.params["gamma"],
+                c = train_forward_by_columns(Z, bn.eps, bn.params["gamma"],
                                               bn.params["beta"], cols)
                 bn._update_running(c["mu"], c["var"], c["std"], m)
                 Znorm, std, pre = c["Znorm"], c["std"], c["Zbn"]

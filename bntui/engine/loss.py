@@ -41,9 +41,13 @@ class SoftmaxCrossEntropy:
         # Class-major (C, N): a view of the engine's feature-major logits, so the row
         # max, the shift and the sums over classes run along contiguous rows of N.
         L = np.ascontiguousarray(logits.T)
-        shifted = L - L.max(axis=0)
+        mx = L.max(axis=0)
+        shifted = L - mx
+        # each row's max, where e^0 = 1: found by value and set to 0, since a +∞ logit's
+        # shift is ∞ − ∞ (its class then has probability 1, as in the limit)
+        top = np.flatnonzero(np.equal(L, mx))
+        shifted.reshape(-1)[top] = 0.0
         true = shifted[y, rows]
-        top = np.flatnonzero(shifted == 0.0)  # each row's max, where e^0 = 1
         e = np.exp(shifted)
         flat = e.reshape(-1)  # a view: e is contiguous
         # Σⱼ e = 1 + (the rest): log1p of the rest keeps the digits of a loss near 0.
