@@ -390,3 +390,20 @@ def test_blocked_pass_equals_the_whole_array_pass(monkeypatch, order, m, d, bloc
         np.testing.assert_allclose(blocked_grads[k], whole_grads[k], rtol=1e-13, atol=1e-12,
                                    err_msg=k)
     assert blocked["Zbn"].flags.f_contiguous == (order == "F")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_coldot_is_the_per_feature_dot_product(order: str) -> None:
+    """BatchNorm's variance and dγ sum over the batch with `coldot` (np.vecdot on
+    feature-major arrays, einsum otherwise): against math.fsum, column by column."""
+    import math
+
+    from bntui.engine.kernels import coldot
+
+    rng = np.random.default_rng(7)
+    a = np.array(rng.normal(size=(301, 6)) * 1e3, order=order)
+    b = np.array(rng.normal(size=(301, 6)), order=order)
+    want = [math.fsum(a[:, j] * b[:, j]) for j in range(6)]
+    np.testing.assert_allclose(coldot(a, b), want, rtol=1e-13)
+    out = np.empty(6)
+    assert coldot(a, b, out=out) is out

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from bntui.engine.errors import BntuiError
-from bntui.engine.kernels import colsum
+from bntui.engine.kernels import coldot, colsum
 
 FORWARD_NAMES = ("Z", "mu", "Z0", "var", "std", "Znorm", "Zbn")
 BACKWARD_NAMES = ("dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ")
@@ -196,7 +196,7 @@ class BatchNorm:
             mu = c["mu"] = ov["mu"] if "mu" in ov else colsum(Z) * (1.0 / m)
             if "Z0" in ov:
                 Z0 = c["Z0"] = ov["Z0"]
-                var = np.einsum("ij,ij->j", Z0, Z0) / m
+                var = coldot(Z0, Z0) / m
             else:
                 Z0, var = centre(Z, mu)
                 c["Z0"] = Z0
@@ -267,7 +267,7 @@ class BatchNorm:
         dgamma, dbeta = g["gamma"], g["beta"]
         if staged or not self.training:
             colsum(dy, out=dbeta)
-            np.einsum("ij,ij->j", dy, Znorm, out=dgamma)
+            coldot(dy, Znorm, out=dgamma)
             c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
             return self._staged(dy, gamma, m)
         dZ = c["dZ"] = compact_backward(dy, Znorm, gamma / std, dgamma, dbeta)
@@ -278,7 +278,7 @@ class BatchNorm:
         c = self.cache
         Z0, std = c["Z0"], c["std"]
         dZnorm = c["dZnorm"] = dZbn * gamma
-        dstd = c["dstd"] = -np.einsum("ij,ij->j", dZnorm, Z0) / (std * std)
+        dstd = c["dstd"] = -coldot(dZnorm, Z0) / (std * std)
         dvar = c["dvar"] = dstd / (2.0 * std)
         if self.training:
             dZ0 = c["dZ0"] = dZnorm / std + dvar * (2.0 / m) * Z0
@@ -334,7 +334,7 @@ def train_forward_by_columns(Z: np.ndarray, eps: float, gamma: np.ndarray,
         z = Z[:, sl]
         mu = np.multiply(colsum(z), 1.0 / m, out=out["mu"][sl])
         z0 = np.subtract(z, mu, out=out["Z0"][:, sl])
-        var = np.divide(np.einsum("ij,ij->j", z0, z0), m, out=out["var"][sl])
+        var = np.divide(coldot(z0, z0), m, out=out["var"][sl])
         std = np.sqrt(var + eps, out=out["std"][sl])
         zn = np.multiply(z0, 1.0 / std, out=out["Znorm"][:, sl])
         zb = np.multiply(zn, gamma[sl], out=out["Zbn"][:, sl])
@@ -349,14 +349,14 @@ def centre(Z: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = row_blocks(Z)
     if starts is None:
         Z0 = Z - mu
-        return Z0, np.einsum("ij,ij->j", Z0, Z0) / m
+        return Z0, coldot(Z0, Z0) / m
     Z0 = np.empty_like(Z)
     var = np.zeros(Z.shape[1], dtype=Z0.dtype)
     part = np.empty_like(var)
     step = starts.step
     for i in starts:
         b = np.subtract(Z[i:i + step], mu, out=Z0[i:i + step])
-        var += np.einsum("ij,ij->j", b, b, out=part)
+        var += coldot(b, b, out=part)
     var /= m
     return Z0, var
 
@@ -397,7 +397,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
         for sl in cols:
             b, zn, sc = dy[:, sl], Znorm[:, sl], scale[sl]
             db = colsum(b, out=dbeta[sl])
-            dg = np.einsum("ij,ij->j", b, zn, out=dgamma[sl])
+            dg = coldot(b, zn, out=dgamma[sl])
             out = np.multiply(zn, -sc * dg / m, out=dZ[:, sl])
             out += b * sc
             out -= sc * db / m
@@ -405,7 +405,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
     starts = row_blocks(dy)
     if starts is None:
         colsum(dy, out=dbeta)
-        np.einsum("ij,ij->j", dy, Znorm, out=dgamma)
+        coldot(dy, Znorm, out=dgamma)
         dZ = Znorm * (-scale * dgamma / m)
         dZ += dy * scale
         dZ -= scale * dbeta / m
@@ -417,7 +417,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
     for i in starts:
         b, zb = dy[i:i + rows], Znorm[i:i + rows]
         dbeta += colsum(b, out=part)
-        dgamma += np.einsum("ij,ij->j", b, zb, out=part)
+        dgamma += coldot(b, zb, out=part)
     k1 = -scale * dgamma / m
     k0 = -scale * dbeta / m
     dZ = np.empty_like(dy)

@@ -26,7 +26,7 @@ from bntui.engine.batchnorm import (
 )
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
-from bntui.engine.kernels import colsum
+from bntui.engine.kernels import coldot, colsum
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Block, Network
 
@@ -72,7 +72,7 @@ def train_step(network: Network, X: np.ndarray, y: np.ndarray) -> tuple[float, i
                 continue
             mu = colsum(Z) * (1.0 / m)
             Znorm = Z - mu  # Z0, normalised in place below
-            var = np.einsum("ij,ij->j", Znorm, Znorm) / m
+            var = coldot(Znorm, Znorm) / m
             std = np.sqrt(var + bn.eps)
             bn._update_running(mu, var, std, m)
             Znorm *= 1.0 / std

@@ -2,7 +2,10 @@
 
 `colsum(x)` sums an (N, D) tensor over its batch axis as a matrix-vector product with a
 vector of ones (one BLAS call, about three times faster than `x.sum(axis=0)` on the
-shapes the engine trains on; the sum is as accurate, in a different order).
+shapes the engine trains on; the sum is as accurate, in a different order).  `coldot(a, b)`
+gives the per-feature dot products Σᵢ a[i, j]·b[i, j] (BatchNorm's variance and dγ): on
+feature-major arrays each is a dot product of two contiguous columns, `np.vecdot`, about
+twice as fast as the `einsum` it falls back to.
 """
 
 from __future__ import annotations
@@ -30,3 +33,14 @@ def colsum(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if x.dtype.kind != "f" or x.ndim != 2:
         return np.sum(x, axis=0, out=out)
     return np.matmul(ones(x.shape[0], x.dtype), x, out=out)
+
+
+_VECDOT = getattr(np, "vecdot", None)  # NumPy ≥ 2.0
+
+
+def coldot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Σᵢ a[i, :] · b[i, :] for two (N, D) real arrays."""
+    if (_VECDOT is not None and a.dtype == b.dtype and a.dtype.kind == "f"
+            and a.flags.f_contiguous and b.flags.f_contiguous):
+        return _VECDOT(a, b, axis=0, out=out)
+    return np.einsum("ij,ij->j", a, b, out=out)
