@@ -44,3 +44,11 @@ def coldot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
             and a.flags.f_contiguous and b.flags.f_contiguous):
         return _VECDOT(a, b, axis=0, out=out)
     return np.einsum("ij,ij->j", a, b, out=out)
+
+
+def rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot products along the last axis of two arrays of the same shape (the numerical
+    check's feature-major variants): np.vecdot, or einsum before NumPy 2.0."""
+    if _VECDOT is not None:
+        return _VECDOT(a, b)
+    return np.einsum("...n,...n->...", a, b)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from bntui.engine.kernels import ones
+from bntui.engine.kernels import ones, rowdot
 from bntui.engine.network import PARAM_GRAD_NAMES, Block, Network
 
 MAX_BYTES = 48_000_000  # per (V, D, N) array
@@ -94,7 +94,7 @@ def _bn_rest(block: Block, c: dict[str, np.ndarray], f: dict[str, np.ndarray], n
     n = f["Z"].shape[-1]
     if node == "Z" and training:  # the common case, in few passes over (V, D, N)
         Z0 = val - (val @ ones(n, val.dtype) * (1.0 / n))[..., None]
-        var = np.einsum("...dn,...dn->...d", Z0, Z0) / n
+        var = rowdot(Z0, Z0) / n
         Z0 *= (bn.gamma / np.sqrt(var + eps))[..., None]
         Z0 += beta
         return Z0
@@ -112,7 +112,7 @@ def _bn_rest(block: Block, c: dict[str, np.ndarray], f: dict[str, np.ndarray], n
     else:
         Z0 = val if node == "Z0" else f["Z0"]
     if at <= 2:
-        var = np.einsum("...dn,...dn->...d", Z0, Z0) / n if training else c["var"]
+        var = rowdot(Z0, Z0) / n if training else c["var"]
         std = np.sqrt(var + eps) if training else c["std"]
     elif at == 3:
         std = np.sqrt(val + eps)
@@ -158,7 +158,7 @@ def _rank_one_bn(block: Block, c: dict[str, np.ndarray], f: dict[str, np.ndarray
     n = change.shape[-1]
     centred = change - (change @ ones(n, change.dtype) * (1.0 / n))[:, None]
     var = (c["var"] + (2.0 / n) * w * (centred @ c["Z0"])
-           + (w * w) * (np.einsum("vn,vn->v", centred, centred) / n)[:, None])
+           + (w * w) * (rowdot(centred, centred) / n)[:, None])
     Zbn = np.multiply(centred[:, None, :], w[:, None])
     Zbn += f["Z0"]
     Zbn *= (bn.gamma / np.sqrt(var + bn.eps))[..., None]
