@@ -118,6 +118,7 @@ def test_cli_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     (["--rows", "1"], "rows must be at least 2"),
     (["--entries", "0"], "entries must be at least 1"),
     (["--dtype", "float16"], "invalid choice"),
+    (["--dtype", "float32"], "--dtype does not apply to the h sweep"),
 ])
 def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
                                    words: str) -> None:

@@ -9,6 +9,7 @@ from bntui.cli.commands import config_from_args
 from bntui.cli.lab_health import json_safe
 from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
+from bntui.engine.errors import BntuiError
 from bntui.engine.labs.hsweep import DEFAULT_ARCH, h_sweep, parse_hs
 from bntui.numbers import fmt_err
 
@@ -33,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dtype is not None:
+        raise BntuiError("--dtype does not apply to the h sweep: it runs float64 and float32 "
+                         "side by side")
     hs = parse_hs(args.hs)
     config = config_from_args(args)
     if args.arch is None and args.preset is None:
