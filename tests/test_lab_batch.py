@@ -267,3 +267,13 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
         await _wait(lambda: view.ready and view.result is not r)
         assert view.result.batch_size == 4 and [g.label for g in view.result.gaps] == ["2",
                                                                                        "full"]
+        # the engine failing (a bug, here): one line in the lab, the app keeps running
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(lab, "run_batch_lab", broken)
+        view.query_one("#bsl-batch", Input).value = "3"
+        await pilot.click("#bsl-run")
+        await _wait(lambda: view.ready and "boom" in str(view.query_one(Note).render()))
+        assert "internal error: RuntimeError: boom" in str(view.query_one(Note).render())
+        assert app.is_running

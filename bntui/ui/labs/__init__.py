@@ -2,16 +2,22 @@
 
 A lab is a `LabView`: it sets `LAB_ID`, `TITLE` and `BLURB`, composes its own widgets and
 implements `load(config)`, which the Labs pane calls with the app's current configuration
-when the lab is shown and whenever that configuration changes.  Heavy work runs in a
-thread worker that hands its results back with `self.app.call_from_thread`; an engine
-error shows as an inline `Note`, never a traceback.
+when the lab is shown and whenever that configuration changes.  Heavy work runs through
+`LabView.in_thread`, which hands the result back on the UI thread, or one line when the
+engine refuses (shown in an inline `Note`), never a traceback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from textual.containers import Vertical
+from textual.widgets import Input
+from textual.worker import get_current_worker
 
 from bntui.engine.config import RunConfig
+from bntui.engine.errors import BntuiError
 
 
 class LabView(Vertical):
@@ -34,6 +40,38 @@ class LabView(Vertical):
     def load(self, config: RunConfig) -> None:
         """Show the lab for `config` (the app's dataset, architecture and optimizer)."""
         raise NotImplementedError
+
+    def in_thread(self, compute: Callable[[], Any], done: Callable[[Any], None],
+                  failed: Callable[[str], None]) -> None:
+        """Run `compute` in this lab's thread worker (a newer run cancels an older one) and
+        hand its result to `done` on the UI thread; if it raises, hand `failed` one line —
+        the engine's message, or the error's name for a bug — never a traceback.  A
+        cancelled run hands back nothing.  `compute` may stream partial results itself with
+        `self.app.call_from_thread`, checking `get_current_worker().is_cancelled`."""
+
+        def body() -> None:
+            worker = get_current_worker()
+            try:
+                result = compute()
+            except BntuiError as exc:
+                message = str(exc)
+            except Exception as exc:  # a bug: say so in the lab, keep the app running
+                message = f"internal error: {type(exc).__name__}: {exc}"
+            else:
+                if not worker.is_cancelled:
+                    self.app.call_from_thread(done, result)
+                return
+            if not worker.is_cancelled:
+                self.app.call_from_thread(failed, message)
+
+        self.run_worker(body, thread=True, exclusive=True, group=f"lab-{self.LAB_ID}",
+                        exit_on_error=False)
+
+
+def titled(widget: Input, title: str) -> Input:
+    """An input whose label sits in its top border (rows stay narrow enough for 80 columns)."""
+    widget.border_title = title
+    return widget
 
 
 def lab_views() -> list[type[LabView]]:

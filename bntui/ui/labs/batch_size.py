@@ -8,11 +8,10 @@ from dataclasses import replace
 
 import numpy as np
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Static
-from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
 from bntui.engine.config import RunConfig
@@ -20,8 +19,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.labs import batch_size as lab
 from bntui.numbers import fmt
 from bntui.ui.form import Note, parse_number
-from bntui.ui.labs import LabView
-from bntui.ui.labs.with_without_bn import _titled
+from bntui.ui.labs import LabView, titled
 
 TRAIN_COLOR, EVAL_COLOR = "orange", "cyan"
 LINE = "hd"  # quadrant blocks: monospace in every font, so lines stay inside the frame
@@ -68,9 +66,9 @@ class BatchSizeLab(LabView):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="bsl-scroll"):
             with Horizontal(classes="lab-row"):
-                yield _titled(Input(str(lab.DEFAULT_BATCH), id="bsl-batch"), "batch")
-                yield _titled(Input(str(lab.LAB_DEFAULT.steps), id="bsl-steps"), "steps")
-                yield _titled(Input(",".join(lab.size_label(s) for s in lab.DEFAULT_SIZES),
+                yield titled(Input(str(lab.DEFAULT_BATCH), id="bsl-batch"), "batch")
+                yield titled(Input(str(lab.LAB_DEFAULT.steps), id="bsl-steps"), "steps")
+                yield titled(Input(",".join(lab.size_label(s) for s in lab.DEFAULT_SIZES),
                                     id="bsl-sizes"), "batch sizes of (d)")
                 yield Button("Run", id="bsl-run", variant="primary")
             yield Note(id="bsl-note")
@@ -132,22 +130,7 @@ class BatchSizeLab(LabView):
         self.query_one("#bsl-summary", Static).update(
             Text(f"training {len(sizes) + 1} networks for {cfg.steps} steps each …",
                  style="grey50"))
-        self._work(cfg, sizes)
-
-    @work(thread=True, exclusive=True, group="lab-batch", exit_on_error=False)
-    def _work(self, cfg: RunConfig, sizes: list[int | None]) -> None:
-        worker = get_current_worker()
-        call = self.app.call_from_thread
-        try:
-            result = lab.run_batch_lab(cfg, sizes)
-            if not worker.is_cancelled:
-                call(self.show, result)
-        except BntuiError as exc:
-            if not worker.is_cancelled:
-                call(self._fail, str(exc))
-        except Exception as exc:  # shown inline, never a traceback
-            if not worker.is_cancelled:
-                call(self._fail, f"unexpected error: {type(exc).__name__}: {exc}")
+        self.in_thread(lambda: lab.run_batch_lab(cfg, sizes), self.show, self._fail)
 
     def _fail(self, message: str) -> None:
         self.query_one(Note).error(message)

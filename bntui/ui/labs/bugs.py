@@ -8,14 +8,13 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 from textual_plotext import PlotextPlot
 
 from bntui.engine.config import RunConfig
-from bntui.engine.errors import BntuiError
 from bntui.engine.labs import bugs as zoo
 from bntui.numbers import fmt, fmt_err
 from bntui.ui.form import Note
@@ -121,16 +120,9 @@ class BugsLab(LabView):
         self.ready = False
         self.query_one("#bug-summary", Static).update(
             Text(f"running {self.bug_id}: gradient check and training…", style="italic yellow"))
-        self._compute(self.bug_id, self.config.seed)
-
-    @work(thread=True, exclusive=True)
-    def _compute(self, bug_id: str, seed: int) -> None:
-        try:
-            report = zoo.run_bug(bug_id, zoo.scenario_config(bug_id, seed=seed))
-        except BntuiError as exc:
-            self.app.call_from_thread(self._failed, bug_id, str(exc))
-            return
-        self.app.call_from_thread(self._show, report)
+        bug_id, seed = self.bug_id, self.config.seed
+        self.in_thread(lambda: zoo.run_bug(bug_id, zoo.scenario_config(bug_id, seed=seed)),
+                       self._show, lambda message: self._failed(bug_id, message))
 
     def _failed(self, bug_id: str, message: str) -> None:
         if bug_id == self.bug_id:

@@ -52,21 +52,8 @@ class ComputedLab(LabView):
             return
         note.update("computing …")
         token = self._token
-
-        def run() -> None:
-            try:
-                result = work()
-            except BntuiError as exc:
-                self.app.call_from_thread(self._failed, token, str(exc))
-                return
-            except Exception as exc:  # a bug: say so in the lab, keep the app running
-                self.app.call_from_thread(self._failed, token,
-                                          f"internal error: {type(exc).__name__}: {exc}")
-                return
-            self.app.call_from_thread(self._done, token, result)
-
-        self.run_worker(run, thread=True, exclusive=True, group=f"lab-{self.LAB_ID}",
-                        exit_on_error=False)
+        self.in_thread(work, lambda result: self._done(token, result),
+                       lambda message: self._failed(token, message))
 
     def _failed(self, token: int, message: str) -> None:
         if token != self._token:

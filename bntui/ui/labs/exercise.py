@@ -9,14 +9,13 @@ Questions come from the engine (`bntui.engine.labs.exercise`); this view only sh
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from bntui.engine.config import RunConfig
-from bntui.engine.errors import BntuiError
 from bntui.engine.labs.exercise import (
     LETTERS,
     AnswerError,
@@ -91,19 +90,9 @@ class ExerciseLab(LabView):
             return
         self.ready = False
         kind = str(self.query_one("#ex-kind", Select).value)
-        self._build(self.config, self.set_number, kind)
-
-    @work(thread=True, exclusive=True)
-    def _build(self, config: RunConfig, set_number: int, kind: str) -> None:
-        try:
-            exercise = self._make(config, set_number, kind)
-        except BntuiError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
-            return
-        except Exception as exc:  # a bug: say so in the lab, keep the app running
-            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
-            return
-        self.app.call_from_thread(self._show_set, exercise)
+        config, set_number = self.config, self.set_number
+        self.in_thread(lambda: self._make(config, set_number, kind), self._show_set,
+                       self._failed)
 
     def _make(self, config: RunConfig, set_number: int, kind: str) -> Exercise:
         """Questions about the app's network as it is now (trained or not), else a fresh

@@ -8,7 +8,7 @@ import math
 from dataclasses import replace
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
@@ -20,7 +20,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.labs import with_without_bn as lab
 from bntui.numbers import fmt
 from bntui.ui.form import Note, exact, parse_number
-from bntui.ui.labs import LabView
+from bntui.ui.labs import LabView, titled
 from bntui.ui.plots import log_axis, thin
 
 BN_COLOR, PLAIN_COLOR = "cyan", "orange"  # plotext colour names
@@ -36,12 +36,6 @@ SETTINGS = (("the lab's (tanh, SGD)", "lab"), ("the app's run", "app"))
 
 def log10s(values: list[float]) -> list[float]:
     return [math.log10(v) for v in values]
-
-
-def _titled(widget: Input, title: str) -> Input:
-    """An input whose label sits in its top border (rows stay narrow enough for 80 columns)."""
-    widget.border_title = title
-    return widget
 
 
 def _lrs_text(lrs: tuple[float, ...] | list[float]) -> str:
@@ -87,9 +81,9 @@ class WithWithoutBNLab(LabView):
                 yield Select([], id="bnl-layer", allow_blank=True, prompt="layer")
                 yield Button("Run", id="bnl-run", variant="primary")
             with Horizontal(classes="lab-row"):
-                yield _titled(Input(exact(lab.LAB_DEFAULT.lr or 0.1), id="bnl-lr"), "lr")
-                yield _titled(Input(str(lab.LAB_DEFAULT.steps), id="bnl-steps"), "steps")
-                yield _titled(Input(_lrs_text(lab.DEFAULT_LRS), id="bnl-lrs"),
+                yield titled(Input(exact(lab.LAB_DEFAULT.lr or 0.1), id="bnl-lr"), "lr")
+                yield titled(Input(str(lab.LAB_DEFAULT.steps), id="bnl-steps"), "steps")
+                yield titled(Input(_lrs_text(lab.DEFAULT_LRS), id="bnl-lrs"),
                               "sweep learning rates")
             yield Note(id="bnl-note")
             yield Static(id="bnl-summary")
@@ -169,34 +163,26 @@ class WithWithoutBNLab(LabView):
         self.query_one(Note).clear()
         self.query_one("#bnl-summary", Static).update(
             Text(f"training both networks for {cfg.steps} steps …", style="grey50"))
-        self._work(cfg, lrs)
+        self.in_thread(lambda: self._train(cfg, lrs), lambda _: self._finish(), self._fail)
 
-    @work(thread=True, exclusive=True, group="lab-bn", exit_on_error=False)
-    def _work(self, cfg: RunConfig, lrs: list[float]) -> None:
+    def _train(self, cfg: RunConfig, lrs: list[float]) -> None:
+        """In the worker: both networks, then the sweep a learning rate at a time, each
+        handed to the screen as it comes."""
+        from bntui.engine.session import build_dataset
+
         worker = get_current_worker()
         call = self.app.call_from_thread
-        try:
-            from bntui.engine.session import build_dataset
-
-            dataset = build_dataset(cfg)
-            bn_run, plain_run, identical, copied = lab.train_twins(cfg, n_checkpoints=11,
-                                                                  dataset=dataset)
+        dataset = build_dataset(cfg)
+        bn_run, plain_run, identical, copied = lab.train_twins(cfg, n_checkpoints=11,
+                                                              dataset=dataset)
+        if worker.is_cancelled:
+            return
+        call(self._show_twins, cfg, lrs, (bn_run, plain_run), identical, copied)
+        for lr in lrs:
             if worker.is_cancelled:
                 return
-            call(self._show_twins, cfg, lrs, (bn_run, plain_run), identical, copied)
-            for lr in lrs:
-                if worker.is_cancelled:
-                    return
-                row = lab.lr_sweep(cfg, [lr], cfg.steps, dataset)[0]
-                call(self._add_row, row, math.log(dataset.n_classes))
-            if not worker.is_cancelled:
-                call(self._finish)
-        except BntuiError as exc:
-            if not worker.is_cancelled:
-                call(self._fail, str(exc))
-        except Exception as exc:  # shown inline, never a traceback
-            if not worker.is_cancelled:
-                call(self._fail, f"unexpected error: {type(exc).__name__}: {exc}")
+            row = lab.lr_sweep(cfg, [lr], cfg.steps, dataset)[0]
+            call(self._add_row, row, math.log(dataset.n_classes))
 
     def _fail(self, message: str) -> None:
         self.query_one(Note).error(message)
