@@ -5,13 +5,12 @@ gap grows as the batch shrinks.  Then the command line and the app screen."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from lab_helpers import open_lab, wait_until
 
 from bntui.cli import main
 from bntui.engine.batchnorm import BatchNorm
@@ -214,13 +213,6 @@ def test_cli_bad_input_is_one_line_and_exit_2(
 
 
 # the app ---------------------------------------------------------------------------------
-async def _wait(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "the lab never finished"
-        await asyncio.sleep(0.02)
-
-
 async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
     from textual.widgets import Input, Static
     from textual_plotext import PlotextPlot
@@ -230,7 +222,6 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
     from bntui.ui.app import BntuiApp
     from bntui.ui.form import Note
     from bntui.ui.labs.batch_size import BatchSizeLab
-    from bntui.ui.labs_pane import LabsPane
 
     monkeypatch.setattr(lab, "LAB_DEFAULT", replace(lab.LAB_DEFAULT, steps=60))
     monkeypatch.setattr(lab, "DEFAULT_SIZES", (2, 8, None))
@@ -240,12 +231,8 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
     monkeypatch.setattr(with_without_bn, "DEFAULT_LRS", (1.0,))
     app = BntuiApp(RunConfig(dataset="moons", arch="8:tanh,6:relu,C"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("8")
-        await _wait(lambda: app.query(LabsPane))
-        pane = app.query_one(LabsPane)
-        pane.show_lab("batch")
-        view = app.query_one(BatchSizeLab)
-        await _wait(lambda: pane.current is view and view.ready and view.result is not None)
+        _, view = await open_lab(app, pilot, BatchSizeLab, "batch")
+        await wait_until(lambda: view.result is not None)
         r = view.result
         assert r.config.arch == "8:tanh,6:relu,C"  # the app's architecture
         assert r.batch_size == 8 and [g.label for g in r.gaps] == ["2", "8", "full"]
@@ -264,7 +251,7 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
         view.query_one("#bsl-batch", Input).value = "4"
         view.query_one("#bsl-sizes", Input).value = "2,full"
         await pilot.click("#bsl-run")
-        await _wait(lambda: view.ready and view.result is not r)
+        await wait_until(lambda: view.ready and view.result is not r)
         assert view.result.batch_size == 4 and [g.label for g in view.result.gaps] == ["2",
                                                                                        "full"]
         # the engine failing (a bug, here): one line in the lab, the app keeps running
@@ -274,6 +261,6 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
         monkeypatch.setattr(lab, "run_batch_lab", broken)
         view.query_one("#bsl-batch", Input).value = "3"
         await pilot.click("#bsl-run")
-        await _wait(lambda: view.ready and "boom" in str(view.query_one(Note).render()))
+        await wait_until(lambda: view.ready and "boom" in str(view.query_one(Note).render()))
         assert "internal error: RuntimeError: boom" in str(view.query_one(Note).render())
         assert app.is_running

@@ -5,14 +5,13 @@ the app screen."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from lab_helpers import open_lab, wait_until
 
 from bntui.cli import main
 from bntui.engine.arch import parse_arch
@@ -198,13 +197,6 @@ def test_cli_bad_input_is_one_line_and_exit_2(
 
 
 # the app ---------------------------------------------------------------------------------
-async def _wait(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "the lab never finished"
-        await asyncio.sleep(0.02)
-
-
 async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
     from textual.widgets import Input, Static
     from textual_plotext import PlotextPlot
@@ -213,19 +205,13 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
     from bntui.ui.app import BntuiApp
     from bntui.ui.form import Note
     from bntui.ui.labs.with_without_bn import WithWithoutBNLab
-    from bntui.ui.labs_pane import LabsPane
 
     # a shorter default run keeps the test quick; the fields start from these values
     monkeypatch.setattr(lab, "LAB_DEFAULT", replace(CFG, steps=60))
     monkeypatch.setattr(lab, "DEFAULT_LRS", (0.3, 10.0))
     app = BntuiApp(RunConfig(dataset="moons", arch="8:tanh,6:relu,C"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("8")
-        await _wait(lambda: app.query(LabsPane))
-        pane = app.query_one(LabsPane)
-        pane.show_lab("bn")
-        view = app.query_one(WithWithoutBNLab)
-        await _wait(lambda: pane.current is view and view.ready)
+        _, view = await open_lab(app, pilot, WithWithoutBNLab, "bn")
         assert view.twins is not None and [r.lr for r in view.sweep] == [0.3, 10.0]
         summary = str(view.query_one("#bnl-summary", Static).render())
         assert "only BN trains at 10" in summary and "W bit-identical" in summary
@@ -245,7 +231,7 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
         view.query_one("#bnl-setting").value = "app"
         await pilot.pause()
         await pilot.click("#bnl-run")
-        await _wait(lambda: view.ready and view.result_config is not None
+        await wait_until(lambda: view.ready and view.result_config is not None
                     and view.result_config.arch == "8:tanh,6:relu,C")
         assert view.twins[1].arch == "8:nobn:tanh,6:nobn:relu,C:nobn"
         assert view.query_one("#bnl-lr", Input).value == "0.01"  # the app's adam rate

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from lab_helpers import open_lab, wait_until
 
 from bntui.cli import main
 from bntui.engine.config import RunConfig
@@ -218,35 +219,17 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: lis
 
 # the app ---------------------------------------------------------------------------------
 async def test_app_lab_draws_the_engine_report() -> None:
-    import asyncio
 
     from textual.widgets import Button, Input, Select, Static
 
     from bntui.ui.app import BntuiApp
     from bntui.ui.form import Note
     from bntui.ui.labs.health import HealthLab, HistPlot
-    from bntui.ui.labs_pane import LabsPane
 
     config = RunConfig(dataset="moons", samples=120, arch="6:sigmoid,5:relu,C")
     app = BntuiApp(config)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("8")
-        for _ in range(300):
-            if app.query(LabsPane) and app.query_one(LabsPane).config is not None:
-                break
-            await asyncio.sleep(0.02)
-        pane = app.query_one(LabsPane)
-        pane.show_lab("health")
-        view = app.query_one(HealthLab)
-
-        async def ready() -> None:
-            for _ in range(1000):
-                if pane.current is view and view.ready:
-                    return
-                await asyncio.sleep(0.02)
-            raise AssertionError("the health lab never became ready")
-
-        await ready()
+        pane, view = await open_lab(app, pilot, HealthLab, "health")
         # what is drawn is the engine's report for the app's config and the lab's 200 steps
         ref = run_health(pane.config, steps=200)
         got = view.result
@@ -273,7 +256,7 @@ async def test_app_lab_draws_the_engine_report() -> None:
         # a blow-up: the pointer shows in red
         view.query_one("#health-steps", Input).value = "3"
         view.load(config.with_overrides(arch="8:relu:nobn,C", optimizer="sgd", lr=1e200))
-        await ready()
+        await wait_until(lambda: pane.current is view and view.ready)
         assert view.result.first_nonfinite is not None
         assert "first non-finite tensor" in str(view.query_one("#health-summary",
                                                                 Static).render())

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from lab_helpers import open_lab
 
 from bntui.cli import main
 from bntui.engine.config import RunConfig
@@ -129,35 +130,18 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: lis
 
 # the app ---------------------------------------------------------------------------------
 async def test_app_lab_plots_the_sweep() -> None:
-    import asyncio
 
     from textual.widgets import Button, Input, Static
 
     from bntui.ui.app import BntuiApp
     from bntui.ui.form import Note
     from bntui.ui.labs.hsweep import HSweepLab, SweepPlot
-    from bntui.ui.labs_pane import LabsPane
 
     app = BntuiApp(RunConfig(dataset="moons", samples=120))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("8")
-        for _ in range(300):
-            if app.query(LabsPane) and app.query_one(LabsPane).config is not None:
-                break
-            await asyncio.sleep(0.02)
-        pane = app.query_one(LabsPane)
-        view = app.query_one(HSweepLab)
-        view.query_one("#hs-rows", Input).value = "8"
-        pane.show_lab("hsweep")
-
-        async def ready() -> None:
-            for _ in range(1000):
-                if pane.current is view and view.ready:
-                    return
-                await asyncio.sleep(0.02)
-            raise AssertionError("the h-sweep lab never became ready")
-
-        await ready()
+        pane, view = await open_lab(
+            app, pilot, HSweepLab, "hsweep",
+            before=lambda v: setattr(v.query_one("#hs-rows", Input), "value", "8"))
         # the lab's own smooth network on the app's dataset
         ref = h_sweep(pane.config.with_overrides(arch=DEFAULT_ARCH), samples=8)
         got = view.result

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from lab_helpers import open_lab, wait_until
 
 from bntui.cli import main
 from bntui.engine.config import RunConfig
@@ -180,35 +181,18 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: lis
 
 # the app ---------------------------------------------------------------------------------
 async def test_app_lab_races_and_inspects() -> None:
-    import asyncio
 
     from textual.widgets import Button, Input, Select, Static
 
     from bntui.ui.app import BntuiApp
     from bntui.ui.form import Note
     from bntui.ui.labs.race import RaceLab
-    from bntui.ui.labs_pane import LabsPane
 
     app = BntuiApp(RunConfig(dataset="moons", samples=120, arch="6:tanh,C"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("8")
-        for _ in range(300):
-            if app.query(LabsPane) and app.query_one(LabsPane).config is not None:
-                break
-            await asyncio.sleep(0.02)
-        pane = app.query_one(LabsPane)
-        view = app.query_one(RaceLab)
-        view.query_one("#race-steps", Input).value = "30"
-        pane.show_lab("race")
-
-        async def ready() -> None:
-            for _ in range(1000):
-                if pane.current is view and view.ready:
-                    return
-                await asyncio.sleep(0.02)
-            raise AssertionError("the race lab never became ready")
-
-        await ready()
+        pane, view = await open_lab(
+            app, pilot, RaceLab, "race",
+            before=lambda v: setattr(v.query_one("#race-steps", Input), "value", "30"))
         ref = race(pane.config, steps=30)
         got = view.result
         assert [r.loss for r in got.racers] == [r.loss for r in ref.racers]
@@ -236,5 +220,5 @@ async def test_app_lab_races_and_inspects() -> None:
         view.query_one("#race-opts", Input).value = "sgd,adam"
         view.query_one("#race-run", Button).press()
         await pilot.pause()
-        await ready()
+        await wait_until(lambda: pane.current is view and view.ready)
         assert [r.optimizer for r in view.result.racers] == ["sgd", "adam"]
