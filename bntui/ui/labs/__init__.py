@@ -41,6 +41,24 @@ class LabView(Vertical):
         """Show the lab for `config` (the app's dataset, architecture and optimizer)."""
         raise NotImplementedError
 
+    def read_fields(self) -> Any:
+        """The lab's own fields, parsed (a BntuiError names what is wrong); labs with
+        fields implement it."""
+        raise NotImplementedError
+
+    def fields_or_note(self) -> Any:
+        """`read_fields()`, clearing the lab's Note; None once the Note says what is wrong
+        (nothing else changes: the results on screen stay)."""
+        from bntui.ui.form import Note
+
+        try:
+            fields = self.read_fields()
+        except BntuiError as exc:
+            self.query_one(Note).error(str(exc))
+            return None
+        self.query_one(Note).clear()
+        return fields
+
     def in_thread(self, compute: Callable[[], Any], done: Callable[[Any], None],
                   failed: Callable[[str], None]) -> None:
         """Run `compute` in this lab's thread worker (a newer run cancels an older one) and

@@ -102,12 +102,7 @@ class BatchSizeLab(LabView):
 
     @on(Input.Changed)
     def _check(self) -> None:
-        try:
-            self.read_fields()
-        except BntuiError as exc:
-            self.query_one(Note).error(str(exc))
-        else:
-            self.query_one(Note).clear()
+        self.fields_or_note()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#bsl-run")
@@ -116,17 +111,15 @@ class BatchSizeLab(LabView):
 
     # running ---------------------------------------------------------------------------
     def run_lab(self, only_if_changed: bool = False) -> None:
-        try:
-            cfg, sizes = self.read_fields()
-        except BntuiError as exc:
-            self.query_one(Note).error(str(exc))
+        fields = self.fields_or_note()
+        if fields is None:
             self.ready = True
             return
+        cfg, sizes = fields
         if only_if_changed and self._asked == (cfg, sizes) and self.ready:
             return
         self._asked = (cfg, sizes)
         self.ready = False
-        self.query_one(Note).clear()
         self.query_one("#bsl-summary", Static).update(
             Text(f"training {len(sizes) + 1} networks for {cfg.steps} steps each …",
                  style="grey50"))

@@ -128,12 +128,7 @@ class WithWithoutBNLab(LabView):
 
     @on(Input.Changed)
     def _check(self) -> None:
-        try:
-            self.read_fields()
-        except BntuiError as exc:
-            self.query_one(Note).error(str(exc))
-        else:
-            self.query_one(Note).clear()
+        self.fields_or_note()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#bnl-run")
@@ -151,16 +146,14 @@ class WithWithoutBNLab(LabView):
 
     # running ---------------------------------------------------------------------------
     def run_lab(self, only_if_changed: bool = False) -> None:
-        try:
-            cfg, lrs = self.read_fields()
-        except BntuiError as exc:
-            self.query_one(Note).error(str(exc))
+        fields = self.fields_or_note()
+        if fields is None:
             self.ready = True
             return
+        cfg, lrs = fields
         if only_if_changed and cfg == self.result_config and lrs == self.lrs and self.ready:
             return
         self.ready = False
-        self.query_one(Note).clear()
         self.query_one("#bnl-summary", Static).update(
             Text(f"training both networks for {cfg.steps} steps …", style="grey50"))
         self.in_thread(lambda: self._train(cfg, lrs), lambda _: self._finish(), self._fail)
