@@ -213,3 +213,19 @@ def test_relative_and_absolute_steps_on_a_smooth_net() -> None:
         report = gradcheck(net, X, y, autograd=False, relative=relative)
         assert all(c.kink_entries == 0 for c in report.checks)
         assert report.max_rel_error()["analytic_vs_numeric"] < tol
+
+
+def test_the_step_for_var_is_each_features_own() -> None:
+    """One feature's batch variance of 8e-7 (ε = 1e-5) beside others of 0.005 and 0.24:
+    the step must follow that feature's var + ε, not the tensor's rms, or the centred
+    difference of 1/√(var + ε) is off by a percent (hypothesis found this case)."""
+    from bntui.engine import BNOptions
+
+    net = Network.build(parse_arch("C"), 1, 3, np.random.default_rng(0), bn=BNOptions(eps=1e-5))
+    net.blocks[0].dense.params["W"][...] = [[0.0012062, -0.66835575, 0.101255]]
+    net.blocks[0].dense.params["b"][...] = [-0.99600561, -0.84088426, -0.98443405]
+    X, y = np.array([[0.7778708290465313], [2.2342599039778053]]), np.array([1, 0])
+    _, analytic = analytic_gradients(net, X, y, training=True)
+    idx, numeric, _ = numeric_gradients(net, X, y)[1]["dvar"]
+    assert net.blocks[0].bn.cache["var"][0] < 1e-6
+    np.testing.assert_allclose(numeric, analytic[1]["dvar"][idx], rtol=1e-6)

@@ -168,31 +168,37 @@ class GradcheckReport:
         }
 
 
-def _steps(flat: np.ndarray, h: float, relative: bool, hint: float = 0.0) -> np.ndarray:
-    """The step δ of each entry: h, or h · max(|x|, the tensor's scale).
+def _steps(flat: np.ndarray, h: float, relative: bool,
+           hint: np.ndarray | None = None) -> np.ndarray:
+    """The step δ of each entry: h, or h · max(|x|, a scale).
 
-    The scale is the tensor's rms, or `hint` where that is larger: a batch mean can be
-    zero up to rounding while the numbers it is subtracted from have a spread of `std`.
-    A tensor that is zero throughout gets the absolute step h.
+    The scale is the tensor's rms; or, for a BatchNorm node whose own size misleads, the
+    entry's own `hint` (see `_hint`).  A tensor that is zero throughout gets the absolute
+    step h.
     """
     if not relative:
         return np.full(flat.size, h)
-    rms = float(np.sqrt(np.mean(np.square(flat, dtype=np.float64)))) if flat.size else 0.0
-    scale = max(rms, hint)
-    if scale < 1e-12:
+    x = np.abs(flat.astype(np.float64))
+    if hint is not None:
+        return h * np.maximum(x, np.asarray(hint, dtype=np.float64).reshape(-1))
+    rms = float(np.sqrt(np.mean(np.square(x)))) if flat.size else 0.0
+    if rms < 1e-12:
         return np.full(flat.size, h)
-    return h * np.maximum(np.abs(flat.astype(np.float64)), scale)
+    return h * np.maximum(x, rms)
 
 
-def _hint(block: Block, cache: dict[str, np.ndarray], name: str) -> float:
-    """The scale on which the loss varies with a BatchNorm node, where its own size can
-    mislead: a batch mean can be 0 while the values around it spread by `std`; a batch
-    variance can be ~1e-10 (nearly equal samples) while the root sees `var + ε`."""
+def _hint(block: Block, cache: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """Each feature's own scale for a BatchNorm node whose size can mislead: a batch mean
+    can be 0 while the values around it spread by that feature's `std`; a batch variance
+    can be ~1e-10 (nearly equal samples) while the root sees `var + ε`.  Per feature, not
+    the tensor's rms: one feature's var of 1e-6 next to others of 0.1 needs a step a
+    hundred thousand times smaller than theirs (else the difference quotient of its
+    1/√(var + ε) is off by a percent)."""
     if name == "mu":
-        return float(np.mean(cache["std"]))
+        return cache["std"]
     if name == "var" and block.bn is not None:
-        return float(np.mean(cache["var"])) + block.bn.eps
-    return 0.0
+        return cache["var"] + block.bn.eps
+    return None
 
 
 def _kink_blocks(network: Network) -> list[Block]:
