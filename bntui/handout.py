@@ -13,17 +13,17 @@ math of its own.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bntui.engine.errors import BntuiError
 from bntui.engine.trace import Trace, TraceStep
 from bntui.numbers import fmt
+
+if TYPE_CHECKING:
+    from bntui.engine.session import Session
 
 GOOD, FAIR = 1e-7, 1e-4  # the stepper's green and yellow thresholds
 
@@ -259,28 +259,11 @@ def html_page(trace: Trace, info: HandoutInfo, steps: Sequence[TraceStep] | None
     return "\n".join(out) + "\n"
 
 
-# from the command line -------------------------------------------------------------------
-def command_line(args: object) -> str:
-    """`bntui walk` with the flags that were given, to print in the handout."""
-    from bntui.cli.commands import RUN_FLAGS
-
-    words = ["bntui", "walk"]
-    for name in (*RUN_FLAGS, "steps", "phase", "layer", "tensor", "eval", "check", "rows",
-                 "cols", "format"):
-        value = getattr(args, name, None)
-        if value is None or value is False:
-            continue
-        flag = "--" + name.replace("_", "-")
-        words += [flag] if value is True else [flag, str(value)]
-    return " ".join(words)
-
-
-def info_for(session: object, trace: Trace, args: object) -> HandoutInfo:
-    """The header of a handout of `trace`, recorded from `session` (an engine Session)."""
-    ds = session.dataset  # type: ignore[attr-defined]
-    net = session.network  # type: ignore[attr-defined]
-    cfg = session.config  # type: ignore[attr-defined]
-    steps = session.step_count  # type: ignore[attr-defined]
+# the header -----------------------------------------------------------------------------
+def info_for(session: Session, trace: Trace, command: str) -> HandoutInfo:
+    """The header of a handout of `trace`, recorded from `session` by `command` (the
+    command line that made it, or what the app says of itself)."""
+    ds, net, cfg, steps = session.dataset, session.network, session.config, session.step_count
     n = trace.batch_size
     whole = n >= ds.n_train
     return HandoutInfo(
@@ -293,47 +276,12 @@ def info_for(session: object, trace: Trace, args: object) -> HandoutInfo:
               else "eval (running statistics)"),
         trained=(f"{steps:,} steps of {cfg.optimizer}" if steps else
                  "0 steps (at initialisation)") + f", seed {cfg.seed}, {cfg.dtype}",
-        command=command_line(args),
+        command=command,
     )
 
 
-def handout(form: str, session: object, trace: Trace, steps: Sequence[TraceStep],
-            args: object) -> str:
-    """`bntui walk --format md|html`: the document for these steps of `trace`."""
-    rows = getattr(args, "rows", None) or 16
-    cols = getattr(args, "cols", None) or 8
-    info = info_for(session, trace, args)
+def handout(form: str, trace: Trace, info: HandoutInfo,
+            steps: Sequence[TraceStep] | None = None, rows: int = 16, cols: int = 8) -> str:
+    """The document (`form` "md" or "html") for these steps of `trace`."""
     render = markdown if form == "md" else html_page
     return render(trace, info, steps, rows=rows, cols=cols)
-
-
-# writing ---------------------------------------------------------------------------------
-def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Fail early, in one line, if `path` cannot be written (before any long work)."""
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise BntuiError(f"cannot write {p}: it is a folder")
-    if not folder.is_dir():
-        raise BntuiError(f"cannot write {p}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BntuiError(f"cannot write {p}: folder {folder} is not writable")
-    return p
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    p = check_writable(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, p.stat().st_mode & 0o777 if p.exists() else 0o644)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise BntuiError(f"cannot write {p}: {exc.strerror or exc}") from None
-    return p

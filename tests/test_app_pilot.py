@@ -14,7 +14,6 @@ their docstrings say where it is.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -43,8 +42,7 @@ from bntui.ui.training_pane import TrainingPane
 SIZE = (120, 40)
 PANES = (StepperPane, TrainingPane, DatasetPane, ModelPane, OptimizerPane, CheckPane, BNPane)
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C")
-# the module (the package's `bntui.engine.gradcheck` attribute is the function)
-gradcheck_module = importlib.import_module("bntui.engine.gradcheck")
+from bntui.engine import gradcheck as gradcheck_module  # noqa: E402
 
 
 # helpers ---------------------------------------------------------------------------------

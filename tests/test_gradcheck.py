@@ -12,9 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bntui.engine import Network, Session, gradcheck, parse_arch, preset, rel_error
+from bntui.engine import Network, Session, parse_arch, preset, rel_error
 from bntui.engine.batchnorm import BatchNorm
-from bntui.engine.gradcheck import analytic_gradients, entrywise_rel_error, numeric_gradients
+from bntui.engine.gradcheck import (
+    analytic_gradients,
+    entrywise_rel_error,
+    gradcheck,
+    numeric_gradients,
+)
 
 
 def relu_net(seed: int = 0, spec: str = "4:relu,C"):

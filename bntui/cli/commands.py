@@ -7,12 +7,12 @@ drives an engine `Session`, and prints text or one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from bntui.cli.render import Progress, compact, table
 from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import dumps
 from bntui.engine.session import Session
 from bntui.numbers import fmt, fmt_err
 
@@ -162,7 +162,7 @@ def train(args: argparse.Namespace) -> int:
     if args.json:
         if args.history:
             out["history"] = session.history.to_dict()
-        print(json.dumps(out))
+        print(dumps(out))
     else:
         ds = session.dataset
         print(f"dataset    {ds.name}: {ds.n_train} train / {ds.n_val} validation, "
@@ -204,7 +204,7 @@ def gradcheck(args: argparse.Namespace) -> int:
         out.update(dataset=session.dataset.name, arch=session.config.arch,
                    mode="eval" if args.eval else "training", steps=session.step_count,
                    batch_size=session.batch_size)
-        print(json.dumps(out))
+        print(dumps(out))
     else:
         lines = [
             [str(r.layer), r.tensor, fmt_err(r.numeric.rel_error if r.numeric else None),
@@ -244,14 +244,28 @@ def walk(args: argparse.Namespace) -> int:
     import contextlib
     import io
 
-    from bntui.handout import check_writable, write_atomic
+    from bntui.engine.files import check_writable, write_atomic
 
-    check_writable(args.output)
+    what = "handout" if form in ("md", "html") else "output file"
+    check_writable(args.output, what)
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = _walk(args, form)
-    write_atomic(args.output, buf.getvalue())
+    write_atomic(args.output, buf.getvalue(), what)
     return code
+
+
+def walk_command_line(args: argparse.Namespace) -> str:
+    """`bntui walk` with the flags that were given, to print in a handout's header."""
+    words = ["bntui", "walk"]
+    for name in (*RUN_FLAGS, "steps", "phase", "layer", "tensor", "eval", "check", "rows",
+                 "cols", "format"):
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        words += [flag] if value is True else [flag, str(value)]
+    return " ".join(words)
 
 
 def _walk(args: argparse.Namespace, form: str) -> int:
@@ -272,12 +286,14 @@ def _walk(args: argparse.Namespace, form: str) -> int:
         raise BntuiError("no step matches --phase/--layer/--tensor "
                          f"(layers 1–{len(session.network.blocks)})")
     if form in ("md", "html"):
-        from bntui.handout import handout
+        from bntui.handout import handout, info_for
 
-        print(handout(form, session, trace, steps, args), end="")
+        info = info_for(session, trace, walk_command_line(args))
+        print(handout(form, trace, info, steps, rows=args.rows or 16, cols=args.cols or 8),
+              end="")
         return 0
     if args.json:
-        print(json.dumps({
+        print(dumps({
             "dataset": session.dataset.name, "arch": session.config.arch,
             "mode": "training" if training else "eval", "loss": trace.loss,
             "batch_size": trace.batch_size,

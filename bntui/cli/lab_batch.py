@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from bntui.cli.lab_bn import lab_config
 from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs import batch_size as lab
 from bntui.engine.labs.with_without_bn import effective_lr
 from bntui.numbers import fmt
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = lab.parse_sizes(args.sizes) if args.sizes is not None else list(lab.DEFAULT_SIZES)
     result = lab.run_batch_lab(cfg, sizes, layer=args.layer, sample=args.sample or 0)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(dumps(result.to_dict()))
         return 0
     print(report(result))
     return 0

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 
 from bntui.cli.commands import config_from_args
 from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
 from bntui.engine.config import RunConfig
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs import with_without_bn as lab
 from bntui.numbers import fmt
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     lrs = lab.parse_lrs(args.lrs) if args.lrs is not None else list(lab.DEFAULT_LRS)
     result = lab.run_bn_lab(cfg, lrs, sweep_steps=args.sweep_steps)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(dumps(result.to_dict()))
         return 0
     print(report(result))
     return 0

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import textwrap
 
@@ -17,6 +16,7 @@ from bntui.cli.commands import config_from_args
 from bntui.cli.render import table
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs import bugs as zoo
 from bntui.numbers import fmt, fmt_err
 
@@ -55,7 +55,7 @@ def _loss(x: float | None) -> str:
 def _listing(as_json: bool) -> int:
     bugs = [zoo.BUGS[i] for i in zoo.BUG_IDS]
     if as_json:
-        print(json.dumps({"bugs": [{"id": b.id, "title": b.title, "origin": b.origin,
+        print(dumps({"bugs": [{"id": b.id, "title": b.title, "origin": b.origin,
                                     "part": b.part, "fails": b.fails_rule} for b in bugs]}))
         return 0
     print(table(["bug", "origin", "title", "tensors whose check must fail"],
@@ -122,8 +122,8 @@ def _print_report(report: zoo.BugReport) -> None:
 def _summary(args: argparse.Namespace) -> int:
     reports = [zoo.run_bug(i, _config(args, i)) for i in zoo.BUG_IDS]
     if args.json:
-        print(json.dumps(zoo.finite({"bugs": [r.to_dict() for r in reports],
-                                     "all_match": all(r.check.matches for r in reports)})))
+        print(dumps({"bugs": [r.to_dict() for r in reports],
+                     "all_match": all(r.check.matches for r in reports)}))
         return 0
     rows = []
     for r in reports:
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     bug = zoo.get_bug(bug_id)
     report = zoo.run_bug(bug.id, _config(args, bug.id))
     if args.json:
-        print(json.dumps(zoo.finite(report.to_dict())))
+        print(dumps(report.to_dict()))
     else:
         _print_report(report)
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from bntui.cli.parser import int_at_least
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs.exercise import (
     KIND_CHOICES,
     AnswerError,
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                                     "expected": None, "message": str(exc)})
             out["grading"] = grading
             out["score"] = {"right": ex.right, "answered": ex.answered, "total": n}
-        print(json.dumps(out))
+        print(dumps(out))
         return 0
     print(f"exercise on {about['network']}: {about['batch_size']} samples of "
           f"{about['dataset']}, training mode, {about['steps']} steps trained, "

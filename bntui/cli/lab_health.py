@@ -4,13 +4,12 @@ the first tensor that turned NaN or infinite."""
 from __future__ import annotations
 
 import argparse
-import json
-import math
 
 from bntui.cli.commands import config_from_args
 from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs.health import DEFAULT_STEPS, HealthReport, Histogram, run_health
 from bntui.numbers import fmt
 
@@ -30,17 +29,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also draw the histograms of this layer as text")
     p.add_argument("--bins", type=int_at_least("bins", 2), default=20,
                    help="histogram bins (20)")
-
-
-def json_safe(value: object) -> object:
-    """NaN and ±inf become None, so the output is valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def _range(h: Histogram | None) -> str:
@@ -113,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.layer is not None and args.layer > len(report.layers):
         raise BntuiError(f"--layer {args.layer}: the network has layers 1–{len(report.layers)}")
     if args.json:
-        print(json.dumps(json_safe(report.to_dict())))
+        print(dumps(report.to_dict()))
     else:
         print_report(report, args.layer)
     return 0

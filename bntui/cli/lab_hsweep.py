@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from bntui.cli.commands import config_from_args
-from bntui.cli.lab_health import json_safe
 from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs.hsweep import DEFAULT_ARCH, h_sweep, parse_hs
 from bntui.numbers import fmt_err
 
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.with_overrides(arch=DEFAULT_ARCH)
     sweep = h_sweep(config, hs, samples=args.rows, entries=args.entries)
     if args.json:
-        print(json.dumps(json_safe(sweep.to_dict())))
+        print(dumps(sweep.to_dict()))
         return 0
     print(f"h sweep of {sweep.network} on {sweep.samples} rows of {sweep.dataset}: "
           f"{sweep.entries} gradient entries of {len(sweep.tensors)} tensors, "

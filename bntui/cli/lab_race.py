@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
 from bntui.cli.commands import config_from_args
-from bntui.cli.lab_health import json_safe
 from bntui.cli.parser import int_at_least
 from bntui.cli.render import compact, table
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import dumps
 from bntui.engine.labs.race import SLOT_LABELS, RaceResult, parse_lrs, parse_optimizers, race
 from bntui.numbers import fmt
 
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         out["state"] = {r.optimizer: {n: (v.tolist() if isinstance(v, np.ndarray) else float(v))
                                       for n, v in r.state(key).items()}
                         for r in result.racers}
-        print(json.dumps(json_safe(out)))
+        print(dumps(out))
         return 0
     print(f"optimizer race on {result.dataset}: {result.network}, batch {result.batch_size}, "
           f"seed {result.seed}, {result.steps} steps, the same start for all")

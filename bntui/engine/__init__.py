@@ -14,7 +14,8 @@ from bntui.engine.datasets import DATASET_NAMES, Dataset, load_dataset
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
 from bntui.engine.export import export_torch, load_torch, to_torch
-from bntui.engine.gradcheck import GradcheckReport, gradcheck, rel_error
+from bntui.engine.gradcheck import GradcheckReport, rel_error
+from bntui.engine.gradcheck import gradcheck as check_gradients
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Block, BNOptions, Network
 from bntui.engine.optimizers import OPTIMIZERS, Optimizer, make_optimizer
@@ -26,7 +27,7 @@ __all__ = [
     "ACTIVATION_NAMES", "DATASET_NAMES", "OPTIMIZERS", "PRESETS", "Activation", "ArchSpec",
     "BNOptions", "BatchNorm", "Block", "BlockSpec", "BntuiError", "Dataset", "Dense",
     "GradcheckReport", "Network", "Optimizer", "RunConfig", "Session", "SoftmaxCrossEntropy",
-    "Trace", "TraceStep", "export_torch", "gradcheck", "load_dataset", "load_session",
+    "Trace", "TraceStep", "check_gradients", "export_torch", "load_dataset", "load_session",
     "load_torch", "make_activation", "make_optimizer", "parse_arch", "preset", "record_trace",
     "rel_error", "save_session", "to_torch",
 ]

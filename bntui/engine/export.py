@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bntui.engine.errors import BntuiError
+from bntui.engine.files import write_atomic
 from bntui.engine.network import Network
 
 if TYPE_CHECKING:
@@ -174,10 +175,7 @@ def export_torch(network: Network, path: str | os.PathLike[str]) -> None:
         "layers": [[name, kind, dict(kwargs)] for name, kind, kwargs in layer_specs(network)],
         "state_dict": model.state_dict(),
     }
-    try:
-        torch.save(payload, path)
-    except OSError as exc:
-        raise BntuiError(f"cannot write the torch export to '{path}': {exc}") from None
+    write_atomic(path, lambda handle: torch.save(payload, handle), "torch export")
 
 
 def load_torch(path: str | os.PathLike[str]) -> torch.nn.Sequential:

@@ -45,13 +45,11 @@ names the file.  A file with a higher ``version`` asks for a newer bntui.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,6 +58,7 @@ import numpy as np
 from bntui import __version__
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
+from bntui.engine.files import write_atomic
 from bntui.engine.network import BNOptions
 from bntui.engine.optimizers import check_lr
 from bntui.engine.session import History, Session
@@ -90,34 +89,7 @@ def save_session(session: Session, path: str | os.PathLike[str]) -> Path:
         raise BntuiError(f"session file {label}: cannot encode the session: {exc}") from None
     payload: dict[str, np.ndarray] = {META: np.array(text), **arrays}
 
-    real = Path(os.path.realpath(target))  # write through a symlink, keep the link
-    directory = real.parent
-    if real.is_dir():
-        raise BntuiError(f"session file {label}: is a directory, cannot write a session there")
-    if not directory.is_dir():
-        raise BntuiError(f"session file {label}: directory '{directory}' does not exist")
-    mode = _file_mode(real)
-    tmp_name: str | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            "wb", delete=False, dir=directory, prefix=".bntui-", suffix=".tmp"
-        ) as handle:
-            tmp_name = handle.name
-            np.savez(handle, **payload)  # a file object: savez adds no ".npz"
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, real)
-        tmp_name = None
-    except OSError as exc:
-        raise BntuiError(
-            f"session file {label}: cannot write: {exc.strerror or exc}"
-        ) from None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-    _fsync_directory(directory)
+    write_atomic(target, lambda handle: np.savez(handle, **payload), "session file")
     return target
 
 
@@ -184,37 +156,6 @@ def _csv_hash(dataset: str) -> str | None:
         return None
 
 
-def _file_mode(real: Path) -> int:
-    """The existing target's permissions, else what a plain `open` would give."""
-    try:
-        return real.stat().st_mode & 0o7777
-    except OSError:
-        pass
-    umask = 0o022
-    try:  # reading the umask without os.umask(), which is not thread safe
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                umask = int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o666 & ~umask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort: not every system can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# loading ------------------------------------------------------------------------------
 def load_session(path: str | os.PathLike[str]) -> Session:
     """Read a file written by :func:`save_session` and rebuild its session."""
     reader = _Reader(repr(os.fspath(path)))

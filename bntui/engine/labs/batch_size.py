@@ -22,7 +22,6 @@ All passes here use `update_running=False`: looking never changes the running st
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,7 +30,8 @@ from bntui.engine.batchnorm import train_vs_eval
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset
 from bntui.engine.errors import BntuiError
-from bntui.engine.labs.with_without_bn import effective_lr, json_safe
+from bntui.engine.jsonable import jsonable
+from bntui.engine.labs.with_without_bn import effective_lr
 from bntui.engine.network import Network
 from bntui.engine.session import Session, build_dataset
 
@@ -253,15 +253,11 @@ class SizeGap:
 
     def to_dict(self) -> dict[str, object]:
         return {"size": self.label, "batch_size": self.batch_size,
-                "loss_train_mode": _num(self.loss_train_mode),
-                "loss_eval_mode": _num(self.loss_eval_mode),
+                "loss_train_mode": float(self.loss_train_mode),
+                "loss_eval_mode": float(self.loss_eval_mode),
                 "acc_train_mode": self.acc_train_mode, "acc_eval_mode": self.acc_eval_mode,
-                "flipped": self.flipped, "zbn_gap": _num(self.zbn_gap),
+                "flipped": self.flipped, "zbn_gap": float(self.zbn_gap),
                 "val_accuracy": self.val_accuracy, "stopped": self.stopped}
-
-
-def _num(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def mode_gap(session: Session, layer: int | None = None) -> SizeGap:
@@ -355,7 +351,7 @@ class BatchLabResult:
 
     def to_dict(self) -> dict[str, object]:
         c = self.config
-        return json_safe({  # type: ignore[return-value]
+        return jsonable({  # type: ignore[return-value]
                 "lab": "batch", "dataset": c.dataset, "arch": c.arch,
                 "optimizer": c.optimizer, "lr": effective_lr(c), "steps": c.steps,
                 "seed": c.seed,

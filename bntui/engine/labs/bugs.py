@@ -22,13 +22,13 @@ with tanh (no ReLU kinks to muddy the check), SGD, mini-batches of 32.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from bntui.engine import gradcheck as gc
 from bntui.engine.batchnorm import BatchNorm
 from bntui.engine.config import RunConfig
 from bntui.engine.dense import Dense
@@ -37,9 +37,6 @@ from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Network
 from bntui.engine.optimizers import Adam, Optimizer
 from bntui.engine.session import Session
-
-# the module (the package's `bntui.engine.gradcheck` attribute is the function)
-gc = importlib.import_module("bntui.engine.gradcheck")
 
 TOLERANCE = 1e-4  # a tensor fails its check when its relative error is above this
 CHECK_SAMPLES = 16  # sampled entries of each intermediate tensor
@@ -770,18 +767,6 @@ def large_logit_probe(config: RunConfig, bug_id: str = "no-max-shift",
         bad = session.network.loss_layer.forward(z, y)
         rows.append(ProbeRow(k, float(np.max(np.abs(z))), good, bad))
     return rows
-
-
-def finite(value: object) -> object:
-    """`value` with every inf or NaN float written as the string "inf", "-inf" or "nan"
-    (strict JSON has no such numbers), through dicts and lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 @dataclass

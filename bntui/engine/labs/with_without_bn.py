@@ -39,6 +39,7 @@ from bntui.engine.arch import ArchSpec, parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset
 from bntui.engine.errors import BntuiError
+from bntui.engine.jsonable import jsonable
 from bntui.engine.network import Network
 from bntui.engine.optimizers import make_optimizer
 from bntui.engine.session import Session, build_dataset
@@ -109,7 +110,7 @@ class SweepCell:
     verdict: str  # one of VERDICTS
 
     def to_dict(self) -> dict[str, object]:
-        return {"start_loss": _num(self.start_loss), "final_loss": _num(self.final_loss),
+        return {"start_loss": float(self.start_loss), "final_loss": float(self.final_loss),
                 "verdict": self.verdict}
 
 
@@ -148,7 +149,7 @@ class BnLabResult:
 
     def to_dict(self) -> dict[str, object]:
         c = self.config
-        return json_safe({  # type: ignore[return-value]
+        return jsonable({  # type: ignore[return-value]
             "lab": "bn",
             "dataset": c.dataset, "optimizer": c.optimizer, "lr": effective_lr(c),
             "steps": c.steps,
@@ -160,22 +161,6 @@ class BnLabResult:
             "sweep_steps": self.sweep_steps, "sweep": [r.to_dict() for r in self.sweep],
             "bn_only_lrs": self.bn_only_lrs,
         })
-
-
-def _num(x: float) -> float | None:
-    """JSON has no NaN or infinity: those become null."""
-    return float(x) if math.isfinite(x) else None
-
-
-def json_safe(obj: object) -> object:
-    """`obj` with every NaN or infinite float (at any depth) replaced by None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def effective_lr(cfg: RunConfig) -> float:
