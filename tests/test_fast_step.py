@@ -1,14 +1,18 @@
-"""`Session.train` runs `engine.fast.train_step`, the pass without the teaching
-bookkeeping.  It must be the full pass's arithmetic exactly: trained side by side with
-`Network.loss` + `Network.backward(staged=False)` from the same start, every loss,
-parameter, running statistic and optimizer slot is bit-identical."""
+"""`Session.train` runs `Network.train_step`, composed of each part's own fused methods
+(Dense's forward, BatchNorm's `train_forward`/`train_backward`, the activation's
+`affine_forward`, the loss's `train_backward`): the pass without the teaching
+bookkeeping.  It must be the staged pass's arithmetic exactly: trained side by side with
+`Network.loss` (the records, one by one) + `Network.backward(staged=False)` (the compact
+BatchNorm backward) from the same start, every loss, parameter, running statistic and
+optimizer slot is bit-identical.  A network with a variant part trains on that part's
+staged pass."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bntui.engine import RunConfig, Session, fast, preset
+from bntui.engine import RunConfig, Session, preset
 from bntui.engine.labs.bugs import buggy_session
 
 CONFIGS = [
@@ -19,8 +23,8 @@ CONFIGS = [
     RunConfig(dataset="blobs", arch="6:leaky_relu=0.1:nobias,5:identity,C:nobn",
               optimizer="nesterov", lr=0.1, steps=10, batch_size=16),
     RunConfig(dataset="iris", arch="C", optimizer="sgd", lr=0.5, steps=6),
-    # Z of 1,500 × 200 is over batchnorm.WHOLE_BYTES: the full pass's BatchNorm works a
-    # block of features at a time, and the lean step must too
+    # Z of 1,500 × 200 is over batchnorm.WHOLE_BYTES: the fused BatchNorm works a block of
+    # features at a time, the staged one on the whole array
     RunConfig(dataset="digits", arch="200:sigmoid,200:relu,C", optimizer="sgd", lr=0.1,
               steps=2),
 ]
@@ -36,7 +40,6 @@ def full_pass_loop(s: Session, steps: int) -> tuple[list[float], list[float]]:
         accuracies.append(float(np.mean(s.network.loss_layer.cache["logits"].argmax(axis=1)
                                         == yb)))
         s.network.backward(staged=False)
-        assert s.network.flat is not None
         s.optimizer.step_flat(s.network.flat)
     return losses, accuracies
 
@@ -44,7 +47,7 @@ def full_pass_loop(s: Session, steps: int) -> tuple[list[float], list[float]]:
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.dataset}:{c.arch}:{c.dtype}")
 def test_the_lean_step_is_the_full_pass_bit_for_bit(cfg: RunConfig) -> None:
     lean, full = Session(cfg), Session(cfg)
-    assert fast.supports(lean.network)
+    assert lean.network.fused
     lean.train(steps=cfg.steps, eval_every=10**9)
     want, accuracies = full_pass_loop(full, cfg.steps)
     assert lean.history.loss == want
@@ -59,19 +62,22 @@ def test_the_lean_step_is_the_full_pass_bit_for_bit(cfg: RunConfig) -> None:
         np.testing.assert_array_equal(sa[1][k], sb[1][k], err_msg=k)
 
 
-def test_a_swapped_layer_keeps_the_full_pass() -> None:
-    """The bug zoo's subclasses override the full pass's methods: training must use them
-    (the bugged losses, step by step, of the bugged network's own full pass)."""
+@pytest.mark.parametrize("bug", ["dbeta-sum-zbn", "eps-outside-sqrt", "missing-1-over-m"])
+def test_a_variant_part_trains_on_its_staged_pass(bug: str) -> None:
+    """The bug zoo's parts override one step of the records: training must use it (the
+    bugged losses, step by step, of the bugged network's own staged pass; the other parts
+    keep their fused methods: a correct BatchNorm its compact backward)."""
     cfg = preset("seed-softmax")
-    trained, by_hand = buggy_session(cfg, "dbeta-sum-zbn"), buggy_session(cfg, "dbeta-sum-zbn")
-    assert not fast.supports(trained.network)
+    trained, by_hand = buggy_session(cfg, bug), buggy_session(cfg, bug)
+    assert not trained.network.fused
+    staged = not all(bn.FUSED for bn in trained.network.batchnorms())
     trained.train(steps=4, eval_every=10**9)
     want = []
     for _ in range(4):
         Xb, yb = by_hand.next_batch()
         want.append(by_hand.network.loss(Xb, yb, training=True))
-        by_hand.network.backward(staged=False)
-        by_hand.optimizer.step(by_hand.network.params(), by_hand.network.grads())
+        by_hand.network.backward(staged=staged)
+        by_hand.optimizer.step_flat(by_hand.network.flat)
     assert trained.history.loss == want
     clean = Session(cfg)
     clean.train(steps=4, eval_every=10**9)

@@ -14,7 +14,6 @@ import pytest
 from bntui.cli import main
 from bntui.engine import RunConfig, Session, preset
 from bntui.engine.labs.exercise import (
-    DISTRACTORS,
     AnswerError,
     Exercise,
     Question,
@@ -69,7 +68,7 @@ def hand_pass_softmax(session: Session, X: np.ndarray, y: np.ndarray) -> dict[st
 
 # what a learner does with the entries shown: the formula, applied to the givens
 ACT = {
-    "relu": (lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(float)),
+    "relu": (lambda z: np.maximum(z, 0), lambda z, a: float(z > 0)),
     "tanh": (np.tanh, lambda z, a: 1 - a**2),
     "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z, a: a * (1 - a)),
 }
@@ -82,8 +81,10 @@ def from_givens(q: Question, session: Session) -> float:
         f, df = ACT[session.network.blocks[q.layer - 1].act.name]
         if name == "A":
             return float(f(v[0]))
-        dA, pre, A = v
-        return float(dA * df(pre, A))
+        # the record gives what the slope needs: dA and A (sigmoid, tanh) or Z (relu)
+        g = {given.label.split("[")[0]: float(given.value) for given in q.givens}
+        pre = g.get("Zbn", g.get("Z"))
+        return float(g["dA"] * df(pre, g.get("A")))
     rules = {
         "Z": lambda: float(v[0] @ v[1] + (v[2] if len(v) > 2 else 0.0)),
         "mu": lambda: float(v[0].mean()),
@@ -151,7 +152,7 @@ def test_shapes_and_formula_choices():
         step = formulas.trace.steps[q.step]
         assert step.formula.startswith(q.choices[q.choice])
         assert len(set(q.choices)) == 4
-        assert set(q.choices) - {q.formula} == set(DISTRACTORS[q.formula])
+        assert set(q.choices) - {q.formula} == set(step.words.wrong[:3])  # the record's
         assert q.to_dict()["formula"] is None  # hidden while asked
     by_name = {q.name: q for q in formulas.questions}
     assert "dβ = Σᵢ Zbn" in by_name["dbeta"].choices  # seed 000's mistake
@@ -355,9 +356,8 @@ async def test_app_lab_grades_one_right_and_one_wrong_answer():
 
 def test_question_at_each_step_of_the_pass() -> None:
     """The stepper's exercise mode: one question per step, the same on every call; a
-    value question's answer is the trace's own entry; a copy step asks nothing; the eval
-    pass is refused with a message."""
-    from bntui.engine import BntuiError, Session, preset
+    value question's answer is the trace's own entry; a copy step asks nothing."""
+    from bntui.engine import Session, preset
     from bntui.engine.labs.exercise import check_answer, question_at
 
     session = Session(preset("seed-softmax"))
@@ -380,5 +380,36 @@ def test_question_at_each_step_of_the_pass() -> None:
         elif q.kind == "formula":
             assert q.choices[q.choice] == q.formula
     assert "value" in kinds and len(kinds) >= 2
-    with pytest.raises(BntuiError, match="training-mode"):
-        question_at(session.trace(False), session.network, y, 1)
+
+
+def test_the_eval_pass_asks_about_what_eval_computes() -> None:
+    """In eval mode the questions are the eval records': mu is the running mean (given
+    as such), the gradients stop at Z0 (no dmu, no dvar), and every value answer is the
+    eval trace's own entry, worked out from the entries given."""
+    from bntui.engine.labs.exercise import check_answer, question_at
+
+    session = Session(preset("seed-digits").with_overrides(steps=3))
+    session.train(steps=3, eval_every=10**9)
+    _, y = session.inspection_batch()
+    trace = session.trace(False)
+    assert not any(s.name in ("dmu", "dvar", "dstd") for s in trace.steps)
+    bn = session.network.blocks[0].bn
+    for i, step in enumerate(trace.steps):
+        for seed in range(4):
+            q = question_at(trace, session.network, y, i, seed=seed)
+            if q is None:
+                continue
+            if q.kind == "value":
+                assert q.value == float(np.asarray(step.value)[q.position])
+                assert check_answer(q, f"{q.value:.6g}").correct
+            if q.kind == "formula":
+                assert q.choices[q.choice] == step.formula
+    mu = trace.find("mu", 1, "forward")
+    assert mu.formula == "mu = running_mean"
+    ex = make_exercise(session.network, *session.inspection_batch(), count=30, kind="value",
+                       seed=1, training=False)
+    asked = [q for q in ex.questions if q.name == "mu" and q.layer == 1]
+    for q in asked:
+        (given,) = q.givens
+        assert given.label.startswith("running_mean[")
+        assert float(given.value) == float(bn.running_mean[q.position[-1]]) == q.value

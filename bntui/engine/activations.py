@@ -1,18 +1,29 @@
 """Element-wise activations, each with its local gradient written beside its forward.
 
-An activation maps the block's `Zbn` (or `Z` without BatchNorm) to `A`; its backward turns
-`dA` into `dZbn` (or `dZ`).  `kink_at_zero` marks functions whose derivative jumps at 0:
-a centred difference whose two sides fall on either side of the jump is wrong by
-construction, and the gradient check reports such crossings instead of hiding them.
+An activation maps the block's `Zbn` (or `Z` without BatchNorm) — `{pre}` in the words —
+to `A`; its backward turns `dA` into `dZbn` (or `dZ`).  Each class declares, beside its
+code, the formula of its forward and of its local gradient, the entries each reads and
+the wrong formulas learners write; `nodes()` turns them into the two node records every
+view reads (see `bntui.engine.nodes`).  `kink_at_zero` marks functions whose derivative
+jumps at 0: a centred difference whose two sides fall on either side of the jump is
+wrong by construction, and the gradient check reports such crossings instead of hiding
+them.  `affine_forward` is the fused step of a BatchNorm block (A from Znorm, γ and β).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from bntui.engine.errors import BntuiError
+from bntui.engine.nodes import ANY, Node, Reads, Words
+
+# any activation f, as the glossary names it
+GENERIC = Words("A = f({pre})", "the activation f, applied element by element")
+GENERIC_GRAD = Words("d{pre} = dA · f′({pre})", "through the activation: multiply by its "
+                     "local slope")
 
 
 @dataclass(frozen=True)
@@ -22,12 +33,36 @@ class Activation:
     name: str = "identity"
     alpha: float | None = None
 
-    formula: str = "A = Zbn"
-    grad_formula: str = "dZbn = dA"
+    formula: ClassVar[str] = "A = {pre}"
+    grad_formula: ClassVar[str] = "d{pre} = dA"
+    grad_reads: ClassVar[Reads] = (("dA", "ij"),)
+    wrong: ClassVar[tuple[str, ...]] = ()
+    grad_wrong: ClassVar[tuple[str, ...]] = ()
+    backward_reads_input: ClassVar[bool] = False  # does `backward` read `x`, or only `a`?
 
     @property
     def kink_at_zero(self) -> bool:
         return False
+
+    def nodes(self) -> tuple[Node, Node]:
+        """The records of this activation: its input `{pre}` (whose gradient it computes)
+        and its output `A`."""
+        pre = Node("{pre}", "the activation's input", "m × D", role="input", backward={
+            ANY: Words(self.grad_formula, "through the {label} activation: multiply by its "
+                       "local slope", fn="backward", reads=self.grad_reads,
+                       wrong=self.grad_wrong)})
+        out = Node("A", "the activation's output f({pre})", "m × D", role="output", forward={
+            ANY: Words(self.formula, "the {label} activation, applied element by element",
+                       fn="forward", reads=(("{pre}", "ij"),), wrong=self.wrong)})
+        return pre, out
+
+    def affine_forward(self, znorm: np.ndarray, gamma: np.ndarray,
+                       beta: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(Zbn, A) from Znorm: Zbn = Znorm · γ + β then A = f(Zbn), as the staged pass
+        computes them; an activation whose backward reads only A may skip Zbn (None)."""
+        pre = znorm * gamma
+        pre += beta
+        return pre, self.forward(pre)
 
     @property
     def label(self) -> str:
@@ -44,8 +79,13 @@ class Activation:
 @dataclass(frozen=True)
 class Sigmoid(Activation):
     name: str = "sigmoid"
-    formula: str = "A = 1 / (1 + e^(−Zbn))"
-    grad_formula: str = "dZbn = dA · A · (1 − A)"
+    formula: ClassVar[str] = "A = 1 / (1 + e^(−{pre}))"
+    grad_formula: ClassVar[str] = "d{pre} = dA · A · (1 − A)"
+    grad_reads: ClassVar[Reads] = (("dA", "ij"), ("A", "ij"))
+    wrong: ClassVar[tuple[str, ...]] = ("A = 1 / (1 − e^(−{pre}))", "A = 1 / (1 + e^{pre})",
+                                        "A = e^(−{pre}) / (1 + e^(−{pre}))")
+    grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA · A", "d{pre} = dA · (1 − A)",
+                                             "d{pre} = dA · A · (1 + A)")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # exp(−x) overflows to inf for x < −709; 1 / (1 + inf) = 0 is the right limit.
@@ -56,17 +96,34 @@ class Sigmoid(Activation):
             out += 1.0
             return np.reciprocal(out, out=out)
 
-    def backward(self, x: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
+    def backward(self, x: np.ndarray | None, a: np.ndarray, da: np.ndarray) -> np.ndarray:
         d = da * a  # (dA · A) · (1 − A), with one temporary fewer
         d *= 1.0 - a
         return d
+
+    def affine_forward(self, znorm: np.ndarray, gamma: np.ndarray,
+                       beta: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """A = 1 / (1 + e^−Zbn) straight from −Zbn = Znorm·(−γ) − β: exactly the staged
+        A (negation commutes with rounding), one pass fewer, no Zbn (the backward reads
+        only A)."""
+        a = znorm * -gamma
+        a -= beta
+        with np.errstate(over="ignore"):
+            np.exp(a, out=a)
+        a += 1.0
+        return None, np.reciprocal(a, out=a)
 
 
 @dataclass(frozen=True)
 class Tanh(Activation):
     name: str = "tanh"
-    formula: str = "A = tanh(Zbn)"
-    grad_formula: str = "dZbn = dA · (1 − A²)"
+    formula: ClassVar[str] = "A = tanh({pre})"
+    grad_formula: ClassVar[str] = "d{pre} = dA · (1 − A²)"
+    grad_reads: ClassVar[Reads] = (("dA", "ij"), ("A", "ij"))
+    wrong: ClassVar[tuple[str, ...]] = ("A = tanh(−{pre})", "A = 2 · tanh({pre}) − 1",
+                                        "A = (e^{pre} + e^(−{pre})) / (e^{pre} − e^(−{pre}))")
+    grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA · (1 − A)", "d{pre} = dA · A²",
+                                             "d{pre} = dA · (1 + A²)")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return np.tanh(x)
@@ -78,8 +135,14 @@ class Tanh(Activation):
 @dataclass(frozen=True)
 class ReLU(Activation):
     name: str = "relu"
-    formula: str = "A = max(0, Zbn)"
-    grad_formula: str = "dZbn = dA · [Zbn > 0]"
+    formula: ClassVar[str] = "A = max(0, {pre})"
+    grad_formula: ClassVar[str] = "d{pre} = dA · [{pre} > 0]"
+    grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"))
+    backward_reads_input: ClassVar[bool] = True
+    wrong: ClassVar[tuple[str, ...]] = ("A = min(0, {pre})", "A = max(0, −{pre})",
+                                        "A = |{pre}|")
+    grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA", "d{pre} = dA · [{pre} < 0]",
+                                             "d{pre} = dA · {pre}")
 
     @property
     def kink_at_zero(self) -> bool:
@@ -96,8 +159,16 @@ class ReLU(Activation):
 class LeakyReLU(Activation):
     name: str = "leaky_relu"
     alpha: float | None = 0.01
-    formula: str = "A = Zbn if Zbn > 0 else α·Zbn"
-    grad_formula: str = "dZbn = dA · (1 if Zbn > 0 else α)"
+    formula: ClassVar[str] = "A = {pre} if {pre} > 0 else α·{pre}"
+    grad_formula: ClassVar[str] = "d{pre} = dA · (1 if {pre} > 0 else α)"
+    grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"), ("alpha", ""))
+    backward_reads_input: ClassVar[bool] = True
+    wrong: ClassVar[tuple[str, ...]] = ("A = {pre} if {pre} > 0 else 0",
+                                        "A = α·{pre} if {pre} > 0 else {pre}",
+                                        "A = {pre} if {pre} > 0 else −α·{pre}")
+    grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA · (1 if {pre} > 0 else 0)",
+                                             "d{pre} = dA · (α if {pre} > 0 else 1)",
+                                             "d{pre} = dA · α")
 
     @property
     def kink_at_zero(self) -> bool:
@@ -115,8 +186,16 @@ class LeakyReLU(Activation):
 class ELU(Activation):
     name: str = "elu"
     alpha: float | None = 1.0
-    formula: str = "A = Zbn if Zbn > 0 else α·(e^Zbn − 1)"
-    grad_formula: str = "dZbn = dA · (1 if Zbn > 0 else A + α)"
+    formula: ClassVar[str] = "A = {pre} if {pre} > 0 else α·(e^{pre} − 1)"
+    grad_formula: ClassVar[str] = "d{pre} = dA · (1 if {pre} > 0 else A + α)"
+    grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"), ("A", "ij"), ("alpha", ""))
+    backward_reads_input: ClassVar[bool] = True
+    wrong: ClassVar[tuple[str, ...]] = ("A = {pre} if {pre} > 0 else α·e^{pre}",
+                                        "A = {pre} if {pre} > 0 else e^{pre} − α",
+                                        "A = α·(e^{pre} − 1)")
+    grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA · (1 if {pre} > 0 else A)",
+                                             "d{pre} = dA · (1 if {pre} > 0 else α)",
+                                             "d{pre} = dA · (A + α)")
 
     @property
     def kink_at_zero(self) -> bool:

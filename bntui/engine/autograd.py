@@ -1,9 +1,12 @@
 """The same network rebuilt in PyTorch, node by node, for the autograd gradient check.
 
 torch is imported only here and only when this is called; without torch the check
-returns None and the caller shows a note.  Every named tensor of every block is a node of
-the torch graph with `retain_grad()`, so autograd gives the gradient of each of them:
-an independent check of the hand-written backward, not a copy of it.
+returns None and the caller shows a note.  Every tensor the pass's plan checks (the
+layers' node records, `trace.plan`) is a node of the torch graph with `retain_grad()`, so
+autograd gives the gradient of each of them: an independent check of the hand-written
+backward, not a copy of it.  The torch twin is written from the textbook, independently
+of the engine's code; it knows the engine's own parts only, so a network with a variant
+part (the bug zoo's) gets no autograd column, and says why.
 """
 
 from __future__ import annotations
@@ -18,6 +21,16 @@ TORCH_MISSING = (
 )
 
 
+def variant_parts(network: Network) -> str | None:
+    """The first part of `network` that is not the engine's own, named; None if all are."""
+    if not network.loss_layer.FUSED:
+        return f"the loss block is a variant ({type(network.loss_layer).__name__})"
+    for b in network.blocks:
+        if b.bn is not None and not b.bn.FUSED:
+            return f"layer {b.index}'s BatchNorm is a variant ({type(b.bn).__name__})"
+    return None
+
+
 def torch_available() -> bool:
     try:
         import torch  # noqa: F401
@@ -28,13 +41,18 @@ def torch_available() -> bool:
 
 def autograd_gradients(
     network: Network, X: np.ndarray, y: np.ndarray, training: bool = True
-) -> tuple[float, dict[int, dict[str, np.ndarray]]] | None:
-    """Loss and {block index: {gradient name: value}} from torch autograd, or None."""
+) -> tuple[tuple[float, dict[int, dict[str, np.ndarray]]] | None, str]:
+    """(Loss and {block index: {gradient name: value}} from torch autograd, "") — or
+    (None, why not)."""
+    variant = variant_parts(network)
+    if variant is not None:
+        return None, (f"autograd skipped: {variant}; the torch twin knows only the engine's "
+                      "own parts (the numerical column differentiates this network's forward)")
     try:
         import torch
         import torch.nn.functional as F
     except ImportError:
-        return None
+        return None, TORCH_MISSING
 
     dtype = torch.float64 if network.dtype == np.float64 else torch.float32
 
@@ -61,17 +79,19 @@ def autograd_gradients(
                 Z0 = Z - mu
                 var = (Z0 * Z0).mean(dim=0)
                 std = torch.sqrt(var + bn.eps)
-            else:
-                mu = leaf(bn.running_mean)
+            else:  # running statistics: constants
+                mu = leaf(bn.running_mean, False)
                 Z0 = Z - mu
                 if bn.running_stat == "std":
-                    var = leaf(bn.running_std**2 - bn.eps)
+                    var, std = None, leaf(bn.running_std, False)
                 else:
-                    var = leaf(bn.running_var)
-                std = torch.sqrt(var + bn.eps)
+                    var = leaf(bn.running_var, False)
+                    std = torch.sqrt(var + bn.eps)
             Znorm = Z0 / std
             Zbn = n["gamma"] * Znorm + n["beta"]
-            n.update(mu=mu, Z0=Z0, var=var, std=std, Znorm=Znorm, Zbn=Zbn)
+            n.update(mu=mu, Z0=Z0, std=std, Znorm=Znorm, Zbn=Zbn)
+            if var is not None:
+                n["var"] = var
             pre = Zbn
         act = block.act
         if block.is_output or act.name == "identity":
@@ -101,11 +121,14 @@ def autograd_gradients(
     loss = F.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long))
     loss.backward()
 
+    from bntui.engine.gradcheck import checked  # the names the plan checks, per block
+
     out: dict[int, dict[str, np.ndarray]] = {}
-    for index, n in nodes.items():
+    for index, steps in checked(network, training).items():
         grads: dict[str, np.ndarray] = {}
-        for name, t in n.items():
-            if t.grad is not None:
-                grads["d" + name] = t.grad.detach().numpy().copy()
+        for p in steps:
+            t = nodes[index].get(p.name[1:])
+            if t is not None and t.grad is not None:
+                grads[p.name] = t.grad.detach().numpy().copy()
         out[index] = grads
-    return float(loss.item()), out
+    return (float(loss.item()), out), ""

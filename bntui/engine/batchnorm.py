@@ -1,14 +1,27 @@
-"""BatchNorm over the batch axis of an (N, D) tensor, with every intermediate kept.
+"""BatchNorm over the batch axis of an (N, D) tensor: its node records and its code.
 
-Forward, node by node (m = batch size; statistics per feature):
-    mu    = (1/m) Σᵢ Z                  Z0    = Z − mu
-    var   = (1/m) Σᵢ Z0²  (biased)      std   = √(var + eps)
-    Znorm = Z0 / std                    Zbn   = gamma · Znorm + beta
+Every tensor the layer computes is declared once below (`NODES`), with its formula and
+explanation in each mode (training; eval; eval with a running std), the method that
+computes it, the entries it reads and the wrong formulas learners write; every view reads
+them (see `bntui.engine.nodes`).  m = batch size; statistics per feature:
 
-Backward has two paths that agree to rounding:
-  * staged: node by node through the graph above, keeping every gradient
-    (dZbn, dgamma, dbeta, dZnorm, dstd, dvar, dZ0, dmu, dZ) for the stepper;
-  * compact: dZ = (gamma / std) · (dZbn − (dbeta + Znorm · dgamma) / m), for training.
+    training                              eval (running statistics, constants)
+    mu    = (1/m) Σᵢ Z                    mu  = running_mean
+    Z0    = Z − mu                        Z0  = Z − mu
+    var   = (1/m) Σᵢ Z0²  (biased)        var = running_var   (or, keeping a running std,
+    std   = √(var + ε)                    std = √(var + ε)     std = running_std)
+    Znorm = Z0 / std                      Znorm, Zbn as in training
+    Zbn   = γ · Znorm + β
+
+The staged pass (`forward`, `backward`) computes the records one by one and keeps every
+tensor — what the stepper, the trace and the gradient checks see.  A variant of the layer
+(the bug zoo's, a convention) overrides one of the small steps the records name
+(`batch_mean`, `batch_var`, `root`, `grad_beta`, `update_running`, …), never a copy of
+the pass.  Training runs the layer's own fused methods, `train_forward` and
+`train_backward` (the compact dZ = (γ/std)·(dZbn − (dβ + Znorm·dγ)/m)), which do the same
+operations as the staged pass without keeping its tensors — bit-identical, tested — and
+which a layer with an overridden step does not use (`FUSED` is False: it trains on its
+staged pass).  `infer` is the eval-mode forward without the intermediates.
 
 Defaults follow `torch.nn.BatchNorm1d`: eps 1e-5 inside the root, momentum 0.1 on the
 new value, running stats start at 0 and 1, `running_var` stores the unbiased variance,
@@ -20,64 +33,188 @@ from the first batch.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.kernels import coldot, colsum
-
-FORWARD_NAMES = ("Z", "mu", "Z0", "var", "std", "Znorm", "Zbn")
-BACKWARD_NAMES = ("dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ")
-
-FORMULAS = {
-    "mu": "mu = (1/m) Σᵢ Z",
-    "Z0": "Z0 = Z − mu",
-    "var": "var = (1/m) Σᵢ Z0²",
-    "std": "std = √(var + ε)",
-    "Znorm": "Znorm = Z0 / std",
-    "Zbn": "Zbn = γ · Znorm + β",
-    "dbeta": "dβ = Σᵢ dZbn",
-    "dgamma": "dγ = Σᵢ dZbn · Znorm",
-    "dZnorm": "dZnorm = dZbn · γ",
-    "dstd": "dstd = Σᵢ dZnorm · (−Z0 / std²)",
-    "dvar": "dvar = dstd / (2 · std)",
-    "dZ0": "dZ0 = dZnorm / std + dvar · 2 · Z0 / m",
-    "dmu": "dmu = −Σᵢ dZ0",
-    "dZ": "dZ = dZ0 + dmu / m",
-    "dZ_compact": "dZ = (γ / std) · (dZbn − (dβ + Znorm · dγ) / m)",
-}
-EVAL_FORMULAS = {
-    "mu": "mu = running_mean",
-    "var": "var = running_var",
-    "std": "std = √(running_var + ε)",
-    "dZ0": "dZ0 = dZnorm / std   (var is a constant in eval mode)",
-    "dZ": "dZ = dZ0   (mu is a constant in eval mode)",
-}
-EXPLANATIONS = {
-    "mu": "the mean of each feature over the batch",
-    "Z0": "each feature centred on its batch mean",
-    "var": "the biased variance of each feature over the batch",
-    "std": "the standard deviation, with ε inside the root so it is never 0",
-    "Znorm": "each feature scaled to mean 0 and variance ≈ 1",
-    "Zbn": "learnable scale γ and shift β give the layer its range back",
-    "dbeta": "β is added to every row, so its gradient sums dZbn over the batch",
-    "dgamma": "γ multiplies Znorm, so its gradient sums dZbn · Znorm over the batch",
-    "dZnorm": "the gradient reaching the normalised values through γ",
-    "dstd": "std divides every row: the std branch of the graph",
-    "dvar": "through the square root: d√u/du = 1 / (2√u)",
-    "dZ0": "Z0 feeds Znorm directly and var through Z0²: both branches add up",
-    "dmu": "mu is subtracted from every row: minus the sum of dZ0",
-    "dZ": "Z reaches the loss through Z0 and through mu (which spreads 1/m to each row)",
-}
+from bntui.engine.nodes import (
+    ANY,
+    BACKWARD,
+    FORWARD,
+    Node,
+    Words,
+    backward_nodes,
+    forward_nodes,
+)
 
 MOMENTUM_STYLES = ("torch", "keras")
 RUNNING_STATS = ("var", "std")
 RUNNING_INITS = ("zero_one", "first_batch")
+
+Values = dict[str, np.ndarray]
+
+_SAME_AFFINE = Words(
+    "Zbn = γ · Znorm + β", "learnable scale γ and shift β give the layer its range back",
+    fn="affine", reads=(("Znorm", "ij"), ("gamma", "j"), ("beta", "j")),
+    wrong=("Zbn = γ · (Znorm + β)", "Zbn = β · Znorm + γ", "Zbn = γ · Z0 + β"))
+
+NODES: tuple[Node, ...] = (
+    Node("Z", "the Dense output, BatchNorm's input", "m × D", role="input", backward={
+        "train": Words(
+            "dZ = dZ0 + dmu / m",
+            "Z reaches the loss through Z0 and through mu (which spreads 1/m to each row)",
+            fn="grad_input", reads=(("dZ0", "ij"), ("dmu", "j"), ("m", "")),
+            wrong=("dZ = dZ0 + dmu", "dZ = dZ0 − dmu / m", "dZ = dZ0")),
+        "eval": Words(
+            "dZ = dZ0",
+            "mu is a constant in eval mode: Z reaches the loss only through Z0",
+            fn="grad_input_eval", reads=(("dZ0", "ij"),),
+            wrong=("dZ = dZ0 + dmu / m", "dZ = dZ0 / m", "dZ = dZ0 − (1/m) Σᵢ dZ0")),
+    }),
+    Node("mu", "per-feature batch mean", "D", step_scale="mean_scale", forward={
+        "train": Words(
+            "mu = (1/m) Σᵢ Z", "the mean of each feature over the batch",
+            fn="batch_mean", reads=(("Z", ":j"),),
+            wrong=("mu = Σᵢ Z", "mu = (1/(m−1)) Σᵢ Z", "mu = (1/D) Σⱼ Z  (over the features)")),
+        "eval": Words(
+            "mu = running_mean",
+            "the running mean of each feature, kept while training: a constant, the same "
+            "for every batch", fn="running_mean_of", reads=(("running_mean", "j"),),
+            wrong=("mu = (1/m) Σᵢ Z", "mu = 0", "mu = running_var")),
+    }, backward={
+        "train": Words(
+            "dmu = −Σᵢ dZ0", "mu is subtracted from every row: minus the sum of dZ0",
+            fn="grad_mean", reads=(("dZ0", ":j"),),
+            wrong=("dmu = Σᵢ dZ0", "dmu = −(1/m) Σᵢ dZ0", "dmu = −Σᵢ dZnorm")),
+        "eval": None,
+    }),
+    Node("Z0", "Z centred per feature", "m × D", forward={
+        "train": Words(
+            "Z0 = Z − mu", "each feature centred on its batch mean",
+            fn="centre", reads=(("Z", "ij"), ("mu", "j")),
+            wrong=("Z0 = mu − Z", "Z0 = Z − running_mean", "Z0 = (Z − mu) / m")),
+        "eval": Words(
+            "Z0 = Z − mu", "each feature centred on its running mean, not on this batch's",
+            fn="centre", reads=(("Z", "ij"), ("mu", "j")),
+            wrong=("Z0 = mu − Z", "Z0 = Z − (1/m) Σᵢ Z", "Z0 = (Z − mu) / m")),
+    }, backward={
+        "train": Words(
+            "dZ0 = dZnorm / std + dvar · 2 · Z0 / m",
+            "Z0 feeds Znorm directly and var through Z0²: both branches add up",
+            fn="grad_centred",
+            reads=(("dZnorm", "ij"), ("std", "j"), ("dvar", "j"), ("Z0", "ij"), ("m", "")),
+            wrong=("dZ0 = dZnorm / std", "dZ0 = dZnorm / std + dvar · 2 · Z0",
+                   "dZ0 = dZnorm · std + dvar · 2 · Z0 / m")),
+        "eval": Words(
+            "dZ0 = dZnorm / std",
+            "std is a constant in eval mode: Z0 reaches the loss only through Znorm",
+            fn="grad_centred_eval", reads=(("dZnorm", "ij"), ("std", "j")),
+            wrong=("dZ0 = dZnorm / std + dvar · 2 · Z0 / m", "dZ0 = dZnorm · std",
+                   "dZ0 = dZnorm")),
+    }),
+    Node("var", "per-feature batch variance (biased)", "D", step_scale="var_scale", forward={
+        "train": Words(
+            "var = (1/m) Σᵢ Z0²", "the biased variance of each feature over the batch",
+            fn="batch_var", reads=(("Z0", ":j"),),
+            wrong=("var = (1/(m−1)) Σᵢ Z0²", "var = Σᵢ Z0²", "var = (1/m) Σᵢ Z²")),
+        "eval": Words(
+            "var = running_var",
+            "the running variance of each feature ({running_var}), kept while training: "
+            "a constant here", fn="running_var_of", reads=(("running_var", "j"),),
+            wrong=("var = (1/m) Σᵢ Z0²", "var = 1", "var = running_mean²")),
+        "eval-std": None,  # this convention keeps a running std: no variance is used
+    }, backward={
+        "train": Words(
+            "dvar = dstd / (2 · std)", "through the square root: d√u/du = 1 / (2√u)",
+            fn="grad_var", reads=(("dstd", "j"), ("std", "j")),
+            wrong=("dvar = dstd · 2 · std", "dvar = dstd / std", "dvar = dstd / (2 · var)")),
+        "eval": None,
+    }),
+    Node("std", "per-feature standard deviation √(var + ε)", "D", forward={
+        "train": Words(
+            "std = √(var + ε)", "the standard deviation, with ε inside the root so it is "
+            "never 0", fn="root", reads=(("var", "j"), ("eps", "")),
+            wrong=("std = √var + ε", "std = var + ε", "std = √(var + ε) / m")),
+        "eval": Words(
+            "std = √(running_var + ε)", "the running standard deviation, with ε inside the "
+            "root", fn="root", reads=(("var", "j"), ("eps", "")),
+            wrong=("std = √running_var + ε", "std = running_var + ε",
+                   "std = √((1/m) Σᵢ Z0² + ε)")),
+        "eval-std": Words(
+            "std = running_std",
+            "the running average of the batch std, kept while training (this convention "
+            "keeps std, not var): a constant here", fn="running_std_of",
+            reads=(("running_std", "j"),),
+            wrong=("std = √(running_std + ε)", "std = √((1/m) Σᵢ Z0² + ε)", "std = 1")),
+    }, backward={
+        "train": Words(
+            "dstd = Σᵢ dZnorm · (−Z0 / std²)", "std divides every row: the std branch of "
+            "the graph", fn="grad_std",
+            reads=(("dZnorm", ":j"), ("Z0", ":j"), ("std", "j")),
+            wrong=("dstd = Σᵢ dZnorm · (Z0 / std²)", "dstd = Σᵢ dZnorm · (−Z0 / std)",
+                   "dstd = (1/m) Σᵢ dZnorm · (−Z0 / std²)")),
+        "eval": None,
+    }),
+    Node("Znorm", "Z normalised: mean 0, variance ≈ 1 per feature", "m × D", forward={
+        "train": Words(
+            "Znorm = Z0 / std", "each feature scaled to mean 0 and variance ≈ 1",
+            fn="scale", reads=(("Z0", "ij"), ("std", "j")),
+            wrong=("Znorm = Z0 / (var + ε)", "Znorm = Z / std", "Znorm = Z0 · std")),
+        "eval": Words(
+            "Znorm = Z0 / std", "each feature scaled by its running std: mean 0 and "
+            "variance ≈ 1 only if this batch looks like the training data",
+            fn="scale", reads=(("Z0", "ij"), ("std", "j")),
+            wrong=("Znorm = Z0 / (var + ε)", "Znorm = Z / std", "Znorm = Z0 · std")),
+    }, backward={
+        ANY: Words(
+            "dZnorm = dZbn · γ", "the gradient reaching the normalised values through γ",
+            fn="grad_scaled", reads=(("dZbn", "ij"), ("gamma", "j")),
+            wrong=("dZnorm = dZbn / γ", "dZnorm = dZbn · Znorm", "dZnorm = dZbn · γ + β")),
+    }),
+    Node("Zbn", "BatchNorm's output γ · Znorm + β", "m × D", role="output",
+         forward={ANY: _SAME_AFFINE}),
+    Node("beta", "BatchNorm's learnable shift β", "D", role="param", backward={
+        ANY: Words(
+            "dβ = Σᵢ dZbn", "β is added to every row, so its gradient sums dZbn over the "
+            "batch", fn="grad_beta", reads=(("dZbn", ":j"),),
+            wrong=("dβ = Σᵢ Zbn", "dβ = (1/m) Σᵢ dZbn", "dβ = Σᵢ dZbn · Znorm")),
+    }),
+    Node("gamma", "BatchNorm's learnable scale γ", "D", role="param", backward={
+        ANY: Words(
+            "dγ = Σᵢ dZbn · Znorm", "γ multiplies Znorm, so its gradient sums dZbn · Znorm "
+            "over the batch", fn="grad_gamma", reads=(("dZbn", ":j"), ("Znorm", ":j")),
+            wrong=("dγ = Σᵢ dZbn", "dγ = Σᵢ Zbn · Znorm", "dγ = Σᵢ dZbn · Z0")),
+    }),
+)
+
+# the compact backward, one formula for dZ (shown in the help; training runs it)
+COMPACT = Words("dZ = (γ / std) · (dZbn − (dβ + Znorm · dγ) / m)",
+                "the staged backward in one formula, using Σᵢ Znorm = 0 and Σᵢ Znorm² = m")
+
+# the steps the records name: a subclass that overrides one is not fused
+STEPS = tuple(sorted({w.fn for n in NODES for t in (n.forward, n.backward)
+                      for w in t.values() if w is not None and w.fn}
+                     | {"update_running", "forward", "backward"}))
+
+
+def _per_feature(x: np.ndarray) -> np.ndarray:
+    """A per-feature vector (..., D) shaped to broadcast over the batch axis."""
+    return x[..., None, :]
 
 
 class BatchNorm:
     """Batch normalization of (N, D) inputs; `torch.nn.BatchNorm1d` semantics by default."""
 
     kind = "batchnorm"
+    NODES: ClassVar[tuple[Node, ...]] = NODES
+    FUSED: ClassVar[bool] = True  # False for a subclass that overrides a step
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "FUSED" not in cls.__dict__:
+            cls.FUSED = all(getattr(cls, s) is getattr(BatchNorm, s) for s in STEPS)
 
     def __init__(
         self,
@@ -116,14 +253,15 @@ class BatchNorm:
             "beta": np.zeros(num_features, dtype=self.dtype),
         }
         self.grads: dict[str, np.ndarray] = {}
-        self.cache: dict[str, np.ndarray] = {}
+        self.cache: Values = {}
         self.training = True
         self.running_mean = np.zeros(num_features, dtype=self.dtype)
         self.running_var = np.ones(num_features, dtype=self.dtype)
         self.running_std = np.ones(num_features, dtype=self.dtype)
         self.num_batches_tracked = 0
+        self._fused: tuple[np.ndarray, np.ndarray] | None = None
 
-    # parameters -------------------------------------------------------------------
+    # parameters and state ---------------------------------------------------------
     @property
     def gamma(self) -> np.ndarray:
         return self.params["gamma"]
@@ -155,82 +293,99 @@ class BatchNorm:
             "running_std": self.running_std,
         }
 
-    # forward ----------------------------------------------------------------------
-    def forward(
-        self,
-        x: np.ndarray,
-        training: bool = True,
-        *,
-        update_running: bool = True,
-        override: dict[str, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """Normalise `x` (N, D); `override` replaces a named node (for gradient checks)."""
-        x = np.asarray(x)
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise BntuiError(
-                f"BatchNorm expects (N, {self.num_features}) input, got shape {x.shape}"
-            )
-        m = x.shape[0]
-        self.training = training
-        # let go of the last pass's tensors first: their memory is then reused for this
-        # pass's instead of new pages being mapped (a rebind: a caller's copy of the old
-        # dict keeps its arrays)
-        self.cache = {}
-        ov = override or {}
-        c: dict[str, np.ndarray] = {}
-        Z = c["Z"] = ov.get("Z", x)
-        if training:
-            if m < 2:
-                raise BntuiError(
-                    "expected more than 1 value per feature when training "
-                    "(batch size 1 with BatchNorm)"
-                )
-            cols = None if ov else column_blocks(Z)
-            if cols is not None:  # large and feature-major: every step a block at a time
-                gamma, beta = self.params["gamma"], self.params["beta"]
-                c.update(train_forward_by_columns(Z, self.eps, gamma, beta, cols))
-                if update_running:
-                    self._update_running(c["mu"], c["var"], c["std"], m)
-                self.cache = c
-                return c["Zbn"]
-            mu = c["mu"] = ov["mu"] if "mu" in ov else colsum(Z) * (1.0 / m)
-            if "Z0" in ov:
-                Z0 = c["Z0"] = ov["Z0"]
-                var = coldot(Z0, Z0) / m
-            else:
-                Z0, var = centre(Z, mu)
-                c["Z0"] = Z0
-            var = c["var"] = ov.get("var", var)
-            std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
-            if update_running:
-                self._update_running(mu, var, std, m)
-        else:
-            mu = c["mu"] = ov["mu"] if "mu" in ov else self.running_mean.copy()
-            Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
-            if self.running_stat == "std":
-                std = self.running_std
-                var = c["var"] = ov["var"] if "var" in ov else std * std - self.eps
-                std = c["std"] = ov["std"] if "std" in ov else (
-                    np.sqrt(var + self.eps) if "var" in ov else std.copy()
-                )
-            else:
-                var = c["var"] = ov["var"] if "var" in ov else self.running_var.copy()
-                std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
-        if "Znorm" in ov or "Zbn" in ov:
-            Znorm = c["Znorm"] = ov["Znorm"] if "Znorm" in ov else Z0 * (1.0 / std)
-            if "Zbn" in ov:
-                Zbn = ov["Zbn"]
-            else:
-                Zbn = Znorm * self.params["gamma"]
-                Zbn += self.params["beta"]
-        else:
-            Znorm, Zbn = normalise(Z0, 1.0 / std, self.params["gamma"], self.params["beta"])
-            c["Znorm"] = Znorm
-        c["Zbn"] = Zbn
-        self.cache = c
-        return Zbn
+    def layer_values(self, features: slice | None = None) -> Values:
+        """The per-feature values the records read besides the tensors of the pass
+        (parameters, running statistics), for all features or a slice of them."""
+        sl = slice(None) if features is None else features
+        out = {k: v[sl] for k, v in self.params.items()}
+        out.update({k: v[sl] for k, v in self.running_state().items()})
+        out["eps"] = np.asarray(self.eps)
+        return out
 
-    def _update_running(self, mu: np.ndarray, var: np.ndarray, std: np.ndarray, m: int) -> None:
+    def mode_keys(self, training: bool) -> tuple[str, ...]:
+        """The order in which the records' modes are looked up."""
+        if training:
+            return ("train",)
+        return ("eval-std", "eval") if self.running_stat == "std" else ("eval",)
+
+    def context(self) -> dict[str, str]:
+        """Fields the records' words name."""
+        kind = ("unbiased, Σ Z0² / (m − 1), as torch keeps it" if self.unbiased_running_var
+                else "biased, as Keras keeps it")
+        return {"running_var": kind}
+
+    # the steps the records name (each a small overridable method) ------------------
+    def batch_mean(self, v: Values) -> np.ndarray:
+        return colsum(v["Z"]) * (1.0 / v["Z"].shape[-2])
+
+    def running_mean_of(self, v: Values) -> np.ndarray:
+        return v["running_mean"].copy()
+
+    def centre(self, v: Values) -> np.ndarray:
+        return v["Z"] - _per_feature(v["mu"])
+
+    def batch_var(self, v: Values) -> np.ndarray:
+        return coldot(v["Z0"], v["Z0"]) / v["Z0"].shape[-2]
+
+    def running_var_of(self, v: Values) -> np.ndarray:
+        return v["running_var"].copy()
+
+    def root(self, v: Values) -> np.ndarray:
+        return np.sqrt(v["var"] + self.eps)
+
+    def running_std_of(self, v: Values) -> np.ndarray:
+        return v["running_std"].copy()
+
+    def scale(self, v: Values) -> np.ndarray:
+        return v["Z0"] * _per_feature(1.0 / v["std"])
+
+    def affine(self, v: Values) -> np.ndarray:
+        return v["Znorm"] * v["gamma"] + v["beta"]
+
+    def grad_beta(self, v: Values) -> np.ndarray:
+        return colsum(v["dZbn"])
+
+    def grad_gamma(self, v: Values) -> np.ndarray:
+        return coldot(v["dZbn"], v["Znorm"])
+
+    def grad_scaled(self, v: Values) -> np.ndarray:
+        return v["dZbn"] * v["gamma"]
+
+    def grad_std(self, v: Values) -> np.ndarray:
+        return -coldot(v["dZnorm"], v["Z0"]) / (v["std"] * v["std"])
+
+    def grad_var(self, v: Values) -> np.ndarray:
+        return v["dstd"] / (2.0 * v["std"])
+
+    def grad_centred(self, v: Values) -> np.ndarray:
+        m = v["Z0"].shape[-2]
+        return v["dZnorm"] / v["std"] + v["dvar"] * (2.0 / m) * v["Z0"]
+
+    def grad_centred_eval(self, v: Values) -> np.ndarray:
+        return v["dZnorm"] / v["std"]
+
+    def grad_mean(self, v: Values) -> np.ndarray:
+        return -colsum(v["dZ0"])
+
+    def grad_input(self, v: Values) -> np.ndarray:
+        return v["dZ0"] + v["dmu"] / v["dZ0"].shape[-2]
+
+    def grad_input_eval(self, v: Values) -> np.ndarray:
+        return v["dZ0"].copy()
+
+    def mean_scale(self, v: Values) -> np.ndarray:
+        """The numerical check's step scale for `mu`: a batch mean can be 0 while the
+        values around it spread by the feature's std."""
+        return v["std"]
+
+    def var_scale(self, v: Values) -> np.ndarray:
+        """The numerical check's step scale for `var`: the root sees var + ε."""
+        return v["var"] + self.eps
+
+    def update_running(self, v: Values) -> None:
+        """Move the running statistics towards this batch's (training mode)."""
+        mu, var, std = v["mu"], v["var"], v["std"]
+        m = v["Z"].shape[-2]
         w = self.new_weight
         batch_var = var * (m / (m - 1)) if self.unbiased_running_var else var
         if self.num_batches_tracked == 0 and self.running_init == "first_batch":
@@ -246,56 +401,178 @@ class BatchNorm:
             self.running_std += w * std
         self.num_batches_tracked += 1
 
-    # backward ---------------------------------------------------------------------
+    # the staged pass: the records, one by one ---------------------------------------
+    def _check(self, x: np.ndarray, training: bool) -> None:
+        if x.ndim < 2 or x.shape[-1] != self.num_features:
+            raise BntuiError(
+                f"BatchNorm expects (N, {self.num_features}) input, got shape {x.shape}"
+            )
+        if training and x.shape[-2] < 2:
+            raise BntuiError(
+                "expected more than 1 value per feature when training "
+                "(batch size 1 with BatchNorm)"
+            )
+
+    def nodes_forward(self, v: Values, training: bool,
+                      override: dict[str, np.ndarray] | None = None) -> Values:
+        """Compute every forward record of this mode into `v` (which holds `Z` and the
+        layer values) and return it; `override` replaces named nodes.  Touches no state of
+        the layer, so stacks of variants (V, N, D) can go through it from any thread."""
+        ov = override or {}
+        for node, words in forward_nodes(self.NODES, self.mode_keys(training)):
+            v[node.name] = ov[node.name] if node.name in ov else getattr(self, words.fn)(v)
+        return v
+
+    def forward(
+        self,
+        x: np.ndarray,
+        training: bool = True,
+        *,
+        update_running: bool = True,
+        override: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Normalise `x` (N, D), keeping every tensor in `cache`; `override` replaces a
+        named node (the numerical gradient check perturbs them)."""
+        x = np.asarray(x)
+        self._check(x, training)
+        self.training = training
+        self.cache = {}  # let go of the last pass's tensors first (their memory is reused)
+        ov = override or {}
+        v = self.layer_values()
+        v["Z"] = ov.get("Z", x)
+        self.nodes_forward(v, training, ov)
+        if training and update_running:
+            self.update_running(v)
+        self.cache = {n.name: v[n.name] for n in self.NODES if n.name in v and n.role != "param"}
+        return self.cache["Zbn"]
+
     def backward(self, dy: np.ndarray, staged: bool = True) -> np.ndarray:
-        """Gradient of the input; fills `grads` and the backward names of `cache`."""
+        """Gradient of the input; fills `grads` and the gradients in `cache`.  `staged`:
+        node by node (the records); else the compact formula (training mode only)."""
         c = self.cache
         if "Znorm" not in c:
             raise RuntimeError("BatchNorm.backward called before forward")
-        for name in BACKWARD_NAMES:
-            c.pop(name, None)
-        gamma = self.params["gamma"]
-        Znorm, std = c["Znorm"], c["std"]
-        m = dy.shape[0]
-        c["dZbn"] = dy
-        g = self.grads
-        if not ("gamma" in g and g["gamma"].dtype == dy.dtype == Znorm.dtype
-                and g["gamma"].shape == gamma.shape):
-            kind = np.result_type(dy, Znorm)
-            g["gamma"], g["beta"] = np.empty(gamma.shape, kind), np.empty(gamma.shape, kind)
-        # g's arrays may be views of the network's flat gradient buffer: fill in place
-        dgamma, dbeta = g["gamma"], g["beta"]
+        for node in self.NODES:
+            c.pop(node.grad_name, None)
+        dgamma, dbeta = self._grad_buffers(np.result_type(dy, c["Znorm"]))
         if staged or not self.training:
-            colsum(dy, out=dbeta)
-            coldot(dy, Znorm, out=dgamma)
-            c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
-            return self._staged(dy, gamma, m)
-        dZ = c["dZ"] = compact_backward(dy, Znorm, gamma / std, dgamma, dbeta)
+            v = {**self.layer_values(), **c, "dZbn": dy}
+            for node, words in backward_nodes(self.NODES, self.mode_keys(self.training)):
+                v[node.grad_name] = getattr(self, words.fn)(v)
+            np.copyto(dbeta, v["dbeta"])
+            np.copyto(dgamma, v["dgamma"])
+            c.update({n.grad_name: v[n.grad_name] for n in self.NODES if n.grad_name in v})
+            return c["dZ"]
+        c["dZbn"] = dy
+        dZ = c["dZ"] = compact_backward(dy, c["Znorm"], self.params["gamma"] / c["std"],
+                                        dgamma, dbeta)
         c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
         return dZ
 
-    def _staged(self, dZbn: np.ndarray, gamma: np.ndarray, m: int) -> np.ndarray:
-        c = self.cache
-        Z0, std = c["Z0"], c["std"]
-        dZnorm = c["dZnorm"] = dZbn * gamma
-        dstd = c["dstd"] = -coldot(dZnorm, Z0) / (std * std)
-        dvar = c["dvar"] = dstd / (2.0 * std)
-        if self.training:
-            dZ0 = c["dZ0"] = dZnorm / std + dvar * (2.0 / m) * Z0
-            dmu = c["dmu"] = -dZ0.sum(axis=0)
-            dZ = c["dZ"] = dZ0 + dmu / m
-        else:  # mu and var are constants: only the direct branch reaches Z
-            dZ0 = c["dZ0"] = dZnorm / std
-            c["dmu"] = -dZ0.sum(axis=0)
-            dZ = c["dZ"] = dZ0.copy()
-        return dZ
+    def _grad_buffers(self, kind: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """dγ and dβ, filled in place (they may be views of the network's flat buffer)."""
+        g, shape = self.grads, self.params["gamma"].shape
+        if not ("gamma" in g and g["gamma"].dtype == kind and g["gamma"].shape == shape):
+            g["gamma"], g["beta"] = np.empty(shape, kind), np.empty(shape, kind)
+        return g["gamma"], g["beta"]
+
+    # the fused methods: training and inference without keeping the tensors ----------
+    def train_forward(self, Z: np.ndarray) -> np.ndarray:
+        """Znorm of a training-mode pass, the running statistics updated; the same
+        operations as the records (`batch_mean`, `centre`, `batch_var`, `root`, `scale`)
+        with Z0 normalised in its own buffer.  Large feature-major inputs go a block of
+        features at a time (each feature's numbers are its own, so they are the same)."""
+        if not self.FUSED:
+            raise RuntimeError(f"{type(self).__name__} overrides a step: train on forward()")
+        self._check(Z, True)
+        self.training = True
+        self.cache = {}
+        m = Z.shape[0]
+        mu = colsum(Z) * (1.0 / m)
+        cols = column_blocks(Z)
+        if cols is None:
+            Znorm = Z - mu  # Z0, normalised in place below
+            var = coldot(Znorm, Znorm) / m
+            std = np.sqrt(var + self.eps)
+            Znorm *= 1.0 / std
+        else:
+            Znorm, var, std = _normalise_by_columns(Z, mu, self.eps, cols)
+        self.update_running({"Z": Z, "mu": mu, "var": var, "std": std})
+        self._fused = (Znorm, std)
+        return Znorm
+
+    def train_backward(self, dZbn: np.ndarray) -> np.ndarray:
+        """dZ by the compact formula from the last `train_forward`, dγ and dβ into
+        `grads` — as `backward(staged=False)`."""
+        assert self._fused is not None, "train_backward before train_forward"
+        Znorm, std = self._fused
+        self._fused = None
+        dgamma, dbeta = self._grad_buffers(np.result_type(dZbn, Znorm))
+        return compact_backward(dZbn, Znorm, self.params["gamma"] / std, dgamma, dbeta)
+
+    def infer(self, Z: np.ndarray) -> np.ndarray:
+        """Zbn in eval mode without keeping Z0 and Znorm (one buffer): the records'
+        operations, so the same numbers as `forward(Z, training=False)`."""
+        if not self.FUSED:
+            return self.forward(Z, training=False)
+        self._check(Z, False)
+        v = self.layer_values()
+        v["Z"] = Z
+        for node, words in forward_nodes(self.NODES, self.mode_keys(False)):
+            if node.name in ("mu", "var", "std"):
+                v[node.name] = getattr(self, words.fn)(v)
+        out = Z - _per_feature(v["mu"])
+        out *= _per_feature(1.0 / v["std"])
+        out *= v["gamma"]
+        out += v["beta"]
+        return out
+
+    # the numerical check's variants (feature-major stacks) -------------------------
+    def column_moves(self, name: str, j: int, steps: np.ndarray, Znorm: np.ndarray) -> np.ndarray:
+        """How feature j of Zbn moves when γ[j] or β[j] moves by its step (one row):
+        ∂Zbn[:, j]/∂γ[j] = Znorm[:, j], ∂Zbn[:, j]/∂β[j] = 1.  `Znorm` is feature-major
+        (D, N)."""
+        if name == "gamma":
+            return (Znorm[j] * steps[0])[None, :]
+        return np.full((1, Znorm.shape[-1]), steps[0])
+
+    def rank_one_variants(self, base: Values, change: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Zbn, feature-major (V, D, N), of a training-mode pass whose Z moves by
+        change (V, N) ⊗ w (D,) from the pass `base` (logical (N, D) tensors): the batch
+        mean and variance follow from the base's by two small products,
+        var' = var + 2 w ⊙ mean(c̃ Z0) + w² mean(c̃²) with c̃ the centred change."""
+        n = change.shape[-1]
+        centred = change - (colsum(change.T) * (1.0 / n))[:, None]
+        Z0 = base["Z0"]
+        var = (base["var"] + (2.0 / n) * w * (centred @ Z0)
+               + (w * w) * (coldot(centred.T, centred.T) / n)[:, None])
+        Zbn = np.multiply(centred[:, None, :], w[:, None])
+        Zbn += Z0.T
+        Zbn *= (self.params["gamma"] / np.sqrt(var + self.eps))[..., None]
+        Zbn += self.params["beta"][:, None]
+        return Zbn
 
 
-# The compact backward works in blocks of rows once dZbn is larger than WHOLE_BYTES (it no
-# longer fits the core's caches); a block of dZbn, Znorm and dZ (about 3 × BLOCK_BYTES)
-# stays in the last-level cache between the passes over it.  Measured at 65,536 × 512:
-# blocks of 32 KiB 343 ms (Python's per-block overhead wins), 64 KiB 221, 256 KiB 200,
-# 1 MiB 173, the whole array at once 199.
+def _normalise_by_columns(Z: np.ndarray, mu: np.ndarray, eps: float,
+                          cols: list[slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Z0 → var → std → Znorm a block of features at a time, each block in cache: Z is
+    read once more and Znorm written once (the whole-array passes make six)."""
+    m, d = Z.shape
+    Znorm = np.empty(Z.shape, np.result_type(Z, mu), order="F")
+    var, std = np.empty(d, Znorm.dtype), np.empty(d, Znorm.dtype)
+    for sl in cols:
+        z0 = np.subtract(Z[:, sl], mu[sl], out=Znorm[:, sl])
+        v = np.divide(coldot(z0, z0), m, out=var[sl])
+        s = np.sqrt(v + eps, out=std[sl])
+        z0 *= 1.0 / s
+    return Znorm, var, std
+
+
+# The compact backward works in blocks once dZbn is larger than WHOLE_BYTES (it no longer
+# fits the core's caches); a block of dZbn, Znorm and dZ (about 3 × BLOCK_BYTES) stays in
+# the last-level cache between the passes over it.  Measured at 65,536 × 512: blocks of
+# 32 KiB 343 ms (Python's per-block overhead wins), 64 KiB 221, 256 KiB 200, 1 MiB 173,
+# the whole array at once 199.
 WHOLE_BYTES = 2 * 1024 * 1024
 BLOCK_BYTES = 1024 * 1024
 
@@ -321,74 +598,15 @@ def column_blocks(x: np.ndarray) -> list[slice] | None:
     return None if cols >= d else [slice(j, j + cols) for j in range(0, d, cols)]
 
 
-def train_forward_by_columns(Z: np.ndarray, eps: float, gamma: np.ndarray,
-                              beta: np.ndarray, cols: list[slice]) -> dict[str, np.ndarray]:
-    """The training-mode forward, a block of features at a time: Z is read from memory
-    once and Z0, Znorm and Zbn written once (the whole-array passes make ten)."""
-    m, d = Z.shape
-    dtype = np.result_type(Z, gamma, beta)
-    out = {"mu": np.empty(d, dtype), "var": np.empty(d, dtype), "std": np.empty(d, dtype)}
-    for name in ("Z0", "Znorm", "Zbn"):
-        out[name] = np.empty(Z.shape, dtype, order="F")
-    for sl in cols:
-        z = Z[:, sl]
-        mu = np.multiply(colsum(z), 1.0 / m, out=out["mu"][sl])
-        z0 = np.subtract(z, mu, out=out["Z0"][:, sl])
-        var = np.divide(coldot(z0, z0), m, out=out["var"][sl])
-        std = np.sqrt(var + eps, out=out["std"][sl])
-        zn = np.multiply(z0, 1.0 / std, out=out["Znorm"][:, sl])
-        zb = np.multiply(zn, gamma[sl], out=out["Zbn"][:, sl])
-        zb += beta[sl]
-    return out
-
-
-def centre(Z: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Z0 = Z − mu and var = (1/m) Σ Z0², the sum taken block by block while the block
-    of Z0 is still in cache when Z is large (one pass of memory traffic fewer)."""
-    m = Z.shape[0]
-    starts = row_blocks(Z)
-    if starts is None:
-        Z0 = Z - mu
-        return Z0, coldot(Z0, Z0) / m
-    Z0 = np.empty_like(Z)
-    var = np.zeros(Z.shape[1], dtype=Z0.dtype)
-    part = np.empty_like(var)
-    step = starts.step
-    for i in starts:
-        b = np.subtract(Z[i:i + step], mu, out=Z0[i:i + step])
-        var += coldot(b, b, out=part)
-    var /= m
-    return Z0, var
-
-
-def normalise(Z0: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
-              beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Znorm = Z0 · (1/std) and Zbn = γ · Znorm + β, block by block when Z0 is large (the
-    block of Znorm is read back from cache)."""
-    starts = row_blocks(Z0)
-    if starts is None:
-        Znorm = Z0 * inv_std
-        Zbn = Znorm * gamma
-        Zbn += beta
-        return Znorm, Zbn
-    Znorm = np.empty_like(Z0, dtype=np.result_type(Z0, inv_std))
-    Zbn = np.empty_like(Znorm, dtype=np.result_type(Znorm, gamma, beta))
-    step = starts.step
-    for i in starts:
-        zn = np.multiply(Z0[i:i + step], inv_std, out=Znorm[i:i + step])
-        zb = np.multiply(zn, gamma, out=Zbn[i:i + step])
-        zb += beta
-    return Znorm, Zbn
-
-
 def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
                      dgamma: np.ndarray, dbeta: np.ndarray) -> np.ndarray:
-    """dZ = (γ/std) · (dZbn − (dβ + Znorm · dγ) / m), filling `dgamma` and `dbeta`.
+    """dZ = (γ/std) · (dZbn − (dβ + Znorm · dγ) / m) (`COMPACT`), filling `dgamma` and
+    `dbeta`; `scale` is γ/std.
 
-    `scale` is γ/std.  Written as passes over blocks of rows small enough to stay in
-    cache: the sums dβ = Σ dZbn and dγ = Σ dZbn·Znorm read each block once from memory,
-    and dZ reads dZbn and Znorm once more and writes once — about 5 passes of memory
-    traffic where the same formula on whole arrays makes 12, and the staged path 17.
+    Written as passes over blocks small enough to stay in cache: the sums dβ = Σ dZbn and
+    dγ = Σ dZbn·Znorm read each block once from memory, and dZ reads dZbn and Znorm once
+    more and writes once — about 5 passes of memory traffic where the same formula on
+    whole arrays makes 12, and the staged path 17.
     """
     m, d = dy.shape
     cols = column_blocks(dy) if Znorm.flags.f_contiguous else None
@@ -434,8 +652,11 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
 def train_vs_eval(bn: BatchNorm, Z: np.ndarray) -> dict[str, np.ndarray]:
     """The same batch through batch statistics and through running statistics.
 
-    Returns both normalisations and their difference, leaving the layer untouched
-    (no running statistics are updated, the cache is restored).
+    Returns both normalisations and their difference, and the statistics each used: the
+    batch's mean, variance and std; the running mean, the std eval divides by
+    (`running_std`: √(running_var + ε), or the running std itself where the convention
+    keeps one) and, where eval uses it, the running variance.  The layer is left
+    untouched (no running statistics are updated, the cache is restored).
     """
     saved, saved_training = bn.cache, bn.training
     try:
@@ -443,12 +664,19 @@ def train_vs_eval(bn: BatchNorm, Z: np.ndarray) -> dict[str, np.ndarray]:
         if Z.shape[0] >= 2:
             bn.forward(Z, training=True, update_running=False)
             out["batch_mu"], out["batch_var"] = bn.cache["mu"], bn.cache["var"]
+            out["batch_std"] = bn.cache["std"]
             out["Znorm_train"], out["Zbn_train"] = bn.cache["Znorm"], bn.cache["Zbn"]
         bn.forward(Z, training=False)
-        out["running_mean"], out["running_var"] = bn.cache["mu"], bn.cache["var"]
+        out["running_mean"], out["running_std"] = bn.cache["mu"], bn.cache["std"]
+        if "var" in bn.cache:
+            out["running_var"] = bn.cache["var"]
         out["Znorm_eval"], out["Zbn_eval"] = bn.cache["Znorm"], bn.cache["Zbn"]
         if "Zbn_train" in out:
             out["Zbn_diff"] = out["Zbn_train"] - out["Zbn_eval"]
         return out
     finally:
         bn.cache, bn.training = saved, saved_training
+
+
+__all__ = ["BACKWARD", "COMPACT", "FORWARD", "NODES", "STEPS", "BatchNorm", "compact_backward",
+           "train_vs_eval"]

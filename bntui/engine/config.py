@@ -40,6 +40,7 @@ class RunConfig:
     dtype: str = "float64"
     bn: BNOptions = field(default_factory=BNOptions)
     eval_every: int | None = None  # None: about 100 evaluations over the run
+    bug: str | None = None  # a mistake of the bug zoo built into the network (lab bugs)
 
     def with_overrides(self, **changes: object) -> RunConfig:
         """A copy with the given fields replaced; `None` values are ignored."""
@@ -81,6 +82,14 @@ class RunConfig:
             raise BntuiError(f"dtype must be one of {', '.join(DTYPES)} (got '{self.dtype}')")
         if self.eval_every is not None and self.eval_every < 1:
             raise BntuiError(f"eval-every must be at least 1 (got {self.eval_every})")
+        if self.bug is not None:
+            from bntui.engine.labs.bugs import get_bug  # the zoo imports this module
+
+            bug = get_bug(self.bug)
+            need = bug.scenario.get("optimizer")
+            if need is not None and self.optimizer != need:
+                raise BntuiError(f"the bug {bug.id} needs the {need} optimizer "
+                                 f"(got {self.optimizer}; add --optimizer {need})")
 
 
 PRESETS: dict[str, tuple[str, RunConfig]] = {

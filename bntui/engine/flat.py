@@ -5,9 +5,8 @@ optimizer can update all parameters in one pass over one vector (the same arithm
 element by element, as a pass per parameter, so the same numbers), and a snapshot of the
 parameters is one copy.  Layers fill their gradient views in place (`out=`).
 
-`valid()` tells whether the views are still the layers' arrays: a layer swapped after the
-network was built, an array replaced instead of written into, or a deep copy breaks the
-link, and the caller then steps parameter by parameter instead.
+A network's layers never change after it is built, so the views stay its arrays; a deep
+copy of a network makes new buffers for the copy (`Network.__deepcopy__`).
 """
 
 from __future__ import annotations
@@ -45,25 +44,3 @@ class FlatParams:
             layer.grads[name] = gv  # type: ignore[attr-defined]
             self._param_views.append(pv)
             self._grad_views.append(gv)
-
-    def valid(self, named_layers: list[tuple[str, Layer]]) -> bool:
-        """Whether every parameter and gradient of these layers is still its view.
-
-        Not so once a layer was swapped or given new arrays after the network was built
-        (the bug zoo does this), or after a deep copy (which copies views as separate
-        arrays); the caller then takes the slower path, parameter by parameter.
-        """
-        i = 0
-        for prefix, layer in named_layers:
-            params, grads = layer.params, layer.grads  # type: ignore[attr-defined]
-            for name, p in params.items():
-                if i >= len(self.entries):
-                    return False
-                key, owner, pname, _, _ = self.entries[i]
-                if (owner is not layer or pname != name or key != f"{prefix}.{name}"
-                        or p is not self._param_views[i]
-                        or grads.get(name) is not self._grad_views[i]):
-                    return False
-                i += 1
-        return (i == len(self.entries) and self._param_views[0].base is self.params
-                and self._grad_views[0].base is self.grads) if self.entries else False

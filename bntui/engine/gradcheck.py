@@ -17,6 +17,13 @@ textbook absolute step `δ = h`.  Two traps are reported, never hidden:
     kink (ReLU at 0) is wrong by construction; such entries are detected, counted and
     left out of the relative error.
 Neither pass touches the running statistics.
+
+Which gradients are checked, in which order, how each intermediate's step is scaled and
+which gradient is zero by construction all come from the layers' node records, through
+the pass's plan (`trace.plan`).  The numerical gradients differentiate the network's own
+forward, whatever its parts: the batched path (`engine/numeric.py`) is used only when
+every part is the engine's own (`Network.fused`), and the reference loop — which runs
+`network.loss` itself — otherwise (a bug of the zoo, a variant).
 """
 
 from __future__ import annotations
@@ -27,12 +34,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bntui.engine.autograd import TORCH_MISSING, autograd_gradients
+from bntui.engine.autograd import autograd_gradients
 from bntui.engine.network import PARAM_GRAD_NAMES, Block, Network
-from bntui.engine.trace import Trace
+from bntui.engine.nodes import FORWARD
+from bntui.engine.trace import Planned, Trace, plan
 
 PAIRS = ("analytic_vs_numeric", "analytic_vs_autograd")
-BN_INTERMEDIATES = ("Zbn", "Znorm", "std", "var", "Z0", "mu")
 NEAR_ZERO = 1e-10
 
 
@@ -80,6 +87,7 @@ class Check:
     kink_entries: int = 0
     note: str = ""
     entrywise_rel_error: float | None = None  # CS231n's form, entry by entry
+    ratio: float | None = None  # median analytic / other over the compared entries
 
     @property
     def judged(self) -> bool:
@@ -173,7 +181,7 @@ def _steps(flat: np.ndarray, h: float, relative: bool,
     """The step δ of each entry: h, or h · max(|x|, a scale).
 
     The scale is the tensor's rms; or, for a BatchNorm node whose own size misleads, the
-    entry's own `hint` (see `_hint`).  A tensor that is zero throughout gets the absolute
+    entry's own `hint` (see `_scale_hint`).  A tensor that is zero throughout gets the absolute
     step h.
     """
     if not relative:
@@ -187,35 +195,41 @@ def _steps(flat: np.ndarray, h: float, relative: bool,
     return h * np.maximum(x, rms)
 
 
-def _hint(block: Block, cache: dict[str, np.ndarray], name: str) -> np.ndarray | None:
-    """Each feature's own scale for a BatchNorm node whose size can mislead: a batch mean
-    can be 0 while the values around it spread by that feature's `std`; a batch variance
-    can be ~1e-10 (nearly equal samples) while the root sees `var + ε`.  Per feature, not
-    the tensor's rms: one feature's var of 1e-6 next to others of 0.1 needs a step a
-    hundred thousand times smaller than theirs (else the difference quotient of its
-    1/√(var + ε) is off by a percent)."""
-    if name == "mu":
-        return cache["std"]
-    if name == "var" and block.bn is not None:
-        return cache["var"] + block.bn.eps
-    return None
+def checked(network: Network, training: bool = True) -> dict[int, list[Planned]]:
+    """{block: the backward steps whose gradients are checked, in the order of the pass}."""
+    out: dict[int, list[Planned]] = {b.index: [] for b in network.blocks}
+    for p in plan(network, training):
+        if p.phase != FORWARD and p.layer is not None:
+            out[p.layer].append(p)
+    return out
+
+
+def checked_tensors(network: Network, training: bool = True) -> list[tuple[int, str]]:
+    """(layer, gradient name) of every tensor the check compares, in the order of the
+    backward pass (output block first)."""
+    steps = checked(network, training)
+    return [(b.index, p.name) for b in reversed(network.blocks) for p in steps[b.index]]
+
+
+def _perturbed(network: Network, training: bool) -> dict[int, list[Planned]]:
+    """{block: the intermediate tensors whose numerical gradients are sampled}: every
+    checked gradient that is not a parameter's (dA, dZbn, dZnorm, …, dX → A, Zbn, …)."""
+    return {k: [p for p in steps if p.node.role != "param"]
+            for k, steps in checked(network, training).items()}
+
+
+def _scale_hint(block: Block, p: Planned, cache: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Each entry's own scale for a node whose size misleads (its record's `step_scale`:
+    a batch mean moves on its feature's std, a variance on var + ε — per feature, not the
+    tensor's rms: one feature's var of 1e-6 beside others of 0.1 needs a step a hundred
+    thousand times smaller than theirs)."""
+    if p.node.step_scale is None or block.bn is None:
+        return None
+    return getattr(block.bn, p.node.step_scale)(cache)
 
 
 def _kink_blocks(network: Network) -> list[Block]:
     return [b for b in network.blocks if not b.is_output and b.act.kink_at_zero]
-
-
-def _tensor_names(block: Block, training: bool) -> list[str]:
-    """Names of the tensors of one block whose gradients are checked, top to bottom."""
-    names = [] if block.is_output else ["A"]
-    if block.bn is not None:
-        names += list(BN_INTERMEDIATES)
-    names += ["Z", "X"]
-    return names
-
-
-def _zero_by_construction(block: Block, grad_name: str, training: bool) -> bool:
-    return grad_name == "db" and block.bn is not None and training
 
 
 def numeric_gradients_loop(
@@ -241,6 +255,7 @@ def numeric_gradients_loop(
     base = {b.index: {k: v.copy() for k, v in b.cache.items()} for b in network.blocks}
     kinked = _kink_blocks(network)
     masks = {b.index: base[b.index][b.pre_name] > 0 for b in kinked}
+    perturbed = _perturbed(network, training)
 
     def loss_from(k: int, override: dict[int, dict[str, np.ndarray]] | None) -> tuple[float, bool]:
         val = network.loss(inputs[k], y, training, update_running=False, override=override,
@@ -272,13 +287,14 @@ def numeric_gradients_loop(
                     vals[j] = (lp - lm) / (2 * d)
                     kink[j] = cp or cm
                 res[PARAM_GRAD_NAMES[pname]] = (idx, vals, kink)
-        for name in _tensor_names(block, training):
+        for p in perturbed[block.index]:
+            name = p.name[1:]
             t0 = base[block.index][name]
             size = t0.size
             idx = np.sort(rng.choice(size, size=min(samples, size), replace=False))
             vals = np.empty(idx.size)
             kink = np.zeros(idx.size, dtype=bool)
-            steps = _steps(t0.reshape(-1), h, relative, _hint(block, base[block.index], name))
+            steps = _steps(t0.reshape(-1), h, relative, _scale_hint(block, p, base[block.index]))
             for n, j in enumerate(idx):
                 t = t0.copy().reshape(-1)
                 d = steps[j]
@@ -309,10 +325,15 @@ def numeric_gradients(
 ) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The same as `numeric_gradients_loop` (same steps, same sampled entries), computed
     with many perturbations at a time (see `bntui.engine.numeric`), on `threads` threads
-    (default: one per core; the numbers do not depend on it)."""
+    (default: one per core; the numbers do not depend on it).  A network with a part that
+    is not the engine's own (`Network.fused` is False) gets the loop itself, which runs
+    that part's own forward."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    if not network.fused:
+        return numeric_gradients_loop(network, X, y, training=training, h=h, samples=samples,
+                                      rng=rng, relative=relative)
     from bntui.engine import numeric
 
-    rng = rng if rng is not None else np.random.default_rng(0)
     with np.errstate(all="ignore"):
         network.loss(X, y, training, update_running=False)
     caches = [{k: v.copy() for k, v in b.cache.items()} for b in network.blocks]
@@ -320,12 +341,13 @@ def numeric_gradients(
     base = numeric.Base(caches, masks)
     # the sampled entries of the intermediates, drawn in the reference loop's order
     nodes: list[tuple[int, str, np.ndarray, np.ndarray]] = []
+    perturbed = _perturbed(network, training)
     for k, block in enumerate(network.blocks):
-        for name in _tensor_names(block, training):
-            t0 = caches[k][name]
+        for p in perturbed[block.index]:
+            t0 = caches[k][p.name[1:]]
             idx = np.sort(rng.choice(t0.size, size=min(samples, t0.size), replace=False))
-            nodes.append((k, name, idx,
-                          _steps(t0.reshape(-1), h, relative, _hint(block, caches[k], name))))
+            nodes.append((k, p.name[1:], idx,
+                          _steps(t0.reshape(-1), h, relative, _scale_hint(block, p, caches[k]))))
 
     def node(task: tuple[int, str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         k, name, idx, st = task
@@ -349,31 +371,37 @@ def numeric_gradients(
 def analytic_gradients(
     network: Network, X: np.ndarray, y: np.ndarray, training: bool = True
 ) -> tuple[float, dict[int, dict[str, np.ndarray]]]:
-    """Loss and {block: {grad name: value}} from the staged backward."""
+    """Loss and {block: {grad name: value}} of every checked gradient, from the staged
+    backward."""
     loss = network.loss(X, y, training, update_running=False)
     network.backward(staged=True)
     out: dict[int, dict[str, np.ndarray]] = {}
     for block in network.blocks:
-        out[block.index] = {k: v.copy() for k, v in block.cache.items() if k.startswith("d")}
-        if block.is_output:  # dA of the output block is dlogits itself
-            out[block.index].pop("dA", None)
+        out[block.index] = {}
+    for p in plan(network, training):
+        if p.phase != FORWARD and p.layer is not None:
+            out[p.layer][p.name] = network.blocks[p.layer - 1].cache[p.name].copy()
     return loss, out
 
 
-def _compare(block: Block, name: str, a: np.ndarray, b: np.ndarray, kink: np.ndarray,
-             pair: str, total: int, training: bool) -> Check:
+def _compare(p: Planned, a: np.ndarray, b: np.ndarray, kink: np.ndarray,
+             pair: str, total: int) -> Check:
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     keep = ~kink
     n_kink = int(kink.sum())
     max_abs = float(np.max(np.abs(a))) if a.size else 0.0
     abs_err = float(np.max(np.abs(a - b))) if a.size else 0.0
-    check = Check(block.index, name, pair, None, abs_err, max_abs, int(keep.sum()), total,
+    assert p.layer is not None
+    check = Check(p.layer, p.name, pair, None, abs_err, max_abs, int(keep.sum()), total,
                   kink_entries=n_kink)
     if keep.any():
         check.rel_error = rel_error(a[keep], b[keep])
         check.entrywise_rel_error = entrywise_rel_error(a[keep], b[keep])
-    if _zero_by_construction(block, name, training):
+        big = keep & (np.abs(b) > 1e-12)
+        if big.any():
+            check.ratio = float(np.median(a[big] / b[big]))
+    if p.words.zero:
         check.status = "zero_by_construction"
         check.note = (
             "BatchNorm subtracts the batch mean, so this bias cannot change the loss: "
@@ -419,36 +447,26 @@ def gradcheck(
                           threads=threads)
         if numeric else {}
     )
-    auto = autograd_gradients(network, X, y, training) if autograd else None
+    auto, why_not = autograd_gradients(network, X, y, training) if autograd else (None, "")
     loss, analytic = analytic_gradients(network, X, y, training)
     notes: list[str] = []
     checks: list[Check] = []
     has_torch = auto is not None
     if autograd and auto is None:
-        notes.append(TORCH_MISSING)
+        notes.append(why_not)
     if auto is not None and abs(auto[0] - loss) > 1e-6 * max(1.0, abs(loss)):
         notes.append(f"torch's loss {auto[0]:.12g} differs from the engine's {loss:.12g}")
     for block in reversed(network.blocks):
         grads = analytic[block.index]
-        for name in _order(grads):
-            a = grads[name]
-            if block.index in num and name in num[block.index]:
-                idx, vals, kink = num[block.index][name]
-                checks.append(_compare(block, name, a.reshape(-1)[idx], vals, kink,
-                                       PAIRS[0], a.size, training))
-            if auto is not None and name in auto[1][block.index]:
-                b = auto[1][block.index][name]
-                checks.append(_compare(block, name, a, b, np.zeros(a.size, dtype=bool),
-                                       PAIRS[1], a.size, training))
+        for p in checked(network, training)[block.index]:
+            a = grads[p.name]
+            if block.index in num and p.name in num[block.index]:
+                idx, vals, kink = num[block.index][p.name]
+                checks.append(_compare(p, a.reshape(-1)[idx], vals, kink, PAIRS[0], a.size))
+            if auto is not None and p.name in auto[1][block.index]:
+                b = auto[1][block.index][p.name]
+                checks.append(_compare(p, a, b, np.zeros(a.size, dtype=bool), PAIRS[1], a.size))
     return GradcheckReport(checks, loss, h, samples, has_torch, notes)
-
-
-_ORDER = ("dA", "dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ", "dW",
-          "db", "dX")
-
-
-def _order(grads: dict[str, np.ndarray]) -> list[str]:
-    return [n for n in _ORDER if n in grads]
 
 
 def attach_to_trace(trace: Trace, report: GradcheckReport) -> None:

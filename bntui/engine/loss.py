@@ -5,34 +5,62 @@
                                        with log1p so a loss near 0 keeps its digits
     dlogits = (P − Y) / m              (Y one-hot)
 
-Fusing the two keeps the gradient simple and exact; the max shift keeps e^x finite.
+Fusing the two keeps the gradient simple and exact; the max shift keeps e^x finite.  The
+node records (`NODES`) declare P, the loss and dlogits with their words, beside the code.
+`train_backward` is the fused dlogits (written into P's own buffer, bit-identical to
+`backward`); `variant_losses` the loss of many perturbed copies of the logits at once
+(the numerical gradient check's).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from bntui.engine.kernels import ones
+from bntui.engine.nodes import ANY, Node, Words
 
-FORMULAS = {
-    "P": "P = e^(logits − max) / Σⱼ e^(logits − max)",
-    "loss": "loss = (1/m) Σᵢ −log P[i, yᵢ]",
-    "dlogits": "dlogits = (P − Y) / m",
-}
-EXPLANATIONS = {
-    "P": "softmax turns each row of logits into class probabilities (shifted by the row max)",
-    "loss": "the mean negative log-probability of the true class",
-    "dlogits": "softmax + cross-entropy together have the simplest gradient: P minus one-hot",
-}
+NODES: tuple[Node, ...] = (
+    Node("logits", "the last layer's output, one score per class", "m × C", role="input",
+         backward={ANY: Words(
+             "dlogits = (P − Y) / m", "softmax + cross-entropy together have the simplest "
+             "gradient: P minus one-hot, over m", fn="backward",
+             reads=(("P", "ij"), ("Y", "ij"), ("m", "")),
+             wrong=("dlogits = P − Y", "dlogits = (Y − P) / m", "dlogits = P · (1 − P) / m"))}),
+    Node("P", "class probabilities, softmax of the logits", "m × C", forward={ANY: Words(
+        "P = e^(logits − max) / Σⱼ e^(logits − max)",
+        "softmax turns each row of logits (= {pre} of layer {layer}) into class "
+        "probabilities, shifted by the row max so e^x stays finite", fn="forward",
+        reads=(("logits", "i:"),),
+        wrong=("P = e^(logits − max) / Σᵢ e^(logits − max)  (over the batch)",
+               "P = logits / Σⱼ logits", "P = 1 / (1 + e^(−logits))"))}),
+    Node("loss", "the mean cross-entropy", "scalar", role="output", forward={ANY: Words(
+        "loss = (1/m) Σᵢ −log P[i, yᵢ]", "the mean negative log-probability of the true class",
+        fn="forward", reads=(("Py", ""), ("m", "")),
+        wrong=("loss = Σᵢ −log P[i, yᵢ]", "loss = (1/m) Σᵢ Σⱼ −log P[i, j]",
+               "loss = (1/m) Σᵢ −log (1 − P[i, yᵢ])"))}),
+)
 
 
 class SoftmaxCrossEntropy:
     """The loss block: softmax of the logits and the mean cross-entropy."""
 
     kind = "loss"
+    NODES: ClassVar[tuple[Node, ...]] = NODES
+    FUSED: ClassVar[bool] = True  # False for a subclass with its own forward or backward
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "FUSED" not in cls.__dict__:
+            cls.FUSED = all(getattr(cls, s) is getattr(SoftmaxCrossEntropy, s)
+                            for s in ("forward", "backward"))
 
     def __init__(self) -> None:
         self.cache: dict[str, np.ndarray] = {}
+
+    def mode_keys(self, training: bool) -> tuple[str, ...]:
+        return ("train" if training else "eval",)
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         self.cache = {}  # free the last pass's tensors before making new ones
@@ -78,6 +106,44 @@ class SoftmaxCrossEntropy:
         d /= m
         self.cache["dlogits"] = d
         return d
+
+    def train_backward(self) -> np.ndarray:
+        """dlogits as `backward` computes it, in P's own buffer (training needs P no
+        more), and the cache emptied."""
+        P, y = self.cache["P"], self.cache["y"]
+        self.cache = {}
+        m = P.shape[0]
+        PT = P.T
+        if PT.flags.c_contiguous:  # − 1 at each true class, through the flat view
+            PT.reshape(-1)[y * m + np.arange(m)] -= 1.0
+        else:
+            P[np.arange(m), y] -= 1.0
+        P /= m
+        return P
+
+    def variant_losses(self, logits: np.ndarray, y: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """The mean cross-entropy of each of V perturbed copies of a batch's logits,
+        class-major (V, C, N) and used up as scratch: (V,).
+
+        As `forward`: each row shifted so that its top class is 0, the other classes'
+        e^x summed and log1p taken of that sum (the digits of a loss near 0 are kept).
+        The top class is `top`, the unperturbed row's: a perturbation that reorders a
+        near-tie changes only the rounding; where e^x overflows with that shift (or the
+        logits are NaN) each row's own max is used instead.
+        """
+        n = logits.shape[-1]
+        cols = np.arange(n)
+        logits -= logits[:, top, cols][:, None, :]
+        true = logits[:, y, cols]
+        logits[:, top, cols] = -np.inf  # e^−∞ = 0: the top class is the 1 outside log1p
+        rest = ones(logits.shape[-2], logits.dtype) @ np.exp(logits)
+        if np.isfinite(rest).all():
+            return (np.log1p(rest) - true).sum(axis=-1) / n
+        logits[:, top, cols] = 0.0
+        shifted = logits - logits.max(axis=-2, keepdims=True)
+        true = shifted[:, y, cols]
+        total = ones(logits.shape[-2], logits.dtype) @ np.exp(shifted)
+        return (np.log(total) - true).sum(axis=-1) / n
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

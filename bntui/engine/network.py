@@ -2,14 +2,29 @@
 
 `Block` chains its three layers and keeps every tensor of one pass under the glossary's
 names (`X, Z, mu, Z0, var, std, Znorm, Zbn, A` forward; `dA, dZbn, dbeta, dgamma, dZnorm,
-dstd, dvar, dZ0, dmu, dZ, dW, db, dX` backward).  `Network` runs the blocks in order,
-exposes the parameters and their gradients under keys like `"2.gamma"`, and can replace
-any named tensor of any block during a forward pass (`override`), which the numerical
-gradient check uses to perturb intermediates.
+dstd, dvar, dZ0, dmu, dZ, dW, db, dX` backward); it also declares the records of the
+steps that only pass a tensor from one layer to the next (`WIRING`).  `Network` runs the
+blocks in order, exposes the parameters and their gradients under keys like `"2.gamma"`,
+and can replace any named tensor of any block during a forward pass (`override`), which
+the numerical gradient check uses to perturb intermediates.
+
+What a network is made of is chosen when it is built (`Parts`: the BatchNorm and loss
+classes, the optimizer class, a bias before BatchNorm — how the bug zoo's variants and the
+conventions come in) and never changes afterwards: every parameter and gradient stays a
+view of one flat buffer (`engine/flat.py`).  Two passes:
+
+  * the staged pass (`loss`, `backward`) keeps every tensor, for the stepper, the trace
+    and the gradient checks;
+  * `train_step`, what training runs, composes each layer's own fused methods (Dense's
+    forward, BatchNorm's `train_forward`/`train_backward`, the activation's
+    `affine_forward`, the loss's `train_backward`) — bit-identical to the staged forward
+    with the compact backward, tested — and falls back, part by part, to the staged pass
+    of a part that overrides a step (`FUSED` False).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,8 +37,23 @@ from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
 from bntui.engine.flat import FlatParams
 from bntui.engine.loss import SoftmaxCrossEntropy
+from bntui.engine.nodes import ANY, Node, Words
 
 PARAM_GRAD_NAMES = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
+
+# the steps that only hand a tensor from one layer to the next
+INPUT = Node("X", "the input batch, one row per sample", "m × features", role="input",
+             forward={ANY: Words("X = the input batch",
+                                 "{m} samples × {features} features, one row per sample",
+                                 copy=True)})
+FROM_ABOVE = Node("A", "the block's output, the next block's input", "m × D", role="output",
+                  backward={ANY: Words("dA = dX of layer {above}",
+                                       "the gradient arriving from the layer above",
+                                       reads=(("dX", "ij"),), copy=True)})
+FROM_LOSS = Node("{pre}", "the output block's {pre}: the logits", "m × C", role="output",
+                 backward={ANY: Words("d{pre} = dlogits", "the logits are this layer's {pre}",
+                                      reads=(("dlogits", "ij"),), copy=True)})
+WIRING: tuple[Node, ...] = (INPUT, FROM_ABOVE, FROM_LOSS)
 
 
 @dataclass
@@ -37,8 +67,9 @@ class BNOptions:
     running_stat: str = "var"
     running_init: str = "zero_one"
 
-    def make(self, width: int, dtype: np.dtype | type) -> BatchNorm:
-        return BatchNorm(
+    def make(self, width: int, dtype: np.dtype | type,
+             cls: type[BatchNorm] = BatchNorm) -> BatchNorm:
+        return cls(
             width,
             eps=self.eps,
             momentum=self.momentum,
@@ -48,6 +79,26 @@ class BNOptions:
             running_init=self.running_init,
             dtype=dtype,
         )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a network and its optimizer are built from (the engine's own by default).
+
+    A variant — one of the bug zoo's mistakes — is a subclass that overrides one step of
+    a part, chosen here, at build; nothing is swapped afterwards.  `bias_before_bn`
+    gives every Dense that feeds a BatchNorm a bias, drawn from its own generator so the
+    weights are the same as without it.
+    """
+
+    batchnorm: type[BatchNorm] = BatchNorm
+    loss: type[SoftmaxCrossEntropy] = SoftmaxCrossEntropy
+    optimizer: type | None = None  # an Optimizer subclass, or None for the config's
+    bias_before_bn: bool = False
+
+    @property
+    def default(self) -> bool:
+        return self == Parts()
 
 
 @dataclass
@@ -60,6 +111,7 @@ class Block:
     act: Activation
     is_output: bool = False
     cache: dict[str, np.ndarray] = field(default_factory=dict)
+    _fused: tuple[np.ndarray | None, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def pre_name(self) -> str:
@@ -69,6 +121,20 @@ class Block:
     def layers(self) -> list[Dense | BatchNorm]:
         return [self.dense] if self.bn is None else [self.dense, self.bn]
 
+    def context(self, n_blocks: int) -> dict[str, object]:
+        """The fields the records' words name, for this block."""
+        below = "the input data" if self.index == 1 else f"layer {self.index - 1}"
+        out: dict[str, object] = {"pre": self.pre_name, "label": self.act.label,
+                                  "below": below, "above": self.index + 1,
+                                  "layer": self.index}
+        if self.bn is not None:
+            out.update(self.bn.context())
+        return out
+
+    def act_values(self) -> dict[str, np.ndarray]:
+        return {} if self.act.alpha is None else {"alpha": np.asarray(self.act.alpha)}
+
+    # the staged pass ------------------------------------------------------------------
     def forward(
         self,
         X: np.ndarray,
@@ -113,6 +179,33 @@ class Block:
             c["dX"] = dX
         return dX
 
+    # the fused pass -----------------------------------------------------------------
+    def train_forward(self, X: np.ndarray) -> np.ndarray:
+        """A of a training-mode pass, keeping only what `train_backward` reads."""
+        self.cache = {}
+        Z = self.dense.forward(X)
+        bn = self.bn
+        pre: np.ndarray | None
+        if bn is None:
+            pre = Z
+            A = Z if self.is_output else self.act.forward(Z)
+        elif bn.FUSED:
+            pre, A = self.act.affine_forward(bn.train_forward(Z), bn.gamma, bn.beta)
+        else:  # a variant: its own staged pass
+            pre = bn.forward(Z, True)
+            A = self.act.forward(pre)
+        self._fused = (pre, A)
+        return A
+
+    def train_backward(self, dA: np.ndarray, need_dX: bool) -> np.ndarray | None:
+        assert self._fused is not None, "train_backward before train_forward"
+        pre, A = self._fused
+        self._fused = None
+        d = dA if self.is_output else self.act.backward(pre, A, dA)
+        if self.bn is not None:
+            d = self.bn.train_backward(d) if self.bn.FUSED else self.bn.backward(d, staged=True)
+        return self.dense.backward(d, need_dX=need_dX)
+
     def param_counts(self) -> dict[str, int]:
         counts = {"dense": self.dense.n_params()}
         if self.bn is not None:
@@ -123,23 +216,37 @@ class Block:
 class Network:
     """Blocks in order, then the softmax + cross-entropy loss block."""
 
-    def __init__(self, blocks: list[Block], n_features: int, n_classes: int) -> None:
+    def __init__(self, blocks: list[Block], n_features: int, n_classes: int,
+                 loss_layer: SoftmaxCrossEntropy | None = None,
+                 parts: Parts | None = None) -> None:
         self.blocks = blocks
         self.n_features = n_features
         self.n_classes = n_classes
-        self.loss_layer = SoftmaxCrossEntropy()
+        self.loss_layer = loss_layer if loss_layer is not None else SoftmaxCrossEntropy()
+        self.parts = parts if parts is not None else Parts()
         self.dtype = blocks[0].dense.W.dtype
         # every parameter and gradient as a view of one buffer each (see engine/flat.py)
-        self._flat = FlatParams(self._named_layers(), self.dtype)
+        self.flat = FlatParams(self._named_layers(), self.dtype)
 
     def _named_layers(self) -> list[tuple[str, Dense | BatchNorm]]:
         return [(str(b.index), layer) for b in self.blocks for layer in b.layers()]
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Network:
+        """A copy whose parameters are views of its own flat buffers (a plain deep copy
+        would copy each view as an array of its own)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key != "flat":
+                setattr(new, key, copy.deepcopy(value, memo))
+        new.flat = FlatParams(new._named_layers(), new.dtype)
+        return new
+
     @property
-    def flat(self) -> FlatParams | None:
-        """The flat parameter and gradient buffers, or None if the layers no longer use
-        them (see `FlatParams.valid`): then step parameter by parameter."""
-        return self._flat if self._flat.valid(self._named_layers()) else None
+    def fused(self) -> bool:
+        """Whether every part trains on its own fused methods (none overrides a step)."""
+        return self.loss_layer.FUSED and all(
+            b.bn is None or b.bn.FUSED for b in self.blocks)
 
     # construction ------------------------------------------------------------------
     @classmethod
@@ -154,8 +261,10 @@ class Network:
         init: str = "uniform",
         bias_init: str = "uniform",
         dtype: np.dtype | type = np.float64,
+        parts: Parts | None = None,
     ) -> Network:
         bn = bn or BNOptions()
+        parts = parts or Parts()
         widths = arch.widths(n_classes)
         if widths[-1] != n_classes:
             raise BntuiError(
@@ -164,16 +273,20 @@ class Network:
             )
         blocks: list[Block] = []
         fan_in = n_features
+        bias_rng = rng.spawn(1)[0] if parts.bias_before_bn else None
         for i, (spec, width) in enumerate(zip(arch.blocks, widths, strict=True)):
             last = i == len(widths) - 1
+            extra_bias = parts.bias_before_bn and spec.batchnorm and not spec.bias
             dense = Dense(
-                fan_in, width, bias=spec.bias, rng=rng, init=init, bias_init=bias_init, dtype=dtype
+                fan_in, width, bias=spec.bias or extra_bias, rng=rng, init=init,
+                bias_init=bias_init, dtype=dtype, before_bn=spec.batchnorm,
+                bias_rng=bias_rng if extra_bias else None,
             )
-            norm = bn.make(width, dtype) if spec.batchnorm else None
+            norm = bn.make(width, dtype, parts.batchnorm) if spec.batchnorm else None
             act = make_activation("identity" if last else spec.activation, spec.alpha)
             blocks.append(Block(i + 1, dense, norm, act, is_output=last))
             fan_in = width
-        return cls(blocks, n_features, n_classes)
+        return cls(blocks, n_features, n_classes, parts.loss(), parts)
 
     # parameters ----------------------------------------------------------------------
     def named_params(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -219,22 +332,31 @@ class Network:
     def batchnorms(self) -> list[BatchNorm]:
         return [b.bn for b in self.blocks if b.bn is not None]
 
-    def state(self) -> dict[str, np.ndarray]:
-        """Copies of everything that changes while training: parameters and running stats."""
-        out = {k: p.copy() for k, p in self.named_params()}
+    def running_state(self) -> dict[str, np.ndarray]:
+        """The running statistics of every BatchNorm, under keys like "1.running_var"
+        (the arrays themselves, not copies), and each one's batch count as a 0-d array."""
+        out: dict[str, np.ndarray] = {}
         for block in self.blocks:
             if block.bn is not None:
                 for k, v in block.bn.running_state().items():
-                    out[f"{block.index}.{k}"] = v.copy()
+                    out[f"{block.index}.{k}"] = v
                 out[f"{block.index}.num_batches_tracked"] = np.asarray(
-                    block.bn.num_batches_tracked
-                )
+                    block.bn.num_batches_tracked)
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of everything that changes while training: parameters and running stats."""
+        out = {k: p.copy() for k, p in self.named_params()}
+        out.update({k: v.copy() for k, v in self.running_state().items()})
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore `state()` in place (the arrays the optimizer holds stay the same)."""
         for k, p in self.named_params():
             p[...] = state[k]
+        self.load_running(state)
+
+    def load_running(self, state: dict[str, np.ndarray]) -> None:
         for block in self.blocks:
             if block.bn is not None:
                 for k, v in block.bn.running_state().items():
@@ -275,15 +397,47 @@ class Network:
 
     def backward(self, staged: bool = True, collect: bool = True) -> dict[str, np.ndarray]:
         """Backpropagate the last loss; returns the gradients by parameter key (an empty
-        dict with `collect=False`: the training loop reads the layers' buffers)."""
+        dict with `collect=False`)."""
         d = self.loss_layer.backward()
         for i, block in enumerate(reversed(self.blocks)):
             d = block.backward(d, staged=staged, need_dX=staged or i < len(self.blocks) - 1)
         return self.grads() if collect else {}
 
+    def train_step(self, X: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """One training-mode pass (running statistics updated), the loss, and — if the
+        loss is finite — the gradients in the layers' buffers, through each part's fused
+        methods.  Returns the loss and how many rows are classified right."""
+        A = X
+        for block in self.blocks:
+            A = block.train_forward(A)
+        loss_layer = self.loss_layer
+        loss = loss_layer.forward(A, y)
+        hits = loss_layer.cache.get("hits")
+        if hits is None:  # a variant loss may not count them
+            hits = np.count_nonzero(np.asarray(A).argmax(axis=1) == y)
+        if not np.isfinite(loss):
+            loss_layer.cache = {}
+            for block in self.blocks:
+                block._fused = None
+            return loss, int(hits)
+        d = loss_layer.train_backward() if loss_layer.FUSED else loss_layer.backward()
+        for i in range(len(self.blocks) - 1, -1, -1):
+            d = self.blocks[i].train_backward(d, need_dX=i > 0)  # type: ignore[assignment]
+        return loss, int(hits)
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """Eval-mode logits without keeping the pass's tensors (the same numbers as
+        `forward(X, training=False)`)."""
+        A = X
+        for block in self.blocks:  # no layer keeps anything: safe beside a training step
+            Z = block.dense.affine({**block.dense.params, "X": A})
+            pre = Z if block.bn is None else block.bn.infer(Z)
+            A = pre if block.is_output else block.act.forward(pre)
+        return A
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class indices in eval mode (running statistics)."""
-        return np.argmax(self.forward(X, training=False, update_running=False), axis=1)
+        return np.argmax(self.logits(X), axis=1)
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float | None:
         if len(y) == 0:

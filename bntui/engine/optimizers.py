@@ -272,12 +272,17 @@ DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05,
               "rmsprop": 0.005, "adam": 0.01}
 
 
-def make_optimizer(name: str, lr: float | None = None, **hyper: float) -> Optimizer:
-    """Build an optimizer by name (`sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`, `adam`)."""
+def make_optimizer(name: str, lr: float | None = None, *, cls: type[Optimizer] | None = None,
+                   **hyper: float) -> Optimizer:
+    """Build an optimizer by name (`sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`,
+    `adam`); `cls`, a subclass of that optimizer (a variant of the bug zoo), instead of it."""
     key = name.strip().lower().replace("-", "_")
     if key not in OPTIMIZERS:
         raise BntuiError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[key]
+    if cls is not None and not issubclass(cls, OPTIMIZERS[key]):
+        raise BntuiError(f"{cls.__name__} is a variant of {cls.name}, not of {key} "
+                         f"(use --optimizer {cls.name})")
+    cls = cls if cls is not None else OPTIMIZERS[key]
     allowed = set(cls.hyper)
     for h, value in hyper.items():
         if h not in allowed:

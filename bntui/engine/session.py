@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bntui.engine import fast
 from bntui.engine.arch import parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset, load_dataset
 from bntui.engine.errors import BntuiError
-from bntui.engine.flat import FlatParams
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
-from bntui.engine.network import Network
+from bntui.engine.network import Network, Parts
 from bntui.engine.optimizers import Optimizer, make_optimizer
 from bntui.engine.trace import Trace, record_trace
 
@@ -46,6 +44,16 @@ class History:
 
 
 @dataclass
+class Snapshot:
+    """The state one training step changes: the flat parameters, the running statistics
+    and the optimizer's state."""
+
+    params: np.ndarray
+    running: dict[str, np.ndarray]
+    optimizer: tuple
+
+
+@dataclass
 class TrainResult:
     steps: int  # optimizer steps taken in this call
     seconds: float  # wall time of the training loop alone
@@ -61,12 +69,22 @@ def build_dataset(cfg: RunConfig) -> Dataset:
     )
 
 
-def build_network(cfg: RunConfig, dataset: Dataset) -> Network:
+def build_parts(cfg: RunConfig) -> Parts:
+    """The parts of the config's network: the engine's own, or a bug of the zoo's."""
+    if cfg.bug is None:
+        return Parts()
+    from bntui.engine.labs.bugs import get_bug  # the zoo builds sessions: imported late
+
+    return get_bug(cfg.bug).parts
+
+
+def build_network(cfg: RunConfig, dataset: Dataset, parts: Parts | None = None) -> Network:
     arch = parse_arch(cfg.arch)
     dtype = np.float32 if cfg.dtype == "float32" else np.float64
     return Network.build(
         arch, dataset.n_features, dataset.n_classes, np.random.default_rng(cfg.seed),
         bn=cfg.bn, init=cfg.init, bias_init=cfg.bias_init, dtype=dtype,
+        parts=parts if parts is not None else build_parts(cfg),
     )
 
 
@@ -77,9 +95,10 @@ class Session:
         config.validate()
         self.config = config
         self.dataset = dataset if dataset is not None else build_dataset(config)
-        self.network = build_network(config, self.dataset)
+        parts = build_parts(config)
+        self.network = build_network(config, self.dataset, parts)
         self.optimizer: Optimizer = make_optimizer(config.optimizer, config.lr,
-                                                   **dict(config.hyper))
+                                                   cls=parts.optimizer, **dict(config.hyper))
         dtype = self.network.dtype
         self.X_train = self.dataset.X_train.astype(dtype, copy=False)
         self.y_train = self.dataset.y_train
@@ -126,61 +145,24 @@ class Session:
         return self.X_train[idx], self.y_train[idx]
 
     # training ------------------------------------------------------------------------
-    def _snapshot(self, flat: FlatParams | None, into: tuple | None = None
-                  ) -> tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]:
-        """What a NaN step must be able to undo: parameters, running stats, optimizer
-        (`flat`: the network's valid flat buffers, or None).  `into`: the last snapshot,
-        whose arrays are overwritten when they fit (only the newest is ever restored)."""
+    def _snapshot(self, into: Snapshot | None = None) -> Snapshot:
+        """What a NaN step must be able to undo: parameters, running statistics and the
+        optimizer's state; `into`: the last snapshot, whose arrays are overwritten (only
+        the newest is ever restored)."""
         net = self.network
-        if into is not None and flat is not None:
-            refilled = self._refill(into, flat)
-            if refilled is not None:
-                return refilled
-        running: dict[str, np.ndarray] = {}
-        for block in net.blocks:
-            if block.bn is not None:
-                for k, v in block.bn.running_state().items():
-                    running[f"{block.index}.{k}"] = v.copy()
-                running[f"{block.index}.num_batches_tracked"] = np.asarray(
-                    block.bn.num_batches_tracked)
-        params = flat.params.copy() if flat is not None else {
-            k: p.copy() for k, p in net.named_params()}
-        return params, running, self.optimizer.snapshot()
+        if into is None:
+            running = {k: v.copy() for k, v in net.running_state().items()}
+            return Snapshot(net.flat.params.copy(), running, self.optimizer.snapshot())
+        np.copyto(into.params, net.flat.params)
+        for k, v in net.running_state().items():
+            into.running[k][...] = v
+        into.optimizer = self.optimizer.snapshot(into=into.optimizer)
+        return into
 
-    def _refill(self, snap: tuple, flat: FlatParams) -> tuple | None:
-        """The current state copied into the arrays of `snap`, if they fit; else None."""
-        params, running, opt_snap = snap
-        bns = [b for b in self.network.blocks if b.bn is not None]
-        if not (isinstance(params, np.ndarray) and params.shape == flat.params.shape
-                and params.dtype == flat.params.dtype and len(running) == 4 * len(bns)):
-            return None
-        opt_snap = self.optimizer.snapshot(into=opt_snap)
-        np.copyto(params, flat.params)
-        for block in bns:
-            bn = block.bn
-            assert bn is not None
-            for k, v in bn.running_state().items():
-                np.copyto(running[f"{block.index}.{k}"], v)
-            running[f"{block.index}.num_batches_tracked"] = np.asarray(bn.num_batches_tracked)
-        return params, running, opt_snap
-
-    def _restore(self, snap: tuple[np.ndarray | dict[str, np.ndarray], dict, tuple]) -> None:
-        params, running, opt_snap = snap
-        net = self.network
-        if isinstance(params, dict):
-            for k, p in net.named_params():
-                p[...] = params[k]
-        else:
-            flat = net.flat
-            assert flat is not None, "the network's layers changed during training"
-            flat.params[...] = params
-        for block in net.blocks:
-            if block.bn is not None:
-                for k, v in block.bn.running_state().items():
-                    v[...] = running[f"{block.index}.{k}"]
-                block.bn.num_batches_tracked = int(
-                    running[f"{block.index}.num_batches_tracked"])
-        self.optimizer.restore(opt_snap)
+    def _restore(self, snap: Snapshot) -> None:
+        self.network.flat.params[...] = snap.params
+        self.network.load_running(snap.running)
+        self.optimizer.restore(snap.optimizer)
 
     def train(
         self,
@@ -221,19 +203,13 @@ class Session:
         should_stop: Callable[[], bool] | None,
     ) -> tuple[int, float]:
         net, opt = self.network, self.optimizer
-        snapshot = self._snapshot(net.flat)
-        lean = fast.supports(net)  # the engine's own layers: the step without bookkeeping
+        snapshot = self._snapshot()
         taken, eval_time = 0, 0.0
         for _ in range(steps):
             if should_stop is not None and should_stop():
                 break
             Xb, yb = self.next_batch()
-            flat = net.flat  # checked once a step: valid unless a layer was swapped
-            hits: int | None = None
-            if lean and flat is not None:
-                loss, hits = fast.train_step(net, Xb, yb)
-            else:
-                loss = net.loss(Xb, yb, training=True)
+            loss, hits = net.train_step(Xb, yb)
             if not math.isfinite(loss):
                 self._restore(snapshot)
                 self.stopped = (
@@ -242,16 +218,8 @@ class Session:
                     f"gave the last finite loss (step {self.step_count}) were kept"
                 )
                 break
-            if hits is None:
-                net.backward(staged=False, collect=False)
-                hits = net.loss_layer.cache.get("hits")  # a swapped loss may not count
-                if hits is None:
-                    hits = np.count_nonzero(net.loss_layer.cache["logits"].argmax(axis=1) == yb)
-            snapshot = self._snapshot(flat, into=snapshot)
-            if flat is not None:  # every parameter in one pass
-                opt.step_flat(flat)
-            else:  # a network whose layers were swapped after it was built
-                opt.step(net.params(), net.grads())
+            snapshot = self._snapshot(into=snapshot)
+            opt.step_flat(net.flat)  # every parameter in one pass
             self.step_count += 1
             taken += 1
             self.history.step.append(self.step_count)

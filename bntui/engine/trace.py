@@ -1,10 +1,14 @@
 """The trace: one forward + backward pass recorded as an ordered list of steps.
 
-Each step holds the phase, the layer (1-based block; `None` for the loss block), the kind
-of layer, the tensor's glossary name, a copy of its value, its formula, a one-line
-explanation, and — once a gradient check ran — its relative errors against the numerical
-and autograd gradients.  The app's stepper and `bntui walk` render this list; neither
-recomputes anything.
+`plan(network, training)` lists the steps of a pass from the layers' node records, in the
+order the pass computes them: forward block by block (Dense, BatchNorm, activation), the
+loss, then backward from dlogits down to layer 1's dX — each with its phase, layer
+(1-based block; `None` for the loss block), the kind of layer, the tensor's glossary name
+and the record's words for the mode, their context filled in.  The gradient check takes
+its names and order from the same plan.  `record_trace` runs one pass and gives each
+planned step a copy of its value; once a gradient check ran, its relative errors against
+the numerical and autograd gradients are attached.  The app's stepper, `bntui walk`, the
+handouts and the exercises render this list; none of them recomputes or rewords it.
 """
 
 from __future__ import annotations
@@ -13,13 +17,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bntui.engine import batchnorm as bn_mod
-from bntui.engine import dense as dense_mod
-from bntui.engine import loss as loss_mod
-from bntui.engine.network import Block, Network
+from bntui.engine.network import FROM_ABOVE, FROM_LOSS, INPUT, Block, Network
+from bntui.engine.nodes import BACKWARD, FORWARD, Node, Words, backward_nodes, forward_nodes
 
-FORWARD_BN = ("mu", "Z0", "var", "std", "Znorm", "Zbn")
-BACKWARD_BN = ("dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ")
+
+@dataclass(frozen=True)
+class Planned:
+    """One step of a pass, before it runs: where it is and what its record says."""
+
+    phase: str  # "forward" | "backward"
+    layer: int | None  # 1-based block index; None for the loss block
+    kind: str  # "input" | "dense" | "batchnorm" | "activation" | "output" | "loss"
+    name: str  # the tensor's glossary name: Z, Znorm, dgamma, …
+    node: Node
+    words: Words  # the record's words for this mode, context filled in
 
 
 @dataclass
@@ -29,13 +40,15 @@ class TraceStep:
     index: int
     phase: str  # "forward" | "backward"
     layer: int | None  # 1-based block index; None for the loss block
-    kind: str  # "input" | "dense" | "batchnorm" | "activation" | "loss"
+    kind: str  # "input" | "dense" | "batchnorm" | "activation" | "output" | "loss"
     name: str
     value: np.ndarray
     formula: str
     explanation: str
     checks: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    words: Words | None = None  # the record's words (reads, wrong formulas, copy, zero)
+    node: Node | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -79,8 +92,59 @@ class Trace:
         return len(self.steps)
 
 
-def _act_text(block: Block, text: str) -> str:
-    return text if block.bn is not None else text.replace("Zbn", "Z")
+def _fill(text: str, context: dict[str, object]) -> str:
+    return Words(text, "").filled(context).formula
+
+
+def plan(network: Network, training: bool = True, batch_size: int | None = None) -> list[Planned]:
+    """Every step of one pass of `network`, in order, from the records."""
+    out: list[Planned] = []
+    n = len(network.blocks)
+
+    def add(phase: str, block: Block | None, kind: str, node: Node, words: Words,
+            context: dict[str, object]) -> None:
+        name = _fill(node.name if phase == FORWARD else node.grad_name, context)
+        out.append(Planned(phase, None if block is None else block.index, kind, name, node,
+                           words.filled(context)))
+
+    def layer_steps(phase: str, block: Block, kind: str, layer: object,
+                    context: dict[str, object]) -> None:
+        keys = layer.mode_keys(training)  # type: ignore[attr-defined]
+        walk = forward_nodes if phase == FORWARD else backward_nodes
+        for node, words in walk(layer.NODES, keys):  # type: ignore[attr-defined]
+            add(phase, block, kind, node, words, context)
+
+    contexts = {b.index: b.context(n) for b in network.blocks}
+    for block in network.blocks:
+        ctx = contexts[block.index]
+        if block.index == 1:
+            ctx0 = {**ctx, "m": batch_size if batch_size is not None else "m",
+                    "features": network.n_features}
+            add(FORWARD, block, "input", INPUT, INPUT.words(FORWARD, ()), ctx0)
+        layer_steps(FORWARD, block, "dense", block.dense, ctx)
+        if block.bn is not None:
+            layer_steps(FORWARD, block, "batchnorm", block.bn, ctx)
+        if not block.is_output:
+            _, a = block.act.nodes()
+            add(FORWARD, block, "activation", a, a.words(FORWARD, ()), ctx)
+    last = contexts[network.blocks[-1].index]
+    loss = network.loss_layer
+    for node, words in forward_nodes(loss.NODES, loss.mode_keys(training)):
+        add(FORWARD, None, "loss", node, words, last)
+    for node, words in backward_nodes(loss.NODES, loss.mode_keys(training)):
+        add(BACKWARD, None, "loss", node, words, last)
+    for block in reversed(network.blocks):
+        ctx = contexts[block.index]
+        if block.is_output:
+            add(BACKWARD, block, "output", FROM_LOSS, FROM_LOSS.words(BACKWARD, ()), ctx)
+        else:
+            add(BACKWARD, block, "activation", FROM_ABOVE, FROM_ABOVE.words(BACKWARD, ()), ctx)
+            pre, _ = block.act.nodes()
+            add(BACKWARD, block, "activation", pre, pre.words(BACKWARD, ()), ctx)
+        if block.bn is not None:
+            layer_steps(BACKWARD, block, "batchnorm", block.bn, ctx)
+        layer_steps(BACKWARD, block, "dense", block.dense, ctx)
+    return out
 
 
 def record_trace(network: Network, X: np.ndarray, y: np.ndarray, training: bool = True) -> Trace:
@@ -88,67 +152,10 @@ def record_trace(network: Network, X: np.ndarray, y: np.ndarray, training: bool 
     loss = network.loss(X, y, training, update_running=False)
     network.backward(staged=True)
     steps: list[TraceStep] = []
-
-    def add(phase: str, layer: int | None, kind: str, name: str, value: np.ndarray,
-            formula: str, why: str) -> None:
-        steps.append(TraceStep(len(steps), phase, layer, kind, name,
-                               np.array(value, copy=True), formula, why))
-
-    bn_f = bn_mod.FORMULAS.copy()
-    if not training:
-        bn_f.update(bn_mod.EVAL_FORMULAS)
-    for block in network.blocks:
-        c, i = block.cache, block.index
-        if i == 1:
-            add("forward", i, "input", "X", c["X"], "X = the input batch",
-                f"{c['X'].shape[0]} samples × {c['X'].shape[1]} features, one row per sample")
-        z_formula = dense_mod.FORMULAS["Z" if block.dense.has_bias else "Z_nobias"]
-        add("forward", i, "dense", "Z", c["Z"], z_formula,
-            "each unit's weighted sum of the inputs")
-        if block.bn is not None:
-            for name in FORWARD_BN:
-                add("forward", i, "batchnorm", name, c[name], bn_f[name],
-                    bn_mod.EXPLANATIONS[name])
-        if not block.is_output:
-            add("forward", i, "activation", "A", c["A"], _act_text(block, block.act.formula),
-                f"the {block.act.label} activation, applied element by element")
-    lc = network.loss_layer.cache
-    last = network.blocks[-1]
-    add("forward", None, "loss", "P", lc["P"],
-        loss_mod.FORMULAS["P"] + f"   (logits = {last.pre_name} of layer {last.index})",
-        loss_mod.EXPLANATIONS["P"])
-    add("forward", None, "loss", "loss", lc["loss"], loss_mod.FORMULAS["loss"],
-        loss_mod.EXPLANATIONS["loss"])
-    add("backward", None, "loss", "dlogits", lc["dlogits"], loss_mod.FORMULAS["dlogits"],
-        loss_mod.EXPLANATIONS["dlogits"])
-    for block in reversed(network.blocks):
-        c, i = block.cache, block.index
-        if not block.is_output:
-            add("backward", i, "activation", "dA", c["dA"], f"dA = dX of layer {i + 1}",
-                "the gradient arriving from the layer above")
-            grad_name = "dZbn" if block.bn is not None else "dZ"
-            add("backward", i, "activation", grad_name, c[grad_name],
-                _act_text(block, block.act.grad_formula),
-                f"through the {block.act.label} activation: multiply by its local slope")
-        elif block.bn is not None:
-            add("backward", i, "activation", "dZbn", c["dZbn"], "dZbn = dlogits",
-                "the logits are this layer's Zbn")
-        if block.bn is not None:
-            for name in BACKWARD_BN:
-                formula = bn_f[name] if training or name not in ("dZ0", "dZ") else (
-                    bn_mod.EVAL_FORMULAS[name])
-                add("backward", i, "batchnorm", name, c[name], formula, bn_mod.EXPLANATIONS[name])
-        elif block.is_output:
-            add("backward", i, "dense", "dZ", c["dZ"], "dZ = dlogits",
-                "the logits are this layer's Z")
-        add("backward", i, "dense", "dW", c["dW"], dense_mod.FORMULAS["dW"],
-            "each weight's gradient: its input times the gradient of its output, summed")
-        if block.dense.has_bias:
-            why = "summed over the batch"
-            if block.bn is not None and training:
-                why = "zero up to rounding: BatchNorm subtracts the mean, so a bias here is wasted"
-            add("backward", i, "dense", "db", c["db"], dense_mod.FORMULAS["db"], why)
-        add("backward", i, "dense", "dX", c["dX"], dense_mod.FORMULAS["dX"],
-            "the gradient passed down to the layer below" if i > 1
-            else "the gradient with respect to the input data")
+    caches = {b.index: b.cache for b in network.blocks}
+    for p in plan(network, training, X.shape[0]):
+        source = network.loss_layer.cache if p.layer is None else caches[p.layer]
+        steps.append(TraceStep(len(steps), p.phase, p.layer, p.kind, p.name,
+                               np.array(source[p.name], copy=True), p.words.formula,
+                               p.words.why, words=p.words, node=p.node))
     return Trace(steps, loss, training, X.shape[0])

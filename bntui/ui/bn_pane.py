@@ -74,14 +74,14 @@ class BNPane(Vertical):
         t.append(f"layer {sel}: {Z.shape[0]} samples × {Z.shape[1]} features · "
                  f"ε = {block.bn.eps:g} · running stats after "
                  f"{block.bn.num_batches_tracked} batches\n", style="bold")
-        t.append("feature   batch mean   running mean   batch var   running var\n",
+        t.append("feature   batch mean   running mean   batch std   running std\n",
                  style="grey50")
-        bm, bv = out.get("batch_mu"), out.get("batch_var")
+        bm, bv = out.get("batch_mu"), out.get("batch_std")
         for j in range(min(Z.shape[1], 8)):
             t.append(f"{j:>7}   {fmt_cell(bm[j]) if bm is not None else '—':>10}   "
                      f"{fmt_cell(out['running_mean'][j]):>12}   "
                      f"{fmt_cell(bv[j]) if bv is not None else '—':>9}   "
-                     f"{fmt_cell(out['running_var'][j]):>11}\n")
+                     f"{fmt_cell(out['running_std'][j]):>11}\n")
         if Z.shape[1] > 8:
             t.append(f"… {Z.shape[1] - 8} more features\n", style="grey50")
         if "Zbn_diff" in out:

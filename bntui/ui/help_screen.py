@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from bntui.engine import batchnorm, dense, loss
+from bntui.engine import glossary
 
 KEYS = [
     ("n / →", "next step of the pass"), ("b / ←", "previous step"),
@@ -26,20 +26,9 @@ KEYS = [
     ("?", "this help"), ("ctrl+p", "command palette"),
     ("q", "quit"),
 ]
-GLOSSARY = [
-    ("X", "input of the block", "the batch, (N, D)"),
-    ("Z", "Dense output", dense.FORMULAS["Z"]),
-    *[(n, "", batchnorm.FORMULAS[n]) for n in ("mu", "Z0", "var", "std", "Znorm", "Zbn")],
-    ("A", "activation output", "A = f(Zbn)"),
-    ("P, loss", "softmax and cross-entropy", loss.FORMULAS["P"] + ";  " + loss.FORMULAS["loss"]),
-    ("dlogits", "", loss.FORMULAS["dlogits"]),
-    ("dA", "gradient arriving from above", "dA = dX of the next layer"),
-    ("dZbn", "through the activation", "dZbn = dA · f′(Zbn)"),
-    *[(n, "", batchnorm.FORMULAS[n]) for n in ("dbeta", "dgamma", "dZnorm", "dstd", "dvar",
-                                               "dZ0", "dmu", "dZ")],
-    ("dZ (compact)", "the same, in one formula", batchnorm.FORMULAS["dZ_compact"]),
-    *[(n, "", dense.FORMULAS[n]) for n in ("dW", "db", "dX")],
-]
+def glossary_rows() -> list[tuple[str, str, str]]:
+    """(name, meaning, formula) of every tensor: the engine's node records' own words."""
+    return glossary.rows()
 
 
 class HelpScreen(ModalScreen[None]):
@@ -59,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
         gl.add_column("name", style="bold")
         gl.add_column("formula", style="cyan")
         gl.add_column("meaning", style="grey70")
-        for name, meaning, formula in GLOSSARY:
+        for name, meaning, formula in glossary_rows():
             gl.add_row(name, formula, meaning)
         with VerticalScroll():
             yield Static(keys)

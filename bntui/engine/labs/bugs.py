@@ -1,14 +1,16 @@
 """The bug zoo: named, switchable mistakes, each a real variant of the engine.
 
-Every bug is a subclass of an engine part (a `BatchNorm`, the `SoftmaxCrossEntropy` loss
-block, `Adam`, a `Dense` with a bias) swapped into a freshly built network or optimizer by
-`apply_bug`; the core engine files are untouched.  For each bug the lab
+Every bug is a part of the engine with one step overridden — a `BatchNorm` step named by
+its node records (`batch_var`, `root`, `grad_beta`, …), the `SoftmaxCrossEntropy` loss
+block's forward or backward, `Adam`'s bias factors — or a Dense bias before BatchNorm.
+It is chosen when the network is built (`Bug.parts`, through `RunConfig.bug`): the core
+engine files are untouched and no layer is swapped afterwards.  A part with an overridden
+step trains on its own staged pass (the records), so the training runs, the gradient
+check and the stepper all see what the mistake computes.  For each bug the lab
 
   * runs the gradient check on one batch, analytic (the bugged backward) against
-    numerical gradients of the bugged forward.  The numerical side must come from the real
-    forward, so it uses `gradcheck.numeric_gradients_loop` (which runs `network.loss`), never
-    the fast vectorised `numeric_gradients`, which re-implements the correct forward and
-    would not see a subclass;
+    numerical gradients of the bugged forward (`gradcheck` differentiates the network's
+    own forward, whatever its parts);
   * compares the set of tensors whose check fails with the set the bug declares: a bug in
     a backward formula breaks that tensor and everything upstream of it; a bug in a
     forward whose backward keeps the correct formulas breaks the gradients whose local
@@ -16,26 +18,25 @@ block, `Adam`, a `Dense` with a bias) swapped into a freshly built network or op
   * trains the correct and the bugged engine side by side from the same data and the same
     initial weights, and reports both loss curves.
 
-Each bug runs on its own small scenario (`scenario_config`): moons, two BatchNorm blocks
-with tanh (no ReLU kinks to muddy the check), SGD, mini-batches of 32.
+Each bug runs on its own small scenario (`scenario_config`): spiral, a BatchNorm block
+with tanh (no ReLU kinks to muddy the check) and a BatchNorm output block, SGD, full batch.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from bntui.engine import gradcheck as gc
 from bntui.engine.batchnorm import BatchNorm
 from bntui.engine.config import RunConfig
-from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
 from bntui.engine.loss import SoftmaxCrossEntropy
-from bntui.engine.network import Network
-from bntui.engine.optimizers import Adam, Optimizer
+from bntui.engine.network import Network, Parts
+from bntui.engine.optimizers import Adam
 from bntui.engine.session import Session
 
 TOLERANCE = 1e-4  # a tensor fails its check when its relative error is above this
@@ -43,118 +44,69 @@ CHECK_SAMPLES = 16  # sampled entries of each intermediate tensor
 CHECK_BATCH = 64  # the check's batch: the first rows of the training set (errors ∝ 1/m)
 UPDATE_STEPS = 30  # the first steps whose update sizes are kept
 
+Values = dict[str, np.ndarray]
+
 
 # ---------------------------------------------------------------------------------------
-# the bugged parts
+# the bugged parts: one step each
 # ---------------------------------------------------------------------------------------
-def _rebuild(cls: type, old: object) -> object:
-    """An instance of `cls` (a subclass of `type(old)`) sharing `old`'s state and arrays."""
-    new = cls.__new__(cls)
-    new.__dict__.update(old.__dict__)
-    return new
-
-
 class RunningStatsBN(BatchNorm):
     """Seed 003: training normalises with the running statistics (the `else:` is missing).
 
     As the seed writes it: the running statistics are first moved towards the batch's,
-    then used to normalise the batch.  The backward is the engine's, derived for batch
-    statistics.  Eval mode is the engine's.
+    then used to normalise the batch — mu and var are the running values after this
+    batch's update (computed without touching the layer, so a pass that does not update
+    the running statistics sees the same).  The running statistics themselves still
+    follow the batch's.  The backward is the engine's, derived for batch statistics.
+    Eval mode is the engine's.
     """
 
-    def forward(self, x, training=True, *, update_running=True, override=None):  # type: ignore[no-untyped-def]
-        if not training:
-            return super().forward(x, False, update_running=update_running, override=override)
-        x = np.asarray(x)
-        m = x.shape[0]
-        if m < 2:
-            raise BntuiError("expected more than 1 value per feature when training "
-                             "(batch size 1 with BatchNorm)")
-        self.training = True
-        ov = override or {}
-        c: dict[str, np.ndarray] = {}
-        Z = c["Z"] = ov.get("Z", x)
-        batch_mu = Z.mean(axis=0)
-        batch_var = ((Z - batch_mu) ** 2).mean(axis=0)
-        run_var = batch_var * (m / (m - 1)) if self.unbiased_running_var else batch_var
-        w = self.new_weight
+    def _moved(self, running: np.ndarray, batch: np.ndarray) -> np.ndarray:
         if self.num_batches_tracked == 0 and self.running_init == "first_batch":
-            new_mean, new_var = batch_mu.copy(), run_var.copy()
-        else:
-            new_mean = (1.0 - w) * self.running_mean + w * batch_mu
-            new_var = (1.0 - w) * self.running_var + w * run_var
-        mu = c["mu"] = ov.get("mu", new_mean)
-        Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
-        var = c["var"] = ov.get("var", new_var)
-        std = c["std"] = ov["std"] if "std" in ov else np.sqrt(var + self.eps)
-        if update_running:
-            self._update_running(batch_mu, batch_var, np.sqrt(batch_var + self.eps), m)
-        Znorm = c["Znorm"] = ov["Znorm"] if "Znorm" in ov else Z0 / std
-        c["Zbn"] = ov["Zbn"] if "Zbn" in ov else self.params["gamma"] * Znorm + self.params["beta"]
-        self.cache = c
-        return c["Zbn"]
+            return batch.copy()
+        w = self.new_weight
+        return (1.0 - w) * running + w * batch
+
+    def _batch_stats(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = Z.shape[-2]
+        mu = Z.mean(axis=-2)
+        var = ((Z - mu[..., None, :]) ** 2).mean(axis=-2)
+        return mu, var * (m / (m - 1)) if self.unbiased_running_var else var
+
+    def batch_mean(self, v: Values) -> np.ndarray:
+        return self._moved(v["running_mean"], self._batch_stats(v["Z"])[0])
+
+    def batch_var(self, v: Values) -> np.ndarray:
+        return self._moved(v["running_var"], self._batch_stats(v["Z"])[1])
+
+    def update_running(self, v: Values) -> None:
+        mu = v["Z"].mean(axis=-2)
+        var = ((v["Z"] - mu) ** 2).mean(axis=-2)
+        super().update_running({"Z": v["Z"], "mu": mu, "var": var, "std": np.sqrt(var + self.eps)})
 
 
-class _BatchStatsBN(BatchNorm):
-    """A training forward on batch statistics with two hooks, `_var_of` and `_std_of`;
-    the backward (and eval mode) stay the engine's."""
-
-    def _var_of(self, Z0: np.ndarray, m: int) -> np.ndarray:
-        return (Z0 * Z0).sum(axis=0) / m
-
-    def _std_of(self, var: np.ndarray) -> np.ndarray:
-        return np.sqrt(var + self.eps)
-
-    def forward(self, x, training=True, *, update_running=True, override=None):  # type: ignore[no-untyped-def]
-        if not training:
-            return super().forward(x, False, update_running=update_running, override=override)
-        x = np.asarray(x)
-        m = x.shape[0]
-        if m < 2:
-            raise BntuiError("expected more than 1 value per feature when training "
-                             "(batch size 1 with BatchNorm)")
-        self.training = True
-        ov = override or {}
-        c: dict[str, np.ndarray] = {}
-        Z = c["Z"] = ov.get("Z", x)
-        mu = c["mu"] = ov["mu"] if "mu" in ov else Z.mean(axis=0)
-        Z0 = c["Z0"] = ov["Z0"] if "Z0" in ov else Z - mu
-        var = c["var"] = ov["var"] if "var" in ov else self._var_of(Z0, m)
-        std = c["std"] = ov["std"] if "std" in ov else self._std_of(var)
-        if update_running:  # the running statistics stay the engine's
-            biased = (Z0 * Z0).mean(axis=0)
-            self._update_running(mu, biased, np.sqrt(biased + self.eps), m)
-        Znorm = c["Znorm"] = ov["Znorm"] if "Znorm" in ov else Z0 / std
-        c["Zbn"] = ov["Zbn"] if "Zbn" in ov else self.params["gamma"] * Znorm + self.params["beta"]
-        self.cache = c
-        return c["Zbn"]
-
-
-class EpsOutsideBN(_BatchStatsBN):
+class EpsOutsideBN(BatchNorm):
     """std = √var + ε instead of √(var + ε); the backward still uses dvar = dstd / (2·std)."""
 
-    def _std_of(self, var: np.ndarray) -> np.ndarray:
-        return np.sqrt(var) + self.eps
+    def root(self, v: Values) -> np.ndarray:
+        return np.sqrt(v["var"]) + self.eps
 
 
-class UnbiasedVarBN(_BatchStatsBN):
+class UnbiasedVarBN(BatchNorm):
     """Normalises with the unbiased variance Σ Z0² / (m − 1); the backward assumes 1/m."""
 
-    def _var_of(self, Z0: np.ndarray, m: int) -> np.ndarray:
-        return (Z0 * Z0).sum(axis=0) / (m - 1)
+    def batch_var(self, v: Values) -> np.ndarray:
+        Z0 = v["Z0"]
+        return (Z0 * Z0).sum(axis=-2) / (Z0.shape[-2] - 1)
 
 
 class DbetaSumZbnBN(BatchNorm):
     """Seed 000's text: dβ = Σ Zbn (the output) instead of Σ dZbn (its gradient).
 
-    Only dβ changes: dZ is computed from the correct dβ as before (the seed's code, like
-    the staged backward, does not pass dβ on)."""
+    Only dβ changes: nothing in the staged backward is computed from dβ."""
 
-    def backward(self, dy: np.ndarray, staged: bool = True) -> np.ndarray:
-        dZ = super().backward(dy, staged=staged)
-        wrong = self.cache["Zbn"].sum(axis=0)
-        self.cache["dbeta"] = self.grads["beta"] = wrong
-        return dZ
+    def grad_beta(self, v: Values) -> np.ndarray:
+        return v["Zbn"].sum(axis=-2)
 
 
 class MissingOneOverMLoss(SoftmaxCrossEntropy):
@@ -218,59 +170,15 @@ class AdamNoStep(Adam):
 
 
 # ---------------------------------------------------------------------------------------
-# applying a bug to a fresh network and optimizer
-# ---------------------------------------------------------------------------------------
-def _swap_bn(cls: type) -> Callable[[Network, Optimizer, int], Optimizer]:
-    def apply(network: Network, optimizer: Optimizer, seed: int) -> Optimizer:
-        for block in network.blocks:
-            if block.bn is not None:
-                block.bn = _rebuild(cls, block.bn)  # type: ignore[assignment]
-        return optimizer
-    return apply
-
-
-def _swap_loss(cls: type) -> Callable[[Network, Optimizer, int], Optimizer]:
-    def apply(network: Network, optimizer: Optimizer, seed: int) -> Optimizer:
-        network.loss_layer = _rebuild(cls, network.loss_layer)  # type: ignore[assignment]
-        return optimizer
-    return apply
-
-
-def _adam_no_step(network: Network, optimizer: Optimizer, seed: int) -> Optimizer:
-    if not isinstance(optimizer, Adam):
-        raise BntuiError(f"the bug adam-no-step needs the adam optimizer (got {optimizer.name})")
-    return AdamNoStep(lr=optimizer.lr, beta1=optimizer.beta1, beta2=optimizer.beta2,
-                      eps=optimizer.eps)
-
-
-def _bias_before_bn(network: Network, optimizer: Optimizer, seed: int) -> Optimizer:
-    """Give every Dense that feeds a BatchNorm a bias (U(±1/√fan_in)), keeping W."""
-    rng = np.random.default_rng([seed, 5])
-    for block in network.blocks:
-        d = block.dense
-        if block.bn is not None and not d.has_bias:
-            new = Dense(d.fan_in, d.fan_out, bias=True, rng=rng, dtype=d.W.dtype)
-            new.params["W"] = d.params["W"]
-            block.dense = new
-    return optimizer
-
-
-# ---------------------------------------------------------------------------------------
 # which tensors must fail
 # ---------------------------------------------------------------------------------------
 Tensors = frozenset[tuple[int, str]]
 
 
 def checked_tensors(network: Network) -> list[tuple[int, str]]:
-    """(layer, gradient name) of every tensor the check compares, output block first."""
-    out: list[tuple[int, str]] = []
-    for block in reversed(network.blocks):
-        names = [] if block.is_output else ["dA"]
-        if block.bn is not None:
-            names += ["dZbn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu"]
-        names += ["dZ", "dW"] + (["db"] if block.dense.has_bias else []) + ["dX"]
-        out += [(block.index, n) for n in names]
-    return out
+    """(layer, gradient name) of every tensor the check compares, output block first
+    (the pass's plan, from the node records)."""
+    return gc.checked_tensors(network, training=True)
 
 
 def _upstream(network: Network, index: int, names: tuple[str, ...]) -> Tensors:
@@ -322,7 +230,7 @@ class Bug:
     wrong: str  # the formula as written wrongly
     right: str  # and correctly
     effect: str  # what training beside the correct engine shows, in one line
-    apply: Callable[[Network, Optimizer, int], Optimizer] = field(repr=False)
+    parts: Parts = field(repr=False)
     declared: Callable[[Network], Tensors] = field(repr=False)
     scenario: dict[str, object] = field(default_factory=dict)  # changes to the base config
     fails_rule: str = ""  # the declared set, in words
@@ -358,7 +266,7 @@ _register(Bug(
     wrong="mu = (1−w)·running_mean + w·mean(Z);  var = (1−w)·running_var + w·var(Z)",
     right="mu = mean(Z);  var = mean(Z0²)   (running stats only updated, used in eval)",
     effect="the gradient is no longer the loss's: training drifts, and the loss ends higher",
-    apply=_swap_bn(RunningStatsBN),
+    parts=Parts(batchnorm=RunningStatsBN),
     declared=_in_bn_blocks(("dZ0", "dmu", "dZ", "dW", "db", "dX"), upstream=True),
     fails_rule="dZ0, dmu, dZ, dW, dX of every BN block, and every tensor below it",
 ))
@@ -377,7 +285,7 @@ _register(Bug(
     wrong="m̂ = m / (1 − β₁);  v̂ = v / (1 − β₂)",
     right="m̂ = m / (1 − β₁ᵗ);  v̂ = v / (1 − β₂ᵗ)",
     effect="no tensor fails; early steps up to ~2× larger, later steps ~0.32× Adam's",
-    apply=_adam_no_step,
+    parts=Parts(optimizer=AdamNoStep),
     declared=_nothing,
     scenario={"optimizer": "adam", "lr": 0.01},
     fails_rule="none: an optimizer bug leaves every gradient right",
@@ -398,7 +306,7 @@ _register(Bug(
     wrong="loss = Σⱼ −y log p − (1−y) log(1−p);  dlogits = p(1−p) · dloss/dp",
     right="loss = −log p[y];  dlogits = (P − Y)/m   (full Jacobian: diag(p) − p pᵀ)",
     effect="every tensor fails, yet the weights follow the correct run: only the loss differs",
-    apply=_swap_loss(DiagBCELoss),
+    parts=Parts(loss=DiagBCELoss),
     declared=_everything,
     fails_rule="every tensor: the loss's own gradient is wrong",
 ))
@@ -418,7 +326,7 @@ _register(Bug(
     wrong="dβ = Σᵢ Zbn   (= m·β)",
     right="dβ = Σᵢ dZbn",
     effect="only dβ fails; β is held at 0, and with η·m > 2 its rounding noise blows up",
-    apply=_swap_bn(DbetaSumZbnBN),
+    parts=Parts(batchnorm=DbetaSumZbnBN),
     declared=_in_bn_blocks(("dbeta",), upstream=False),
     fails_rule="dβ of every BN block, nothing else",
 ))
@@ -436,7 +344,7 @@ _register(Bug(
     wrong="P = e^logits / Σⱼ e^logits",
     right="P = e^(logits − max) / Σⱼ e^(logits − max)",
     effect="no tensor fails at ordinary logits; large logits give inf/NaN",
-    apply=_swap_loss(NoMaxShiftLoss),
+    parts=Parts(loss=NoMaxShiftLoss),
     declared=_nothing,
     fails_rule="none at ordinary logits: the bug only shows where e^x overflows",
 ))
@@ -455,7 +363,7 @@ _register(Bug(
     wrong="dZbn = P − Y",
     right="dZbn = (P − Y) / m",
     effect="every tensor fails by a factor m; SGD behaves as if lr were m× larger",
-    apply=_swap_loss(MissingOneOverMLoss),
+    parts=Parts(loss=MissingOneOverMLoss),
     declared=_everything,
     fails_rule="every tensor, each m times too large",
 ))
@@ -476,7 +384,7 @@ _register(Bug(
     right="std = √(var + ε)",
     effect=("dvar and everything it feeds fail by ~ε/std; the wrong gradient changes when the "
             "loss leaves its plateau"),
-    apply=_swap_bn(EpsOutsideBN),
+    parts=Parts(batchnorm=EpsOutsideBN),
     declared=_in_bn_blocks(("dvar", *_BACKWARD_BN), upstream=True),
     scenario={"bn_eps": 0.01},
     fails_rule="dvar, dZ0, dZ, dW, dX of every BN block, and every tensor below it",
@@ -498,7 +406,7 @@ _register(Bug(
     right="var = Σᵢ Z0² / m",
     effect=("dZ0 and everything below fail by ~1/m; small, but enough to change when the "
             "loss leaves its plateau"),
-    apply=_swap_bn(UnbiasedVarBN),
+    parts=Parts(batchnorm=UnbiasedVarBN),
     declared=_in_bn_blocks(_BACKWARD_BN, upstream=True),
     fails_rule="dZ0, dZ, dW, dX of every BN block, and every tensor below it",
 ))
@@ -517,7 +425,7 @@ _register(Bug(
     wrong="Z = X @ W + b  →  BatchNorm",
     right="Z = X @ W  →  BatchNorm   (β is the shift)",
     effect="no tensor fails; db ≈ 1e-17 and the loss is the bias-free network's",
-    apply=_bias_before_bn,
+    parts=Parts(bias_before_bn=True),
     declared=_nothing,
     fails_rule="none: db ≈ 0 is the right answer",
 ))
@@ -549,17 +457,8 @@ def scenario_config(bug_id: str, seed: int | None = None) -> RunConfig:
 # running a bug
 # ---------------------------------------------------------------------------------------
 def buggy_session(config: RunConfig, bug_id: str | None) -> Session:
-    """A fresh session for `config`, with the bug (if any) swapped into its engine."""
-    session = Session(config)
-    if bug_id is not None:
-        bug = get_bug(bug_id)
-        session.optimizer = bug.apply(session.network, session.optimizer, config.seed)
-    return session
-
-
-def apply_bug(network: Network, optimizer: Optimizer, bug_id: str, seed: int = 0) -> Optimizer:
-    """Swap bug `bug_id` into a freshly built `network`; returns the optimizer to use."""
-    return get_bug(bug_id).apply(network, optimizer, seed)
+    """A fresh session for `config` built with the bug `bug_id` (None: correct)."""
+    return Session(replace(config, bug=bug_id))
 
 
 @dataclass
@@ -624,27 +523,18 @@ class TensorCheck:
 def check_network(network: Network, X: np.ndarray, y: np.ndarray, *,
                   samples: int = CHECK_SAMPLES, seed: int = 0,
                   h: float = 1e-6) -> tuple[float, dict[tuple[int, str], TensorCheck]]:
-    """Gradient check of `network` whatever its parts: the numerical gradients come from
-    `numeric_gradients_loop`, which runs the network's own forward (`network.loss`)."""
+    """Gradient check of `network`, analytic against numerical: `gradcheck` differentiates
+    the network's own forward, whatever its parts."""
     with np.errstate(all="ignore"):
-        num = gc.numeric_gradients_loop(network, X, y, training=True, h=h, samples=samples,
-                                        rng=np.random.default_rng(seed))
-        loss, analytic = gc.analytic_gradients(network, X, y, training=True)
+        report = gc.gradcheck(network, X, y, training=True, h=h, samples=samples, seed=seed,
+                              autograd=False)
     out: dict[tuple[int, str], TensorCheck] = {}
-    for block in network.blocks:
-        grads = analytic[block.index]
-        for name, (idx, vals, kink) in num[block.index].items():
-            if name not in grads:
-                continue
-            a = grads[name].reshape(-1)[idx]
-            c = gc._compare(block, name, a, vals, kink, gc.PAIRS[0], grads[name].size, True)
-            keep = (~kink) & (np.abs(vals) > 1e-12)
-            ratio = float(np.median(a[keep] / vals[keep])) if keep.any() else None
-            rel = c.rel_error if c.judged else None
-            if rel is not None and not math.isfinite(rel):
-                rel = float("inf")
-            out[(block.index, name)] = TensorCheck(rel, c.status, c.max_abs, ratio)
-    return loss, out
+    for c in report.checks:
+        rel = c.rel_error if c.judged else None
+        if rel is not None and not math.isfinite(rel):
+            rel = float("inf")
+        out[(c.layer, c.tensor)] = TensorCheck(rel, c.status, c.max_abs, c.ratio)
+    return report.loss, out
 
 
 def run_check(config: RunConfig, bug_id: str, *, tolerance: float = TOLERANCE,
@@ -817,7 +707,7 @@ def run_bug(bug_id: str, config: RunConfig | None = None, *, steps: int | None =
 
 __all__ = [
     "BASE_SCENARIO", "BUGS", "BUG_IDS", "TOLERANCE", "Bug", "BugReport", "CheckResult",
-    "CheckRow", "Comparison", "ProbeRow", "Run", "apply_bug", "buggy_session",
+    "CheckRow", "Comparison", "ProbeRow", "Run", "buggy_session",
     "check_network", "checked_tensors", "compare_training", "get_bug", "large_logit_probe",
     "run_bug", "run_check", "scenario_config", "train_run",
 ]

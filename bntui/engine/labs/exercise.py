@@ -13,10 +13,13 @@ A learner is shown the tensors that come before a step and asked about the step 
   a missing `1/m`, the variance with `1/(m−1)`, a lost minus sign, a lost branch of the
   graph.
 
-Every right answer is read from the `Trace` (the same numbers the stepper shows), never
-recomputed here.  Questions come from a seed, so the same seed and pass give the same
-questions.  An answer that cannot be read (`abc` for a number) raises `AnswerError`, a
-one-line message saying what form is expected; it is not graded.
+What a value is computed from (the entries given) and the wrong formulas offered come
+from the step's node record (`Words.reads`, `Words.wrong`), in the mode of the pass, so a
+training-mode and an eval-mode pass each ask about what they compute.  Every right answer
+is read from the `Trace` (the same numbers the stepper shows), never recomputed here.
+Questions come from a seed, so the same seed and pass give the same questions.  An
+answer that cannot be read (`abc` for a number) raises `AnswerError`, a one-line message
+saying what form is expected; it is not graded.
 """
 
 from __future__ import annotations
@@ -40,75 +43,6 @@ LETTERS = "abcd"
 
 class AnswerError(BntuiError):
     """An answer that is not in the form the question expects (it is not graded)."""
-
-
-# What each value is computed from: (source, index) pairs.  The index spells which entries
-# of the source are needed for the entry at position (i, j) of the hidden tensor
-# (position (j,) for a per-feature vector): "ij" one entry, "j" one feature, ":j" a column,
-# "i:" a row, "" a scalar.  Sources are tensors of the same layer, the layer's parameters
-# (W, b, gamma, beta), eps, m (the batch size), Y (one-hot labels), Py (P[i, yᵢ]).
-RECIPES: dict[str, tuple[tuple[str, str], ...]] = {
-    "Z": (("X", "i:"), ("W", ":j"), ("b", "j")),
-    "mu": (("Z", ":j"),),
-    "Z0": (("Z", "ij"), ("mu", "j")),
-    "var": (("Z0", ":j"),),
-    "std": (("var", "j"), ("eps", "")),
-    "Znorm": (("Z0", "ij"), ("std", "j")),
-    "Zbn": (("Znorm", "ij"), ("gamma", "j"), ("beta", "j")),
-    "dbeta": (("dZbn", ":j"),),
-    "dgamma": (("dZbn", ":j"), ("Znorm", ":j")),
-    "dZnorm": (("dZbn", "ij"), ("gamma", "j")),
-    "dstd": (("dZnorm", ":j"), ("Z0", ":j"), ("std", "j")),
-    "dvar": (("dstd", "j"), ("std", "j")),
-    "dZ0": (("dZnorm", "ij"), ("std", "j"), ("dvar", "j"), ("Z0", "ij"), ("m", "")),
-    "dmu": (("dZ0", ":j"),),
-    "dZ": (("dZ0", "ij"), ("dmu", "j"), ("m", "")),
-    "dW": (("X", ":i"), ("dZ", ":j")),
-    "db": (("dZ", ":j"),),
-    "dX": (("dZ", "i:"), ("W", "j:")),
-    "P": (("logits", "i:"),),
-    "loss": (("Py", ""), ("m", "")),
-    "dlogits": (("P", "ij"), ("Y", "ij"), ("m", "")),
-}
-
-# Plausible wrong formulas, keyed by the right one (the trace's text).
-DISTRACTORS: dict[str, tuple[str, ...]] = {
-    "Z = X @ W + b": ("Z = W @ X + b", "Z = Xᵀ @ W + b", "Z = X · W + b  (element by element)"),
-    "Z = X @ W": ("Z = W @ X", "Z = Xᵀ @ W", "Z = X · W  (element by element)"),
-    "mu = (1/m) Σᵢ Z": ("mu = Σᵢ Z", "mu = (1/(m−1)) Σᵢ Z", "mu = (1/D) Σⱼ Z  (over the features)"),
-    "Z0 = Z − mu": ("Z0 = mu − Z", "Z0 = Z − running_mean", "Z0 = (Z − mu) / m"),
-    "var = (1/m) Σᵢ Z0²": ("var = (1/(m−1)) Σᵢ Z0²", "var = Σᵢ Z0²", "var = (1/m) Σᵢ Z²"),
-    "std = √(var + ε)": ("std = √var + ε", "std = var + ε", "std = √(var + ε) / m"),
-    "Znorm = Z0 / std": ("Znorm = Z0 / (var + ε)", "Znorm = Z / std", "Znorm = Z0 · std"),
-    "Zbn = γ · Znorm + β": ("Zbn = γ · (Znorm + β)", "Zbn = β · Znorm + γ", "Zbn = γ · Z0 + β"),
-    "dβ = Σᵢ dZbn": ("dβ = Σᵢ Zbn", "dβ = (1/m) Σᵢ dZbn", "dβ = Σᵢ dZbn · Znorm"),
-    "dγ = Σᵢ dZbn · Znorm": ("dγ = Σᵢ dZbn", "dγ = Σᵢ Zbn · Znorm", "dγ = Σᵢ dZbn · Z0"),
-    "dZnorm = dZbn · γ": ("dZnorm = dZbn / γ", "dZnorm = dZbn · Znorm", "dZnorm = dZbn · γ + β"),
-    "dstd = Σᵢ dZnorm · (−Z0 / std²)": (
-        "dstd = Σᵢ dZnorm · (Z0 / std²)", "dstd = Σᵢ dZnorm · (−Z0 / std)",
-        "dstd = (1/m) Σᵢ dZnorm · (−Z0 / std²)"),
-    "dvar = dstd / (2 · std)": ("dvar = dstd · 2 · std", "dvar = dstd / std",
-                                "dvar = dstd / (2 · var)"),
-    "dZ0 = dZnorm / std + dvar · 2 · Z0 / m": (
-        "dZ0 = dZnorm / std", "dZ0 = dZnorm / std + dvar · 2 · Z0",
-        "dZ0 = dZnorm · std + dvar · 2 · Z0 / m"),
-    "dmu = −Σᵢ dZ0": ("dmu = Σᵢ dZ0", "dmu = −(1/m) Σᵢ dZ0", "dmu = −Σᵢ dZnorm"),
-    "dZ = dZ0 + dmu / m": ("dZ = dZ0 + dmu", "dZ = dZ0 − dmu / m", "dZ = dZ0"),
-    "dW = Xᵀ @ dZ": ("dW = dZ @ Xᵀ", "dW = (1/m) Xᵀ @ dZ", "dW = X @ dZᵀ"),
-    "db = Σᵢ dZ": ("db = (1/m) Σᵢ dZ", "db = dZ", "db = Σᵢ Z"),
-    "dX = dZ @ Wᵀ": ("dX = Wᵀ @ dZ", "dX = dZ @ W", "dX = Xᵀ @ dZ"),
-    "P = e^(logits − max) / Σⱼ e^(logits − max)": (
-        "P = e^(logits − max) / Σᵢ e^(logits − max)  (over the batch)",
-        "P = logits / Σⱼ logits", "P = 1 / (1 + e^(−logits))"),
-    "loss = (1/m) Σᵢ −log P[i, yᵢ]": (
-        "loss = Σᵢ −log P[i, yᵢ]", "loss = (1/m) Σᵢ Σⱼ −log P[i, j]",
-        "loss = (1/m) Σᵢ −log (1 − P[i, yᵢ])"),
-    "dlogits = (P − Y) / m": ("dlogits = P − Y", "dlogits = (Y − P) / m",
-                              "dlogits = P · (1 − P) / m"),
-}
-
-# Steps that only copy another tensor: nothing to work out.
-_COPIES = ("dA = dX of layer", "dZbn = dlogits", "dZ = dlogits", "X = the input batch")
 
 
 @dataclass(frozen=True)
@@ -362,15 +296,35 @@ class _Pass:
         if name == "eps":
             assert block.bn is not None
             return np.asarray(block.bn.eps), "ε"
+        if name == "alpha":
+            return np.asarray(block.act.alpha), "α"
         if name in ("W", "b"):
             return block.dense.params[name], name
         if name in ("gamma", "beta"):
             assert block.bn is not None
             return block.bn.params[name], {"gamma": "γ", "beta": "β"}[name]
+        if name in RUNNING:  # eval mode: the trace's own copy of the running statistic
+            return tr.find(RUNNING[name], layer, "forward").value, name
         if name == "X" and layer > 1:
             return tr.find("A", layer - 1, "forward").value, "X"
         phase = "backward" if name.startswith("d") else "forward"
         return tr.find(name, layer, phase).value, name
+
+
+RUNNING = {"running_mean": "mu", "running_var": "var", "running_std": "std"}
+
+
+def _reads(ps: _Pass, step: TraceStep) -> list[tuple[str, str]]:
+    """The (source, pattern) pairs the step's record reads, as far as this block has them."""
+    words = step.words
+    if words is None:
+        return []
+    out = []
+    for source, pattern in words.reads:
+        if source == "b" and not ps.block(step.layer).dense.has_bias:  # type: ignore[arg-type]
+            continue
+        out.append((source, pattern))
+    return out
 
 
 def _index(pattern: str, pos: tuple[int, ...]) -> tuple[tuple[int | slice, ...], str]:
@@ -392,9 +346,7 @@ def _index(pattern: str, pos: tuple[int, ...]) -> tuple[tuple[int | slice, ...],
 
 def _givens(ps: _Pass, step: TraceStep, pos: tuple[int, ...]) -> tuple[Given, ...]:
     out: list[Given] = []
-    for source, pattern in RECIPES[step.name]:
-        if source == "b" and not ps.block(step.layer).dense.has_bias:  # type: ignore[arg-type]
-            continue
+    for source, pattern in _reads(ps, step):
         full, label = ps.tensor(source, step.layer)
         idx, where = _index(pattern, pos)
         value = np.array(full[idx] if idx else full, dtype=np.float64)
@@ -412,18 +364,9 @@ def _shape_givens(ps: _Pass, step: TraceStep) -> tuple[Given, ...]:
     """The shapes of what the step is computed from (as 1-D arrays of the dimensions)."""
     out: list[Given] = []
     seen: set[str] = set()
-    if step.kind == "activation":
-        block = ps.block(step.layer)  # type: ignore[arg-type]
-        names = [block.pre_name] if step.phase == "forward" else ["dA", block.pre_name]
-        for name in names:
-            full, _ = ps.tensor(name, step.layer)
-            out.append(Given(name, np.asarray(full.shape), is_shape=True))
-        return tuple(out)
-    for source, _ in RECIPES.get(step.name, ()):
+    for source, _ in _reads(ps, step):
         source = "P" if source == "Py" else source
-        if source in ("m", "eps", "Y") or source in seen:
-            continue
-        if source == "b" and not ps.block(step.layer).dense.has_bias:  # type: ignore[arg-type]
+        if source in ("m", "eps", "Y", "alpha") or source in seen:
             continue
         seen.add(source)
         full, label = ps.tensor(source, step.layer)
@@ -431,25 +374,11 @@ def _shape_givens(ps: _Pass, step: TraceStep) -> tuple[Given, ...]:
     return tuple(out)
 
 
-def _bare_formula(step: TraceStep) -> str:
-    """The step's formula without a trailing note such as `(logits = Zbn of layer 2)`."""
-    return step.formula.split("   (")[0].strip()
-
-
 def _value_ok(ps: _Pass, step: TraceStep) -> bool:
-    if step.name not in RECIPES or step.formula.startswith(_COPIES):
-        return False
-    if step.kind not in ("batchnorm", "dense", "loss"):
-        return False
-    if step.name == "db" and ps.block(step.layer).bn is not None and ps.trace.training:  # type: ignore[arg-type]
-        return False  # zero by construction: only rounding is left
-    if not ps.trace.training and step.kind == "batchnorm":
-        return False  # eval mode: the recipes of the batch statistics do not apply
+    words = step.words
+    if words is None or words.copy or words.zero or not words.reads:
+        return False  # a copy: nothing to work out; zero by construction: only rounding
     return bool(np.isfinite(step.value).all())
-
-
-def _activation_value_ok(step: TraceStep) -> bool:
-    return step.kind == "activation" and not step.formula.startswith(_COPIES)
 
 
 KINDS_BY_PREFERENCE = ("value", "formula", "shape")
@@ -458,10 +387,10 @@ KINDS_BY_PREFERENCE = ("value", "formula", "shape")
 def _eligible(ps: _Pass, kind: str) -> list[TraceStep]:
     steps = ps.trace.steps
     if kind == "value":
-        return [s for s in steps if _value_ok(ps, s) or _activation_value_ok(s)]
+        return [s for s in steps if _value_ok(ps, s)]
     if kind == "shape":
-        return [s for s in steps if not s.formula.startswith(_COPIES)]
-    return [s for s in steps if _bare_formula(s) in DISTRACTORS]
+        return [s for s in steps if s.words is not None and not s.words.copy]
+    return [s for s in steps if s.words is not None and len(s.words.wrong) >= 3]
 
 
 def _pick_position(step: TraceStep, rng: np.random.Generator) -> tuple[int, ...] | None:
@@ -476,33 +405,17 @@ def _pick_position(step: TraceStep, rng: np.random.Generator) -> tuple[int, ...]
     return tuple(int(k) for k in candidates[rng.integers(len(candidates))])
 
 
-def _activation_givens(ps: _Pass, step: TraceStep, pos: tuple[int, ...]) -> tuple[Given, ...]:
-    """A = f(pre) forward; dpre = dA · f'(pre) backward."""
-    block = ps.block(step.layer)  # type: ignore[arg-type]
-    pre = block.pre_name
-    idx, where = _index("ij", pos)
-    get = ps.trace.find
-    if step.phase == "forward":
-        return (Given(pre + where, np.asarray(get(pre, block.index, "forward").value[idx])),)
-    return (
-        Given("dA" + where, np.asarray(get("dA", block.index, "backward").value[idx])),
-        Given(pre + where, np.asarray(get(pre, block.index, "forward").value[idx])),
-        Given("A" + where, np.asarray(get("A", block.index, "forward").value[idx])),
-    )
-
-
 def _question(ps: _Pass, step: TraceStep, kind: str, number: int,
               rng: np.random.Generator) -> Question | None:
     where = "the loss" if step.layer is None else f"layer {step.layer}"
     common = dict(number=number, kind=kind, step=step.index, phase=step.phase,
-                  layer=step.layer, name=step.name, formula=_bare_formula(step),
+                  layer=step.layer, name=step.name, formula=step.formula,
                   explanation=step.explanation, shape=step.shape)
     if kind == "value":
         pos = _pick_position(step, rng)
         if pos is None:
             return None
-        givens = (_activation_givens(ps, step, pos) if step.kind == "activation"
-                  else _givens(ps, step, pos))
+        givens = _givens(ps, step, pos)
         label = step.name + (f"[{', '.join(str(p) for p in pos)}]" if pos else "")
         prompt = (f"{step.phase}, {where}: {step.name} is hidden. What is {label}? "
                   "Work it out from the formula and the entries given.")
@@ -512,8 +425,9 @@ def _question(ps: _Pass, step: TraceStep, kind: str, number: int,
         prompt = (f"{step.phase}, {where}: what is the shape of {step.name}? "
                   f"(batch of m = {ps.trace.batch_size})")
         return Question(**common, prompt=prompt, givens=_shape_givens(ps, step))  # type: ignore[arg-type]
-    right = _bare_formula(step)
-    wrong = list(DISTRACTORS[right])
+    assert step.words is not None
+    right = step.formula
+    wrong = list(step.words.wrong[:3])
     order = rng.permutation(len(wrong) + 1)
     options = [right, *wrong]
     choices = tuple(options[k] for k in order)
@@ -558,12 +472,11 @@ def make_questions(trace: Trace, network: Network, y: np.ndarray, count: int = 5
 
 def question_at(trace: Trace, network: Network, y: np.ndarray, index: int,
                 seed: int = 0) -> Question | None:
-    """A question about step `index` of a training-mode trace, as the stepper's exercise
-    mode asks it: the entry of a hidden tensor when it can be worked out from the steps
-    before, else its formula among wrong ones, else its shape; None for a step that only
-    copies another (nothing to work out).  The same arguments give the same question."""
-    if not trace.training:
-        raise BntuiError("exercise mode works on the training-mode pass (press e)")
+    """A question about step `index` of a trace (training or eval mode), as the
+    stepper's exercise mode asks it: the entry of a hidden tensor when it can be worked
+    out from the steps before, else its formula among wrong ones, else its shape; None for
+    a step that only copies another (nothing to work out).  The same arguments give the
+    same question."""
     ps = _Pass(trace, network, np.asarray(y))
     step = trace.steps[index]
     rng = np.random.default_rng([seed, index])
@@ -623,20 +536,20 @@ class Exercise:
 
 
 def exercise_trace(network: Network, X: np.ndarray, y: np.ndarray,
-                   rows: int | None = 16) -> tuple[Trace, np.ndarray]:
-    """A training-mode trace of the first `rows` samples (small enough to work by hand),
-    and the labels it used."""
+                   rows: int | None = 16, training: bool = True) -> tuple[Trace, np.ndarray]:
+    """A trace of the first `rows` samples (small enough to work by hand), in training or
+    eval mode, and the labels it used."""
     if rows is not None:
         if rows < 2 and any(b.bn is not None for b in network.blocks):
             raise BntuiError("rows must be at least 2 with BatchNorm (a batch of 1 has no "
                              "variance)")
         X, y = X[:rows], y[:rows]
-    return record_trace(network, X, y, training=True), np.asarray(y)
+    return record_trace(network, X, y, training=training), np.asarray(y)
 
 
 def make_exercise(network: Network, X: np.ndarray, y: np.ndarray, count: int = 5,
                   kind: str = "mixed", seed: int | Sequence[int] = 0,
-                  rows: int | None = 16) -> Exercise:
+                  rows: int | None = 16, training: bool = True) -> Exercise:
     """Record a pass of `network` on the first `rows` samples and draw `count` questions."""
-    trace, labels = exercise_trace(network, X, y, rows)
+    trace, labels = exercise_trace(network, X, y, rows, training)
     return Exercise(trace, make_questions(trace, network, labels, count, kind, seed))
