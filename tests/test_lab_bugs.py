@@ -427,3 +427,35 @@ def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: tup
     assert len(err.strip().splitlines()) == 1
     if "unknown bug" in needle:
         assert all(bug_id in err for bug_id in zoo.BUG_IDS)
+
+
+@pytest.mark.parametrize("bug_id", zoo.BUG_IDS)
+def test_gradcheck_bug_flags_exactly_the_declared_tensors(
+        bug_id: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bntui gradcheck --bug BUG_ID --json`: the bug's own network, checked by the public
+    gradient check, fails exactly where the bug must (and the JSON says which)."""
+    code, out, _ = run(capsys, "gradcheck", "--bug", bug_id, "--json", "--no-autograd")
+    assert code == 0
+    d = json.loads(out)
+    verdict = d["bug_verdict"]
+    assert d["bug"] == bug_id and verdict["matches"], verdict
+    failing = {f"{c['layer']}.{c['tensor']}" for c in d["checks"]
+               if c["pair"] == "analytic_vs_numeric" and c["status"] == "ok"
+               and c["rel_error"] > verdict["tolerance"]}
+    assert failing == set(verdict["declared"])
+
+
+def test_gradcheck_bug_with_other_run_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """Run flags go on top of the bug's scenario; a bug that needs another optimizer, or an
+    unknown bug, is one line and exit 2."""
+    code, out, _ = run(capsys, "gradcheck", "--bug", "missing-1-over-m", "--dataset", "moons",
+                       "--arch", "8:tanh,C", "--json", "--no-autograd")
+    d = json.loads(out)
+    assert code == 0 and d["dataset"] == "moons" and d["bug_verdict"]["matches"]
+    assert all(r["ratio"] == pytest.approx(d["batch_size"], rel=1e-4) for r in d["checks"]
+               if r["status"] == "ok")
+    for argv, words in ((["--bug", "nope"], "unknown bug 'nope'"),
+                        (["--preset", "seed-softmax", "--bug", "adam-no-step"],
+                         "needs the adam optimizer")):
+        code, out, err = run(capsys, "gradcheck", *argv)
+        assert code == 2 and out == "" and words in err and len(err.strip().splitlines()) == 1

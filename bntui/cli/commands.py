@@ -22,7 +22,15 @@ HYPER_FLAGS = ("momentum", "beta1", "beta2", "rho")
 def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONFIG) -> RunConfig:
     """The preset (or `default`: the defaults, or a lab's own setting) with every flag the
     user gave on top."""
-    base = preset(args.preset) if getattr(args, "preset", None) else default
+    bug = getattr(args, "bug", None)
+    if getattr(args, "preset", None):
+        base = preset(args.preset)
+    elif bug is not None:
+        from bntui.engine.labs.bugs import scenario_config
+
+        base = scenario_config(bug)
+    else:
+        base = default
     if args.dataset is not None:
         base = base.with_dataset(args.dataset)
     if args.optimizer is not None:
@@ -41,6 +49,7 @@ def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONF
     changes["bn_eps"] = args.bn_eps
     changes["bn_momentum"] = args.bn_momentum
     changes["bn_momentum_style"] = args.bn_momentum_style
+    changes["bug"] = bug
     cfg = base.with_overrides(**changes)
     cfg.validate()
     return cfg
@@ -101,7 +110,7 @@ def _train_with_progress(session: Session, steps: int | None, quiet: bool,
 
 
 # train -------------------------------------------------------------------------------
-RUN_FLAGS = ("preset", "dataset", "samples", "noise", "classes", "val_fraction",
+RUN_FLAGS = ("preset", "bug", "dataset", "samples", "noise", "classes", "val_fraction",
              "standardize", "arch", "dtype", "optimizer", "lr", "momentum", "beta1", "beta2",
              "rho", "batch_size", "seed", "bn_eps", "bn_momentum", "bn_momentum_style")
 
@@ -199,11 +208,18 @@ def gradcheck(args: argparse.Namespace) -> int:
         numeric=not args.no_numeric, autograd=not args.no_autograd, relative=not args.absolute_h,
     )
     worst = report.max_rel_error()
+    verdict = None
+    if session.config.bug is not None and not args.no_numeric:
+        from bntui.engine.labs.bugs import judge
+
+        verdict = judge(session.config.bug, session.network, report)
     if args.json:
         out = report.to_dict()
         out.update(dataset=session.dataset.name, arch=session.config.arch,
                    mode="eval" if args.eval else "training", steps=session.step_count,
-                   batch_size=session.batch_size)
+                   batch_size=session.batch_size, bug=session.config.bug)
+        if verdict is not None:
+            out["bug_verdict"] = verdict.to_dict()
         print(dumps(out))
     else:
         lines = [
@@ -212,8 +228,9 @@ def gradcheck(args: argparse.Namespace) -> int:
              "; ".join(r.notes)]
             for r in report.rows()
         ]
+        bug = f", with the bug {session.config.bug}" if session.config.bug else ""
         print(f"gradient check of {session.network.describe()} on {session.batch_size} samples "
-              f"of {session.dataset.name} ({'eval' if args.eval else 'training'} mode, "
+              f"of {session.dataset.name} ({'eval' if args.eval else 'training'} mode{bug}, "
               f"loss {report.loss:.6g})")
         print(table(["layer", "tensor", "vs numerical", "entries", "vs autograd", "note"], lines))
         print()
@@ -222,6 +239,13 @@ def gradcheck(args: argparse.Namespace) -> int:
               f"autograd {fmt_err(worst['analytic_vs_autograd'])}")
         for note in report.trap_notes():
             print(f"note: {note}")
+        if verdict is not None:
+            v = verdict.to_dict()
+            print(f"bug {verdict.bug}: {len(verdict.failed)} tensors fail (relative error above "
+                  f"{verdict.tolerance:g} against the numerical gradients of its own forward): "
+                  + ("exactly the ones it must break" if verdict.matches else
+                     f"not as declared — failing {' '.join(v['failed']) or 'none'}; "
+                     f"declared {' '.join(v['declared']) or 'none'}"))
     if args.tol is not None:
         judged = [v for v in worst.values() if v is not None]
         if judged and max(judged) > args.tol:

@@ -47,7 +47,8 @@ def add_lab_parser(sub: argparse._SubParsersAction, parser_class: type, run_flag
         p = labs.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
                             epilog=run_flags_help,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_run_flags(p, steps_default_help="training steps of the lab (the lab's default)")
+        add_run_flags(p, steps_default_help="training steps of the lab (the lab's default)",
+                      bug=False)
         module.add_arguments(p)
         if not any(a.dest == "json" for a in p._actions):
             p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -86,9 +86,14 @@ optimizers: sgd momentum nesterov adagrad rmsprop adam
 """
 
 
-def add_run_flags(p: argparse.ArgumentParser, *, steps_default_help: str) -> None:
+def add_run_flags(p: argparse.ArgumentParser, *, steps_default_help: str,
+                  bug: bool = True) -> None:
     g = p.add_argument_group("what to run")
     g.add_argument("--preset", help="seed-softmax or seed-digits")
+    if bug:
+        g.add_argument("--bug", metavar="BUG_ID",
+                       help="build one of the bug zoo's mistakes into the network (bntui lab "
+                       "bugs lists them); without --preset, the bug's own scenario")
     g.add_argument("--dataset", help="a dataset name or a .csv path")
     g.add_argument("--samples", type=int_at_least("samples", 4),
                    help="points to generate (generated datasets)")

@@ -39,6 +39,7 @@ class Activation:
     wrong: ClassVar[tuple[str, ...]] = ()
     grad_wrong: ClassVar[tuple[str, ...]] = ()
     backward_reads_input: ClassVar[bool] = False  # does `backward` read `x`, or only `a`?
+    copies: ClassVar[bool] = True  # the identity passes its input on: nothing to work out
 
     @property
     def kink_at_zero(self) -> bool:
@@ -50,10 +51,11 @@ class Activation:
         pre = Node("{pre}", "the activation's input", "m × D", role="input", backward={
             ANY: Words(self.grad_formula, "through the {label} activation: multiply by its "
                        "local slope", fn="backward", reads=self.grad_reads,
-                       wrong=self.grad_wrong)})
+                       wrong=self.grad_wrong, copy=self.copies)})
         out = Node("A", "the activation's output f({pre})", "m × D", role="output", forward={
             ANY: Words(self.formula, "the {label} activation, applied element by element",
-                       fn="forward", reads=(("{pre}", "ij"),), wrong=self.wrong)})
+                       fn="forward", reads=(("{pre}", "ij"),), wrong=self.wrong,
+                       copy=self.copies)})
         return pre, out
 
     def affine_forward(self, znorm: np.ndarray, gamma: np.ndarray,
@@ -86,6 +88,7 @@ class Sigmoid(Activation):
                                         "A = e^(−{pre}) / (1 + e^(−{pre}))")
     grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA · A", "d{pre} = dA · (1 − A)",
                                              "d{pre} = dA · A · (1 + A)")
+    copies: ClassVar[bool] = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # exp(−x) overflows to inf for x < −709; 1 / (1 + inf) = 0 is the right limit.
@@ -124,6 +127,7 @@ class Tanh(Activation):
                                         "A = (e^{pre} + e^(−{pre})) / (e^{pre} − e^(−{pre}))")
     grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA · (1 − A)", "d{pre} = dA · A²",
                                              "d{pre} = dA · (1 + A²)")
+    copies: ClassVar[bool] = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return np.tanh(x)
@@ -139,6 +143,7 @@ class ReLU(Activation):
     grad_formula: ClassVar[str] = "d{pre} = dA · [{pre} > 0]"
     grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"))
     backward_reads_input: ClassVar[bool] = True
+    copies: ClassVar[bool] = False
     wrong: ClassVar[tuple[str, ...]] = ("A = min(0, {pre})", "A = max(0, −{pre})",
                                         "A = |{pre}|")
     grad_wrong: ClassVar[tuple[str, ...]] = ("d{pre} = dA", "d{pre} = dA · [{pre} < 0]",
@@ -163,6 +168,7 @@ class LeakyReLU(Activation):
     grad_formula: ClassVar[str] = "d{pre} = dA · (1 if {pre} > 0 else α)"
     grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"), ("alpha", ""))
     backward_reads_input: ClassVar[bool] = True
+    copies: ClassVar[bool] = False
     wrong: ClassVar[tuple[str, ...]] = ("A = {pre} if {pre} > 0 else 0",
                                         "A = α·{pre} if {pre} > 0 else {pre}",
                                         "A = {pre} if {pre} > 0 else −α·{pre}")
@@ -190,6 +196,7 @@ class ELU(Activation):
     grad_formula: ClassVar[str] = "d{pre} = dA · (1 if {pre} > 0 else A + α)"
     grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"), ("A", "ij"), ("alpha", ""))
     backward_reads_input: ClassVar[bool] = True
+    copies: ClassVar[bool] = False
     wrong: ClassVar[tuple[str, ...]] = ("A = {pre} if {pre} > 0 else α·e^{pre}",
                                         "A = {pre} if {pre} > 0 else e^{pre} − α",
                                         "A = α·(e^{pre} − 1)")

@@ -7,8 +7,10 @@ computes them, so rewording a tensor in its layer's module rewords the glossary 
 
 from __future__ import annotations
 
-from bntui.engine import batchnorm, dense, loss
 from bntui.engine.activations import GENERIC, GENERIC_GRAD
+from bntui.engine.batchnorm import COMPACT, BatchNorm
+from bntui.engine.dense import Dense
+from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import FROM_ABOVE, INPUT
 from bntui.engine.nodes import BACKWARD, FORWARD, Node, Words, backward_nodes, forward_nodes
 
@@ -33,14 +35,14 @@ def rows() -> list[tuple[str, str, str]]:
     """(name, meaning, formula) of every tensor, forward then backward."""
     train = ("train",)
     out = [_row(INPUT.name, INPUT.meaning, INPUT.words(FORWARD, ()))]
-    out += _forward(dense.NODES, train)
-    out += _forward(batchnorm.NODES, train)
+    out += _forward(Dense.NODES, train)
+    out += _forward(BatchNorm.NODES, train)
     out.append(_row("A", "the activation's output", GENERIC))
-    out += _forward(loss.NODES, train)
-    out += _backward(loss.NODES, train)
+    out += _forward(SoftmaxCrossEntropy.NODES, train)
+    out += _backward(SoftmaxCrossEntropy.NODES, train)
     out.append(_row("dA", FROM_ABOVE.words(BACKWARD, ()).why, FROM_ABOVE.words(BACKWARD, ())))
     out.append(_row("dZbn", GENERIC_GRAD.why, GENERIC_GRAD))
-    out += _backward(batchnorm.NODES, train)
-    out.append(_row("dZ (compact)", batchnorm.COMPACT.why, batchnorm.COMPACT))
-    out += _backward(dense.NODES, train)
+    out += _backward(BatchNorm.NODES, train)
+    out.append(_row("dZ (compact)", COMPACT.why, COMPACT))
+    out += _backward(Dense.NODES, train)
     return out

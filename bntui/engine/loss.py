@@ -95,15 +95,7 @@ class SoftmaxCrossEntropy:
         return loss
 
     def backward(self) -> np.ndarray:
-        P, y = self.cache["P"], self.cache["y"]
-        m = P.shape[0]
-        d = P.copy(order="K")  # the logits' layout (feature-major from Dense)
-        dT = d.T
-        if dT.flags.c_contiguous:  # − 1 at each true class, through the flat view
-            dT.reshape(-1)[y * m + np.arange(m)] -= 1.0
-        else:
-            d[np.arange(m), y] -= 1.0
-        d /= m
+        d = _minus_one_hot_over_m(self.cache["P"].copy(order="K"), self.cache["y"])
         self.cache["dlogits"] = d
         return d
 
@@ -112,14 +104,7 @@ class SoftmaxCrossEntropy:
         more), and the cache emptied."""
         P, y = self.cache["P"], self.cache["y"]
         self.cache = {}
-        m = P.shape[0]
-        PT = P.T
-        if PT.flags.c_contiguous:  # − 1 at each true class, through the flat view
-            PT.reshape(-1)[y * m + np.arange(m)] -= 1.0
-        else:
-            P[np.arange(m), y] -= 1.0
-        P /= m
-        return P
+        return _minus_one_hot_over_m(P, y)
 
     def variant_losses(self, logits: np.ndarray, y: np.ndarray, top: np.ndarray) -> np.ndarray:
         """The mean cross-entropy of each of V perturbed copies of a batch's logits,
@@ -146,7 +131,15 @@ class SoftmaxCrossEntropy:
         return (np.log(total) - true).sum(axis=-1) / n
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax with the max shift."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+def _minus_one_hot_over_m(d: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(P − Y) / m written into `d` (a copy of P, in the logits' layout): − 1 at each
+    row's true class, then / m."""
+    m = d.shape[0]
+    dT = d.T
+    if dT.flags.c_contiguous:  # feature-major: through the flat view of the (C, N) buffer
+        dT.reshape(-1)[y * m + np.arange(m)] -= 1.0
+    else:
+        d[np.arange(m), y] -= 1.0
+    d /= m
+    return d
+

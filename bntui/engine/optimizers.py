@@ -170,11 +170,15 @@ class Momentum(Optimizer):
     hyper: ClassVar[tuple[str, ...]] = ("momentum",)
     slots: ClassVar[tuple[str, ...]] = ("velocity",)
 
-    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+    def _velocity(self, g: np.ndarray, slots: dict[str, np.ndarray]) -> np.ndarray:
+        """v ← μ·v + g, in place."""
         v = slots["velocity"]
         v *= self.momentum
         v += g
-        p -= self.lr * v
+        return v
+
+    def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
+        p -= self.lr * self._velocity(g, slots)
 
 
 @dataclass
@@ -183,9 +187,7 @@ class Nesterov(Momentum):
     formula: ClassVar[str] = "v ← μ·v + g;  w ← w − η·(g + μ·v)"
 
     def _apply(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]) -> None:
-        v = slots["velocity"]
-        v *= self.momentum
-        v += g
+        v = self._velocity(g, slots)
         p -= self.lr * (g + self.momentum * v)
 
 

@@ -142,24 +142,25 @@ class DiagBCELoss(SoftmaxCrossEntropy):
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         super().forward(logits, y)  # P with the max shift, as the seed's softmax has
-        P = self.cache["P"]
-        Y = np.zeros_like(P)
-        Y[np.arange(P.shape[0]), y] = 1.0
-        Pc = np.clip(P, 1e-15, 1 - 1e-15)
+        Y, Pc = self._targets()
         loss = float(np.mean(np.sum(-Y * np.log(Pc) - (1 - Y) * np.log(1 - Pc), axis=1)))
         self.cache["loss"] = np.asarray(loss)
         return loss
 
     def backward(self) -> np.ndarray:
-        P, y = self.cache["P"], self.cache["y"]
-        m = P.shape[0]
-        Y = np.zeros_like(P)
-        Y[np.arange(m), y] = 1.0
-        Pc = np.clip(P, 1e-15, 1 - 1e-15)
-        dP = (-Y / Pc + (1 - Y) / (1 - Pc)) / m
+        Y, Pc = self._targets()
+        P = self.cache["P"]
+        dP = (-Y / Pc + (1 - Y) / (1 - Pc)) / P.shape[0]
         d = P * (1 - P) * dP
         self.cache["dlogits"] = d
         return d
+
+    def _targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """One-hot labels Y, and P clipped to [1e-15, 1 − 1e-15]."""
+        P, y = self.cache["P"], self.cache["y"]
+        Y = np.zeros_like(P)
+        Y[np.arange(P.shape[0]), y] = 1.0
+        return Y, np.clip(P, 1e-15, 1 - 1e-15)
 
 
 class AdamNoStep(Adam):
@@ -461,6 +462,37 @@ def buggy_session(config: RunConfig, bug_id: str | None) -> Session:
     return Session(replace(config, bug=bug_id))
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Which tensors of a gradient check of a bugged network fail, beside the bug's
+    declared set."""
+
+    bug: str
+    tolerance: float
+    failed: frozenset[tuple[int, str]]
+    declared: frozenset[tuple[int, str]]
+
+    @property
+    def matches(self) -> bool:
+        return self.failed == self.declared
+
+    def to_dict(self) -> dict[str, object]:
+        def names(keys: frozenset[tuple[int, str]]) -> list[str]:
+            return [f"{layer}.{t}" for layer, t in sorted(keys, key=lambda k: (-k[0], k[1]))]
+        return {"id": self.bug, "tolerance": self.tolerance, "failed": names(self.failed),
+                "declared": names(self.declared), "matches": self.matches}
+
+
+def judge(bug_id: str, network: Network, report: gc.GradcheckReport,
+          tolerance: float = TOLERANCE) -> Verdict:
+    """The tensors whose analytic-vs-numerical error is above `tolerance` (or not a
+    number), against those the bug must break in `network`."""
+    failed = frozenset((c.layer, c.tensor) for c in report.checks
+                       if c.pair == gc.PAIRS[0] and c.judged
+                       and not (c.rel_error is not None and c.rel_error <= tolerance))
+    return Verdict(get_bug(bug_id).id, tolerance, failed, get_bug(bug_id).declared(network))
+
+
 @dataclass
 class CheckRow:
     """One gradient tensor: its relative error in the bugged and in the correct engine."""
@@ -707,7 +739,7 @@ def run_bug(bug_id: str, config: RunConfig | None = None, *, steps: int | None =
 
 __all__ = [
     "BASE_SCENARIO", "BUGS", "BUG_IDS", "TOLERANCE", "Bug", "BugReport", "CheckResult",
-    "CheckRow", "Comparison", "ProbeRow", "Run", "buggy_session",
-    "check_network", "checked_tensors", "compare_training", "get_bug", "large_logit_probe",
-    "run_bug", "run_check", "scenario_config", "train_run",
+    "CheckRow", "Comparison", "ProbeRow", "Run", "Verdict", "buggy_session", "check_network",
+    "checked_tensors", "compare_training", "get_bug", "judge", "large_logit_probe", "run_bug",
+    "run_check", "scenario_config", "train_run",
 ]
