@@ -52,6 +52,17 @@ def _loss(x: float | None) -> str:
     return "—" if x is None else fmt(x)
 
 
+CHAOS_NOTE = (f"≈ chaotic: nudging the initial weights by {zoo.NUDGE:g} moves this run's end by "
+              f"more than {zoo.CHAOTIC:g}, so its last digits are the CPU's rounding")
+
+
+def _end(run: zoo.Run) -> str:
+    """A run's end: its final loss (≈ when chaotic), or the step where it stopped."""
+    if run.stopped is not None:
+        return f"stopped at step {len(run.step) + 1}"
+    return ("≈" if run.chaotic else "") + _loss(run.final_loss)
+
+
 def _listing(as_json: bool) -> int:
     bugs = [zoo.BUGS[i] for i in zoo.BUG_IDS]
     if as_json:
@@ -102,7 +113,10 @@ def _print_report(report: zoo.BugReport) -> None:
     for run in (tr.correct, tr.bugged):
         first = _loss(run.loss[0] if run.loss else None)
         tail = f"  — {run.stopped}" if run.stopped else ""
-        print(f"  {run.label:<26} loss {first} → {_loss(run.final_loss)}{tail}")
+        end = ("≈" if run.chaotic else "") + _loss(run.final_loss)
+        print(f"  {run.label:<26} loss {first} → {end}{tail}")
+    if tr.correct.chaotic or tr.bugged.chaotic:
+        print(f"  {CHAOS_NOTE}")
     gap = tr.param_gap
     if gap is not None:
         print(f"  largest parameter difference at the end: {fmt(gap)}")
@@ -131,11 +145,11 @@ def _summary(args: argparse.Namespace) -> int:
         failing = r.check.failed
         w = "—" if worst is None or not worst.failed else (
             f"{worst.layer}.{worst.tensor} {fmt_err(worst.rel_error)}")
-        bug_run = r.training.bugged
-        bug_loss = _loss(bug_run.final_loss) + (" (stopped)" if bug_run.diverged else "")
         rows.append([r.bug.id, str(len(failing)), w, "yes" if r.check.matches else "NO",
-                     _loss(r.training.correct.final_loss), bug_loss])
+                     _end(r.training.correct), _end(r.training.bugged)])
     print(table(["bug", "failing", "worst", "as declared", "loss correct", "loss bugged"], rows))
+    if any(run.chaotic for r in reports for run in (r.training.correct, r.training.bugged)):
+        print(CHAOS_NOTE)
     return 0
 
 

@@ -86,7 +86,7 @@ class RunConfig:
             from bntui.engine.labs.bugs import get_bug  # the zoo imports this module
 
             bug = get_bug(self.bug)
-            need = bug.scenario.get("optimizer")
+            need = getattr(bug.parts.optimizer, "name", None)  # a variant of an optimizer
             if need is not None and self.optimizer != need:
                 raise BntuiError(f"the bug {bug.id} needs the {need} optimizer "
                                  f"(got {self.optimizer}; add --optimizer {need})")

@@ -172,9 +172,12 @@ class BugsLab(LabView):
         else:
             s.append("NOT the declared set.", style="bold red")
         s.append(f"\nloss after {len(tr.correct.step)} steps: correct ")
-        s.append(_loss(tr.correct.final_loss), style="cyan")
+        s.append(("≈" if tr.correct.chaotic else "") + _loss(tr.correct.final_loss),
+                 style="cyan")
         s.append(", bugged ")
-        s.append(_loss(tr.bugged.final_loss), style="red")
+        s.append(("≈" if tr.bugged.chaotic else "") + _loss(tr.bugged.final_loss), style="red")
+        if tr.correct.chaotic or tr.bugged.chaotic:
+            s.append("  (≈ chaotic: its last digits are the CPU's rounding)", style="grey50")
         if tr.bugged.stopped:
             s.append(f" (stopped at step {len(tr.bugged.step) + 1}: the loss overflowed)",
                      style="bold red")
