@@ -26,7 +26,10 @@ import numpy as np
 
 import bntui
 from bntui.engine import BatchNorm, Session, preset
+from bntui.engine.activations import Activation
 from bntui.engine.gradcheck import numeric_gradients
+
+IDENTITY = Activation()  # an output block's: A = Zbn
 
 
 def _median_time(fn: Callable[[], object], repeats: int, number: int = 1) -> float:
@@ -131,8 +134,9 @@ def bench_training(repeats: int, steps: int) -> list[str]:
 
 # 2. BatchNorm forward + backward ---------------------------------------------------
 def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
-    """Forward + backward against torch.nn.BatchNorm1d, and the two backward paths alone
-    (the same forward pass feeds both)."""
+    """Forward + backward as training runs them (the layer's fused methods) against
+    torch.nn.BatchNorm1d, and the two backward paths alone (the same staged forward pass
+    feeds both)."""
     torch = _torch()
     rows = ["| (N, D) | fwd + bwd, compact | fwd + bwd, PyTorch | compact / PyTorch "
             "| backward, compact | backward, staged | staged / compact | compact GB/s "
@@ -145,8 +149,9 @@ def bench_batchnorm(repeats: int, shapes: list[tuple[int, int]]) -> list[str]:
         bn = BatchNorm(d)
 
         def both(bn: BatchNorm = bn, x: np.ndarray = x, dy: np.ndarray = dy) -> None:
-            bn.forward(x, training=True)
-            bn.backward(dy, staged=False)
+            # what training runs: the fused forward, Zbn = γ·Znorm + β, the compact backward
+            IDENTITY.affine_forward(bn.train_forward(x), bn.gamma, bn.beta)
+            bn.train_backward(dy)
 
         theirs = None
         if torch is not None:
