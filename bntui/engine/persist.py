@@ -100,7 +100,7 @@ def _collect_arrays(session: Session) -> dict[str, np.ndarray]:
     for key, slots in session.optimizer.state.items():
         for slot, value in slots.items():
             arrays[f"{OPTIMIZER}{key}/{slot}"] = np.array(value)
-    arrays[ORDER] = np.array(session._order)
+    arrays[ORDER] = np.array(session.batch_state()[0])
     return arrays
 
 
@@ -122,8 +122,8 @@ def _collect_meta(session: Session, array_names: list[str]) -> dict[str, Any]:
         "history": session.history.to_dict(),
         "session": {"step_count": int(session.step_count), "epoch": int(session.epoch),
                     "stopped": session.stopped},
-        "batches": {"rng_state": session._batch_rng.bit_generator.state,
-                    "cursor": int(session._cursor)},
+        "batches": {"rng_state": session.batch_state()[2],
+                    "cursor": int(session.batch_state()[1])},
         "arrays": array_names,
     }
 
@@ -357,7 +357,7 @@ class _Reader:
             self.fail(str(exc))
 
         try:
-            session._batch_rng.bit_generator.state = rng_state
+            session.restore_batches(order, cursor, rng_state)
         except Exception as exc:  # TypeError, ValueError, KeyError, OverflowError, ...
             self.fail(f"has a broken mini-batch generator state: {type(exc).__name__}: {exc}")
         session.network.load_state(net_state)
@@ -370,8 +370,6 @@ class _Reader:
         session.step_count = step_count
         session.epoch = epoch
         session.stopped = stopped
-        session._order = order
-        session._cursor = cursor
 
     def network_state(
         self, session: Session, arrays: dict[str, np.ndarray]

@@ -131,6 +131,17 @@ class Session:
         n, b = self.dataset.n_train, self.batch_size
         return 1 if self.full_batch else max(1, n // b)
 
+    def batch_state(self) -> tuple[np.ndarray, int, dict]:
+        """Where the mini-batch generator stands: the shuffled order, the cursor in it and
+        the generator's state (what a saved session keeps)."""
+        return self._order, self._cursor, self._batch_rng.bit_generator.state
+
+    def restore_batches(self, order: np.ndarray, cursor: int, rng_state: dict) -> None:
+        """Put the mini-batch generator back where `batch_state` said it stood (the
+        generator raises on a state that is not its own)."""
+        self._batch_rng.bit_generator.state = rng_state
+        self._order, self._cursor = order, cursor
+
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next (X, y) batch: the whole set, or the next slice of a seeded shuffle."""
         if self.full_batch:
