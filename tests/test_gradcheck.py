@@ -230,3 +230,17 @@ def test_the_step_for_var_is_each_features_own() -> None:
     idx, numeric, _ = numeric_gradients(net, X, y)[1]["dvar"]
     assert net.blocks[0].bn.cache["var"][0] < 1e-6
     np.testing.assert_allclose(numeric, analytic[1]["dvar"][idx], rtol=1e-6)
+
+
+def test_a_bias_near_zero_gets_a_step_on_its_outputs_scale() -> None:
+    """A Dense bias before BatchNorm stays at ~1e-12 while training (its gradient is zero
+    by construction); in eval mode its gradient is real.  Its step must follow the scale
+    of the Z it shifts, not its own (a relative step of 1e-17 gave an error of 0.87)."""
+    s = Session(preset("seed-digits"))
+    s.train(steps=5, eval_every=10**9)
+    b = s.network.blocks[0].dense.params["b"]
+    assert 0 < np.sqrt(np.mean(b**2)) < 1e-9
+    report = s.gradcheck(training=False, autograd=False, samples=4)
+    for layer in (1, 2, 3):
+        check = report.get(layer, "db")
+        assert check.status == "ok" and check.rel_error < 1e-6, (layer, check.rel_error)

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bntui.engine.kernels import colsum
+from bntui.engine.kernels import coldot, colsum
 from bntui.engine.nodes import ANY, Node, Words, backward_nodes
 
 INITS = ("uniform", "normal0.01", "he", "xavier")
@@ -41,7 +41,7 @@ NODES: tuple[Node, ...] = (
                    reads=(("X", ":i"), ("dZ", ":j")),
                    wrong=("dW = dZ @ Xᵀ", "dW = (1/m) Xᵀ @ dZ", "dW = X @ dZᵀ")),
     }),
-    Node("b", "the Dense bias", "fan_out", role="param", backward={
+    Node("b", "the Dense bias", "fan_out", role="param", step_scale="bias_scale", backward={
         "nobias": None,
         "train-before-bn": Words(
             "db = Σᵢ dZ", "zero up to rounding: BatchNorm subtracts the mean, so a bias "
@@ -157,6 +157,11 @@ class Dense:
 
     def grad_input(self, v: Values) -> np.ndarray:
         return np.matmul(v["W"], v["dZ"].T).T  # feature-major, as Z
+
+    def bias_scale(self, v: Values) -> np.ndarray:
+        """The numerical check's step scale for b: the rms of the column of Z it shifts."""
+        Z = v["Z"]
+        return np.sqrt(coldot(Z, Z) / Z.shape[-2])
 
     # the pass ----------------------------------------------------------------------
     def forward(self, X: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 
 from bntui.engine.autograd import autograd_gradients
 from bntui.engine.network import PARAM_GRAD_NAMES, Block, Network
-from bntui.engine.nodes import FORWARD
+from bntui.engine.nodes import FORWARD, find
 from bntui.engine.trace import Planned, Trace, plan
 
 PAIRS = ("analytic_vs_numeric", "analytic_vs_autograd")
@@ -180,15 +180,17 @@ def _steps(flat: np.ndarray, h: float, relative: bool,
            hint: np.ndarray | None = None) -> np.ndarray:
     """The step δ of each entry: h, or h · max(|x|, a scale).
 
-    The scale is the tensor's rms; or, for a BatchNorm node whose own size misleads, the
-    entry's own `hint` (see `_scale_hint`).  A tensor that is zero throughout gets the absolute
-    step h.
+    The scale is the tensor's rms; or, for a tensor whose own size misleads, each entry's
+    own `hint` from its record (see `_scale_hint`).  A tensor that is zero throughout, or
+    an entry whose hint is 0, gets the absolute step h.
     """
     if not relative:
         return np.full(flat.size, h)
     x = np.abs(flat.astype(np.float64))
     if hint is not None:
-        return h * np.maximum(x, np.asarray(hint, dtype=np.float64).reshape(-1))
+        scale = np.maximum(x, np.broadcast_to(np.asarray(hint, dtype=np.float64),
+                                              flat.shape).reshape(-1))
+        return h * np.where(scale > 0, scale, 1.0)
     rms = float(np.sqrt(np.mean(np.square(x)))) if flat.size else 0.0
     if rms < 1e-12:
         return np.full(flat.size, h)
@@ -226,6 +228,22 @@ def _scale_hint(block: Block, p: Planned, cache: dict[str, np.ndarray]) -> np.nd
     if p.node.step_scale is None or block.bn is None:
         return None
     return getattr(block.bn, p.node.step_scale)(cache)
+
+
+def _param_steps(block: Block, cache: dict[str, np.ndarray], h: float,
+                 relative: bool) -> dict[str, np.ndarray]:
+    """The step of every entry of every parameter of a block, by parameter name: relative
+    to the parameter's scale, or to the scale its record names (a bias near 0 moves its
+    output on that output's own scale, not on its own: a bias of 1e-12 must not get a
+    step of 1e-17)."""
+    out: dict[str, np.ndarray] = {}
+    for layer in block.layers():
+        for name, p in layer.params.items():
+            node = find(layer.NODES, name)
+            hint = (getattr(layer, node.step_scale)(cache) if node.step_scale is not None
+                    else None)
+            out[name] = _steps(p.reshape(-1), h, relative, hint)
+    return out
 
 
 def _kink_blocks(network: Network) -> list[Block]:
@@ -270,13 +288,14 @@ def numeric_gradients_loop(
     out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for k, block in enumerate(network.blocks):
         res: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        param_steps = _param_steps(block, base[block.index], h, relative)
         for layer in block.layers():
             for pname, p in layer.params.items():
                 flat = p.reshape(-1)
                 idx = np.arange(flat.size)
                 vals = np.empty(flat.size)
                 kink = np.zeros(flat.size, dtype=bool)
-                steps = _steps(flat, h, relative)
+                steps = param_steps[pname]
                 for j in idx:
                     old, d = flat[j], steps[j]
                     flat[j] = old + d
@@ -359,8 +378,7 @@ def numeric_gradients(
         map_fn = pool.map if threads > 1 else map
         out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         for k, block in enumerate(network.blocks):
-            steps = {name: _steps(p.reshape(-1), h, relative)
-                     for layer in block.layers() for name, p in layer.params.items()}
+            steps = _param_steps(block, caches[k], h, relative)
             out[block.index] = numeric.param_gradients(  # type: ignore[assignment]
                 network, base, k, y, training, steps, map_fn)
         for (k, name, idx, _), (vals, kink) in zip(nodes, map_fn(node, nodes), strict=True):
