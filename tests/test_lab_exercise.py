@@ -413,3 +413,20 @@ def test_the_eval_pass_asks_about_what_eval_computes() -> None:
         (given,) = q.givens
         assert given.label.startswith("running_mean[")
         assert float(given.value) == float(bn.running_mean[q.position[-1]]) == q.value
+
+
+def test_cli_asks_about_the_eval_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bntui lab exercise --eval`: the questions are the eval records' (the running
+    statistics), and every value is graded right when given."""
+    argv = ["lab", "exercise", "--preset", "seed-softmax", "--steps", "20", "--eval",
+            "--count", "12", "--kind", "value", "--json", "--reveal"]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["mode"] == "eval"
+    formulas = {q["tensor"]: q["formula"] for q in d["questions"]}
+    assert formulas.get("mu", "mu = running_mean") == "mu = running_mean"
+    assert not {"dmu", "dvar", "dstd"} & set(formulas)
+    answers = ";".join(f"{q['answer']:.6g}" for q in d["questions"])
+    assert main([*argv[:-2], "--answers", answers, "--json"]) == 0
+    graded = json.loads(capsys.readouterr().out)
+    assert graded["score"]["right"] == 12

@@ -20,8 +20,9 @@ from bntui.engine.labs.exercise import (
 
 HELP = "exercise mode: hidden tensors and formulas to work out, graded"
 DESCRIPTION = """\
-Questions about one forward + backward pass of the configured network (training mode, on
-the first --rows samples of the batch, at initialisation unless --steps trains first):
+Questions about one forward + backward pass of the configured network (training mode, or
+eval mode with --eval, on the first --rows samples of the batch, at initialisation unless
+--steps trains first):
 
   value    a tensor is hidden: give its entry at a position, worked out from the formula
            and the entries shown (right within 1e-3 relative or to 3 significant digits)
@@ -37,6 +38,7 @@ examples:
   bntui lab exercise --preset seed-softmax --count 5
   bntui lab exercise --kind formula --answers "b;a;c"
   bntui lab exercise --json --reveal --count 3
+  bntui lab exercise --preset seed-softmax --steps 50 --eval   (the running statistics)
 """
 
 
@@ -48,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="value, shape, formula or mixed (mixed)")
     g.add_argument("--rows", type=int_at_least("rows", 2), default=16,
                    help="samples of the batch the pass runs on (16): few enough to work by hand")
+    g.add_argument("--eval", action="store_true",
+                   help="ask about the eval-mode pass (running statistics, constants)")
     g.add_argument("--answers", metavar="A1;A2;...",
                    help="the answers, separated by ';' (instead of reading them from stdin)")
     g.add_argument("--reveal", action="store_true",
@@ -70,11 +74,12 @@ def build(args: argparse.Namespace) -> tuple[Exercise, dict[str, object]]:
             raise BntuiError(result.stopped)
     X, y = session.inspection_batch()
     ex = make_exercise(session.network, X, y, count=args.count, kind=args.kind,
-                       seed=cfg.seed, rows=args.rows)
+                       seed=cfg.seed, rows=args.rows, training=not args.eval)
     about = {
         "dataset": session.dataset.name, "arch": cfg.arch,
         "network": session.network.describe(), "batch_size": ex.trace.batch_size,
         "steps": session.step_count, "seed": cfg.seed, "kind": args.kind,
+        "mode": "eval" if args.eval else "training",
         "count": len(ex.questions), "loss": ex.trace.loss,
     }
     return ex, about
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         print(dumps(out))
         return 0
     print(f"exercise on {about['network']}: {about['batch_size']} samples of "
-          f"{about['dataset']}, training mode, {about['steps']} steps trained, "
+          f"{about['dataset']}, {about['mode']} mode, {about['steps']} steps trained, "
           f"seed {about['seed']}: {n} questions")
     ended = False
     for q in ex.questions:
