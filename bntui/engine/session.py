@@ -26,6 +26,7 @@ from bntui.engine.flat import FlatParams
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.network import Network
 from bntui.engine.optimizers import Optimizer, make_optimizer
+from bntui.engine.threads import engine_threads
 from bntui.engine.trace import Trace, record_trace
 
 
@@ -205,12 +206,13 @@ class Session:
         if steps < 0:
             raise BntuiError(f"steps must be 0 or more (got {steps})")
         every = eval_every or self.config.eval_every or max(1, steps // 100)
-        t0 = time.perf_counter()
-        self.stopped = None
-        with np.errstate(all="ignore"):  # a diverging run is reported once, below
-            taken, eval_time = self._loop(steps, every, on_step, should_stop)
-        self.epoch = self.step_count // self.steps_per_epoch
-        seconds = time.perf_counter() - t0 - eval_time
+        with engine_threads():
+            t0 = time.perf_counter()
+            self.stopped = None
+            with np.errstate(all="ignore"):  # a diverging run is reported once, below
+                taken, eval_time = self._loop(steps, every, on_step, should_stop)
+            self.epoch = self.step_count // self.steps_per_epoch
+            seconds = time.perf_counter() - t0 - eval_time
         return TrainResult(taken, seconds, self.stopped)
 
     def _loop(
@@ -268,7 +270,7 @@ class Session:
     def evaluate(self, record: bool = False) -> dict[str, float | None]:
         """Loss and accuracy on both splits, in eval mode (running statistics)."""
         out: dict[str, float | None] = {}
-        with np.errstate(all="ignore"):
+        with engine_threads(), np.errstate(all="ignore"):
             self._evaluate_into(out)
         if record:
             h = self.history
