@@ -130,6 +130,15 @@ def test_header_and_labels_as_a_learner_writes_them(tmp_path: Path) -> None:
     assert features == ["x1", "x2"] and classes == ["2", "10"] and y.tolist() == [0, 1, 0]
 
 
+def test_a_generated_scale_csv(tmp_path: Path) -> None:
+    from bntui.bench import write_scale_csv
+
+    path = write_scale_csv(tmp_path / "scale.csv", 20_000)
+    assert _read_plain(str(path)) is not None
+    kind, shape, *_ = assert_same(path)
+    assert kind == "ok" and shape == (20_000, 10)
+
+
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(text=csv_texts())
