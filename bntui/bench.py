@@ -331,7 +331,7 @@ def bench_scale(repeats: int, sizes: tuple[int, ...], app_seconds: float = 3.0) 
             "| peak MB (end to end) | app steps/s while drawing |",
             "|---|---|---|---|---|---|---|"]
     for n, path in paths.items():
-        rows.append(f"| {n:,} | {path.stat().st_size / 1e6:.1f} | {med(load[n]):.2f} | "
+        rows.append(f"| {n:,} | {path.stat().st_size / 1e6:.1f} | {med(load[n]):.3f} | "
                     f"{med(rate[n]):,.0f} | {med(e2e[n]):.2f} | {med(peak[n]):.0f} | "
                     f"{app[n]:,.1f} |")
     for path in paths.values():
