@@ -6,9 +6,13 @@ import sys
 # The engine's matrices are small (a few thousand rows): a multi-threaded BLAS spends more
 # time waking and spinning its threads than multiplying, and its spinning threads starve
 # the app's training worker (measured: 18 vs 728 steps in 3 s of play on seed-digits).
-# One thread unless the user asked otherwise; this only works before numpy is imported.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# One thread unless the user asked otherwise; this only works before numpy is imported
+# (after, bntui/engine/threads.py limits the engine's own heavy calls).  THREAD_DEFAULTS
+# names the variables set here, so the engine can tell them from the user's.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_DEFAULTS = tuple(var for var in THREAD_VARIABLES if var not in os.environ)
+for _var in THREAD_DEFAULTS:
+    os.environ[_var] = "1"
 
 
 def _keep_freed_memory() -> None:

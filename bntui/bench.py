@@ -1,4 +1,4 @@
-"""Benchmarks, side by side in one run: `python -m bntui.bench [--quick] [--app]`.
+"""Benchmarks, side by side in one run: `python -m bntui.bench [--quick] [--app] [--scale-only]`.
 
 Prints Markdown tables (medians of repeated runs; engine and PyTorch run in alternating
 bursts and the ratio is the median of the rounds' ratios, since these machines are noisy):
@@ -10,22 +10,32 @@ bursts and the ratio is the median of the rounds' ratios, since these machines a
      staged backward alone, and the bytes moved per second against a NumPy copy;
   3. the numerical gradient check of the seed-digits network: a naive loop (one entry, two
      full forward passes at a time) against the engine's, on one thread and on every core;
-  4. with --app, the app's responsiveness (benchmarks/app_timing.py's measures).
+  4. scale: generated CSVs of 10³ … 10⁶ rows (10 features, 4 classes), 64:relu,64:relu,C,
+     batch 256: CSV load seconds, headless steps/s (training only), 300 steps end to end
+     (`bntui train` as a subprocess, with its final evaluation) and its peak memory, and
+     the app's steps/s while playing on the training tab (drawing its plots);
+     `--scale-only` runs this table alone, `--scale-rows 1000,100000` picks the sizes;
+  5. with --app, the app's responsiveness (benchmarks/app_timing.py's measures).
 torch is optional: its columns say "—" without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 import bntui
-from bntui.engine import BatchNorm, Session, preset
+from bntui.engine import BatchNorm, RunConfig, Session, load_dataset, preset
 from bntui.engine.activations import Activation
 from bntui.engine.gradcheck import numeric_gradients
 
@@ -219,19 +229,143 @@ def bench_gradcheck(repeats: int) -> list[str]:
             f"| naive / engine | {naive / every:.1f}× | |"]
 
 
+# 4. scale -----------------------------------------------------------------------------
+SCALE_ROWS = (1_000, 10_000, 100_000, 1_000_000)
+SCALE_ARCH = "64:relu,64:relu,C"
+SCALE_BATCH = 256
+SCALE_STEPS = 300
+
+
+def write_scale_csv(path: str | os.PathLike[str], rows: int, seed: int = 0) -> Path:
+    """A CSV of `rows` rows: a header, 10 normal features (6 decimals) and a class label
+    0–3 (the arg-max of a noisy random projection, so the classes can be learned)."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(10, 4))
+    target = Path(path)
+    with open(target, "w", encoding="utf-8") as handle:
+        handle.write(",".join(f"x{j + 1}" for j in range(10)) + ",label\n")
+        for start in range(0, rows, 100_000):  # a block at a time: bounded memory
+            X = rng.normal(size=(min(100_000, rows - start), 10))
+            y = np.argmax(np.tanh(X @ W) + 0.3 * rng.normal(size=(len(X), 4)), axis=1)
+            np.savetxt(handle, np.column_stack([X, y]), delimiter=",",
+                       fmt=["%.6f"] * 10 + ["%d"])
+    return target
+
+
+def _scale_config(path: Path) -> RunConfig:
+    return RunConfig(dataset=str(path), arch=SCALE_ARCH, batch_size=SCALE_BATCH,
+                     steps=SCALE_STEPS)
+
+
+# `bntui train` in a fresh interpreter that reports its own peak memory at the end:
+# VmHWM, the high-water mark of this program's pages (Linux), not ru_maxrss, which also
+# counts the pages of the process it was forked from (here the benchmark, 200+ MB).
+_TRAIN_AND_PEAK = """
+import resource, sys
+from bntui.cli import main
+code = main(sys.argv[1:])
+try:
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kib //= 1024 if sys.platform == "darwin" else 1
+print(f"peak-kib {kib}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _end_to_end(path: Path) -> tuple[float, float]:
+    """Seconds and peak resident MB of `bntui train` (300 steps) in a fresh interpreter."""
+    argv = [sys.executable, "-c", _TRAIN_AND_PEAK, "train", "--dataset", str(path), "--arch",
+            SCALE_ARCH, "--batch-size", str(SCALE_BATCH), "--steps", str(SCALE_STEPS),
+            "--json"]
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    peak = [line for line in res.stderr.splitlines() if line.startswith("peak-kib ")]
+    if res.returncode != 0 or not peak:
+        raise RuntimeError(f"bntui train failed on {path}: {res.stderr}")
+    return seconds, int(peak[-1].split()[1]) / 1024
+
+
+async def _app_steps_per_second(path: Path, seconds: float) -> float:
+    """Steps/s of the app as it is, playing on the training tab (its plots redrawn)."""
+    from bntui.ui.app import BntuiApp
+
+    app = BntuiApp(_scale_config(path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.session is None:
+            await pilot.pause(0.05)
+        await pilot.press("2")  # the training tab: loss, accuracy and regions drawn
+        await pilot.pause(0.5)
+        session = app.session
+        start, t0 = session.step_count, time.perf_counter()
+        await pilot.press("space")
+        await asyncio.sleep(seconds)
+        await pilot.press("space")
+        rate = (session.step_count - start) / (time.perf_counter() - t0)
+        await pilot.pause(0.3)
+    return rate
+
+
+def bench_scale(repeats: int, sizes: tuple[int, ...], app_seconds: float = 3.0) -> list[str]:
+    """The scale table: every measure of every size in one round, rounds repeated
+    (interleaved, so a busy spell slows every size), medians."""
+    folder = Path(tempfile.mkdtemp(prefix="bntui-scale-"))
+    paths = {n: write_scale_csv(folder / f"rows-{n}.csv", n) for n in sizes}
+    load: dict[int, list[float]] = {n: [] for n in sizes}
+    rate: dict[int, list[float]] = {n: [] for n in sizes}
+    e2e: dict[int, list[float]] = {n: [] for n in sizes}
+    peak: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(repeats):
+        for n, path in paths.items():
+            t0 = time.perf_counter()
+            dataset = load_dataset(str(path))
+            load[n].append(time.perf_counter() - t0)
+            session = Session(_scale_config(path), dataset)
+            rate[n].append(SCALE_STEPS / session.train(steps=SCALE_STEPS).seconds)
+            del session, dataset
+            seconds, mb = _end_to_end(path)
+            e2e[n].append(seconds)
+            peak[n].append(mb)
+    app = {n: asyncio.run(_app_steps_per_second(path, app_seconds))
+           for n, path in paths.items()}
+    med = statistics.median
+    rows = [f"| rows | CSV MB | load s | headless steps/s | {SCALE_STEPS} steps end to end s "
+            "| peak MB (end to end) | app steps/s while drawing |",
+            "|---|---|---|---|---|---|---|"]
+    for n, path in paths.items():
+        rows.append(f"| {n:,} | {path.stat().st_size / 1e6:.1f} | {med(load[n]):.3f} | "
+                    f"{med(rate[n]):,.0f} | {med(e2e[n]):.2f} | {med(peak[n]):.0f} | "
+                    f"{app[n]:,.1f} |")
+    for path in paths.values():
+        path.unlink()
+    folder.rmdir()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bntui.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller shapes")
     parser.add_argument("--app", action="store_true", help="also time the app")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="only the scale table (rows 10³ … 10⁶)")
+    parser.add_argument("--scale-rows", default=",".join(map(str, SCALE_ROWS)),
+                        help="the sizes of the scale table, comma-separated")
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else 7
     shapes = [(1500, 32), (4096, 256)] + ([] if args.quick else [(65536, 512)])
+    sizes = tuple(int(n) for n in args.scale_rows.split(","))
     print(f"bntui {bntui.__version__}, numpy {np.__version__}"
           + (f", torch {t.__version__}" if (t := _torch()) else ", no torch")
           + ", one BLAS thread, medians")
-    for block in (bench_training(repeats, 20 if args.quick else 50),
-                  bench_batchnorm(repeats, shapes), bench_gradcheck(1 if args.quick else 3)):
+    blocks = [] if args.scale_only else [
+        bench_training(repeats, 20 if args.quick else 50), bench_batchnorm(repeats, shapes),
+        bench_gradcheck(1 if args.quick else 3)]
+    blocks.append(bench_scale(1 if args.quick else 3, sizes))
+    for block in blocks:
         print()
         print("\n".join(block))
     if args.app:

@@ -292,26 +292,26 @@ def test_csv_split_and_rejected_options(tmp_path: Path) -> None:
         load_dataset(str(path), samples=10)
 
 
-@pytest.mark.parametrize(
-    ("content", "fragment"),
-    [
-        ("", "is empty"),
-        ("\n\n  \n", "is empty"),
-        ("1\n2\n3\n", "only 1 column"),
-        ("1,2,0\n3,4\n5,6,1\n", "row 2 has 2 columns but row 1 has 3"),
-        ("a,b,y\n1,2,0\n3,abc,1\n", "row 3 column 2: 'abc' is not a number"),
-        ("1,2,0\n3,,1\n", "row 2 column 2: the cell is empty"),
-        ("1,2,0\nnan,4,1\n", "row 2 column 1: 'nan' is not a finite number"),
-        ("1,2,0\n3,inf,1\n", "row 2 column 2: 'inf' is not a finite number"),
-        ("1,2,0\n3,1e999,1\n", "row 2 column 2: '1e999' is not a finite number"),
-        ("1,2,0\n3,4,0\n5,6,0\n", "only one class ('0')"),
-        ("x,y,label\n1,2,cat\n3,4,cat\n", "only one class ('cat')"),
-        ("1,2,0\n", "1 data rows; need at least 2"),
-        ("a,b,label\n", "0 data rows; need at least 2"),
-        ("1,2,0\n3,4,0.5\n", "row 2 column 3: label '0.5' is not a whole number"),
-        ("1,2,0\n3,4,\n", "row 2 column 3: the label is empty"),
-    ],
-)
+BAD_CSVS = [  # (content, a fragment of its one-line error); tests/test_csv_reader.py too
+    ("", "is empty"),
+    ("\n\n  \n", "is empty"),
+    ("1\n2\n3\n", "only 1 column"),
+    ("1,2,0\n3,4\n5,6,1\n", "row 2 has 2 columns but row 1 has 3"),
+    ("a,b,y\n1,2,0\n3,abc,1\n", "row 3 column 2: 'abc' is not a number"),
+    ("1,2,0\n3,,1\n", "row 2 column 2: the cell is empty"),
+    ("1,2,0\nnan,4,1\n", "row 2 column 1: 'nan' is not a finite number"),
+    ("1,2,0\n3,inf,1\n", "row 2 column 2: 'inf' is not a finite number"),
+    ("1,2,0\n3,1e999,1\n", "row 2 column 2: '1e999' is not a finite number"),
+    ("1,2,0\n3,4,0\n5,6,0\n", "only one class ('0')"),
+    ("x,y,label\n1,2,cat\n3,4,cat\n", "only one class ('cat')"),
+    ("1,2,0\n", "1 data rows; need at least 2"),
+    ("a,b,label\n", "0 data rows; need at least 2"),
+    ("1,2,0\n3,4,0.5\n", "row 2 column 3: label '0.5' is not a whole number"),
+    ("1,2,0\n3,4,\n", "row 2 column 3: the label is empty"),
+]
+
+
+@pytest.mark.parametrize(("content", "fragment"), BAD_CSVS)
 def test_csv_errors(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(content)

@@ -49,15 +49,17 @@ def assert_same(a: Session, b: Session) -> None:
 
 
 def round_trip(cfg: RunConfig, path: Path, n: int = 7, m: int = 5) -> tuple[Session, Session]:
+    """n steps, saved, loaded, m more; and n + m in one go.  Evaluated at every step: a
+    call to train ends with an evaluation, so a run in two calls has one at step n."""
     first = Session(cfg)
-    first.train(n)
+    first.train(n, eval_every=1)
     assert save_session(first, path) == path
     resumed = load_session(path)
     assert resumed.config == cfg
     assert_same(first, resumed)
-    resumed.train(m)
+    resumed.train(m, eval_every=1)
     whole = Session(cfg)
-    whole.train(n + m)
+    whole.train(n + m, eval_every=1)
     return resumed, whole
 
 

@@ -135,7 +135,7 @@ def train(args: argparse.Namespace) -> int:
     result = _train_with_progress(session, steps, args.json, epochs=epochs)
     net = session.network
     final_loss = net.loss(session.X_train, session.y_train, training=True, update_running=False)
-    ev = session.evaluate()
+    ev = result.evaluation or session.evaluate()  # the one that ended training, or now
     out = {
         "preset": args.preset,
         "dataset": session.dataset.name,

@@ -144,7 +144,8 @@ def build_parser() -> Parser:
     tr.add_argument("--epochs", type=int_at_least("epochs", 0),
                     help="passes over the training set (instead of --steps)")
     tr.add_argument("--eval-every", type=int_at_least("eval every", 1),
-                    help="steps between evaluations (about 100 over the run)")
+                    help="steps between evaluations (default: a schedule that keeps them "
+                         "within ~10 %% of the training work, at most ~100 a run)")
     tr.add_argument("--history", action="store_true", help="include the history in --json")
     tr.add_argument("--load", metavar="FILE",
                     help="resume a saved session (its configuration, weights, optimizer state "

@@ -39,7 +39,7 @@ class RunConfig:
     seed: int = 0
     dtype: str = "float64"
     bn: BNOptions = field(default_factory=BNOptions)
-    eval_every: int | None = None  # None: about 100 evaluations over the run
+    eval_every: int | None = None  # None: engine/evaluation.py's schedule
     bug: str | None = None  # a mistake of the bug zoo built into the network (lab bugs)
 
     def with_overrides(self, **changes: object) -> RunConfig:

@@ -9,10 +9,8 @@ bundled datasets is asked for.  Mistakes raise :class:`BntuiError` with one line
 
 from __future__ import annotations
 
-import csv
 import difflib
 import functools
-import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bntui.engine import generators
+from bntui.engine.csvfile import read_csv
 from bntui.engine.errors import BntuiError
 from bntui.engine.generators import GENERATED
 
@@ -152,7 +151,7 @@ def load_dataset(
     data_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if key == "csv":
         path = os.fspath(name)
-        X, y, feature_names, class_names = _read_csv(path)
+        X, y, feature_names, class_names = read_csv(path)
         display_name = path
         description = (f"CSV file {os.path.basename(path)}: {X.shape[0]} rows, "
                        f"{X.shape[1]} features, {len(class_names)} classes")
@@ -187,14 +186,17 @@ def load_dataset(
         with np.errstate(all="ignore"):  # extreme values are caught by the check below
             mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
             scale[(X_train == X_train[0]).all(axis=0) | (scale == 0)] = 1.0
-            X_train, X_val = (X_train - mean) / scale, (X_val - mean) / scale
+            for part in (X_train, X_val):  # rows copied out of X just above: in place
+                part -= mean
+                part /= scale
         if not (np.isfinite(X_train).all() and np.isfinite(X_val).all()):
             raise BntuiError(f"features of {display_name!r} are too extreme to standardize; "
                              "turn standardization off")
     elif mode == "divide":
         scale = np.full(X.shape[1], 16.0)
         scaling = "divided by 16"
-        X_train, X_val = X_train / scale, X_val / scale
+        X_train /= scale
+        X_val /= scale
 
     arr = np.ascontiguousarray
     return Dataset(
@@ -287,103 +289,3 @@ def _sklearn_raw(key: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tup
     y.setflags(write=False)
     return (X, y, tuple(str(f) for f in bunch.feature_names),
             tuple(str(c) for c in bunch.target_names))
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _whole_number(cell: str) -> int | None:
-    """``cell`` as an int if it is a whole number ("3", "3.0", "1e2"), else None."""
-    try:
-        return int(cell)
-    except ValueError:
-        pass
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return int(value) if math.isfinite(value) and value.is_integer() else None
-
-
-def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Features, labels, feature names and class names of a CSV file (label last)."""
-    what = f"CSV file {path!r}"
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            records = list(enumerate(csv.reader(handle), start=1))
-    except FileNotFoundError:
-        raise BntuiError(f"{what} not found") from None
-    except IsADirectoryError:
-        raise BntuiError(f"{what} is a directory, not a file") from None
-    except UnicodeDecodeError:
-        raise BntuiError(f"{what} is not UTF-8 text") from None
-    except csv.Error as exc:
-        raise BntuiError(f"{what} could not be parsed: {exc}") from None
-    except OSError as exc:
-        raise BntuiError(f"{what} could not be read: {exc.strerror or exc}") from None
-
-    rows = [(line, [cell.strip() for cell in row]) for line, row in records
-            if any(cell.strip() for cell in row)]
-    if not rows:
-        raise BntuiError(f"{what} is empty")
-    width = len(rows[0][1])
-    if width < 2:
-        raise BntuiError(f"{what} has only 1 column; need feature columns and a label in the "
-                         "last column, separated by commas")
-    for line, row in rows:
-        if len(row) != width:
-            raise BntuiError(
-                f"{what} row {line} has {len(row)} columns but row {rows[0][0]} has {width}")
-
-    first = rows[0][1]
-    header = not all(_is_number(cell) for cell in first[:-1]) or (
-        not _is_number(first[-1]) and len(rows) > 1
-        and all(_is_number(row[-1]) for _, row in rows[1:]))
-    data = rows[1:] if header else rows
-    if len(data) < 2:
-        raise BntuiError(f"{what} has {len(data)} data rows; need at least 2")
-
-    d = width - 1
-    X = np.empty((len(data), d), dtype=np.float64)
-    for i, (line, row) in enumerate(data):
-        for j in range(d):
-            cell = row[j]
-            where = f"{what} row {line} column {j + 1}"
-            if not cell:
-                raise BntuiError(f"{where}: the cell is empty, expected a number")
-            try:
-                value = float(cell)
-            except ValueError:
-                raise BntuiError(f"{where}: {cell!r} is not a number") from None
-            if not math.isfinite(value):
-                raise BntuiError(f"{where}: {cell!r} is not a finite number")
-            X[i, j] = value
-
-    labels = [row[-1] for _, row in data]
-    for line, row in data:
-        if not row[-1]:
-            raise BntuiError(f"{what} row {line} column {width}: the label is empty")
-    keys: list[Any] = labels
-    if all(_is_number(label) for label in labels):
-        keys = []
-        for line, row in data:
-            whole = _whole_number(row[-1])
-            if whole is None:
-                raise BntuiError(f"{what} row {line} column {width}: label {row[-1]!r} is not a "
-                                 "whole number (the last column holds class labels)")
-            keys.append(whole)
-    unique = sorted(set(keys))
-    if len(unique) < 2:
-        raise BntuiError(f"{what} has only one class ({str(unique[0])!r}); need at least 2")
-    index = {key: k for k, key in enumerate(unique)}
-    y = np.array([index[key] for key in keys], dtype=np.int64)
-    if header:
-        feature_names = [name or f"x{j + 1}" for j, name in enumerate(first[:-1])]
-    else:
-        feature_names = [f"x{j + 1}" for j in range(d)]
-    return X, y, feature_names, [str(key) for key in unique]

@@ -19,7 +19,8 @@ members), readable with ``np.load(path, allow_pickle=False)``.  Its members:
                        little-endian train labels then validation labels) and csv_sha256
                        (of the CSV file's bytes, or null when the dataset is not a CSV)
         optimizer      name, hyper ({"lr": ..., "beta1": ...}: hyperparameters()), t
-        history        History.to_dict(): step, loss, batch_accuracy, eval_step, ...
+        history        History.to_dict(): step, loss, batch_accuracy, eval_step, ...,
+                       eval_exact (absent from older files: every point read as exact)
         session        step_count, epoch, stopped (the last early-stop message or null)
         batches        rng_state (the mini-batch generator's bit_generator.state) and
                        cursor (the position in the current shuffled order)
@@ -432,7 +433,11 @@ class _Reader:
         if unknown:
             self.fail(f"has an unknown history field {unknown[0]!r}")
         for key, values in data.items():
-            if not isinstance(values, list) or not all(
+            if key == "eval_exact":  # true/false; absent from files written before it
+                if not isinstance(values, list) or not all(isinstance(v, bool) for v in values):
+                    self.fail("has broken metadata (history.eval_exact should be a list of "
+                              "true/false)")
+            elif not isinstance(values, list) or not all(
                 v is None or _is_number(v) for v in values
             ):
                 self.fail(f"has broken metadata (history.{key} should be a list of numbers)")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bntui.engine import evaluation
 from bntui.engine.arch import parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset, load_dataset
@@ -24,12 +25,17 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.network import Network, Parts
 from bntui.engine.optimizers import Optimizer, make_optimizer
+from bntui.engine.threads import engine_threads
 from bntui.engine.trace import Trace, record_trace
 
 
 @dataclass
 class History:
-    """Loss and accuracy by step; evaluations (eval mode) every few steps."""
+    """Loss and accuracy by step; evaluations (eval mode) every few steps.
+
+    `eval_exact[i]` says whether evaluation `i` read every row of both splits, or was an
+    estimate on a sample of rows (see engine/evaluation.py); the last one of every call
+    to `Session.train` is exact."""
 
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -38,6 +44,13 @@ class History:
     train_accuracy: list[float] = field(default_factory=list)
     val_accuracy: list[float | None] = field(default_factory=list)
     val_loss: list[float | None] = field(default_factory=list)
+    eval_exact: list[bool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # a history saved before estimates existed: every evaluation read every row
+        missing = len(self.eval_step) - len(self.eval_exact)
+        if missing > 0:
+            self.eval_exact.extend([True] * missing)
 
     def to_dict(self) -> dict[str, list]:
         return {k: list(v) for k, v in self.__dict__.items()}
@@ -58,6 +71,8 @@ class TrainResult:
     steps: int  # optimizer steps taken in this call
     seconds: float  # wall time of the training loop alone
     stopped: str | None = None  # why training stopped early, in one line
+    # the exact evaluation (`Session.evaluate`'s figures) that ended the call, if one did
+    evaluation: dict[str, float | None] | None = None
 
 
 def build_dataset(cfg: RunConfig) -> Dataset:
@@ -120,6 +135,8 @@ class Session:
         self.epoch = 0
         self.history = History()
         self.stopped: str | None = None
+        self._sample: evaluation.Sample | None = None
+        self._exact_figures: dict[str, float | None] | None = None  # of the last exact one
 
     # batches -------------------------------------------------------------------------
     @property
@@ -186,7 +203,12 @@ class Session:
         """Take `steps` optimizer steps (or `epochs` passes over the training set).
 
         The network is evaluated (eval mode) every `eval_every` steps (default: the
-        config's, else about 100 times over the run) and after the last step.
+        config's, else as engine/evaluation.py's `interval` says), on a sample of rows
+        when the splits are large, and on every row when the call returns: after the
+        last step, after a non-finite loss, and when `should_stop` pauses it — except
+        with an explicit `eval_every`, whose points stay on their grid however the run
+        is sliced into calls (the app pauses every 0.1 s; its curves must not depend on
+        the clock).
         """
         if steps is None and epochs is None:
             steps, epochs = self.config.steps, self.config.epochs
@@ -197,14 +219,24 @@ class Session:
         assert steps is not None
         if steps < 0:
             raise BntuiError(f"steps must be 0 or more (got {steps})")
-        every = eval_every or self.config.eval_every or max(1, steps // 100)
-        t0 = time.perf_counter()
-        self.stopped = None
-        with np.errstate(all="ignore"):  # a diverging run is reported once, below
-            taken, eval_time = self._loop(steps, every, on_step, should_stop)
-        self.epoch = self.step_count // self.steps_per_epoch
-        seconds = time.perf_counter() - t0 - eval_time
-        return TrainResult(taken, seconds, self.stopped)
+        explicit = eval_every or self.config.eval_every
+        every = explicit or evaluation.interval(steps, self.batch_size,
+                                                self._eval_sample().rows)
+        with engine_threads():
+            t0 = time.perf_counter()
+            self.stopped = None
+            self._exact_figures = None
+            with np.errstate(all="ignore"):  # a diverging run is reported once, below
+                taken, eval_time = self._loop(steps, every, on_step, should_stop)
+            self.epoch = self.step_count // self.steps_per_epoch
+            seconds = time.perf_counter() - t0 - eval_time
+            h = self.history
+            exact = bool(h.eval_step) and h.eval_step[-1] == self.step_count and h.eval_exact[-1]
+            if self.stopped is not None or (taken and not exact and not explicit):
+                self.evaluate(record=True)  # paused, or parameters put back after a NaN
+                exact = True
+        return TrainResult(taken, seconds, self.stopped,
+                           self._exact_figures if exact else None)
 
     def _loop(
         self,
@@ -236,36 +268,55 @@ class Session:
             self.history.step.append(self.step_count)
             self.history.loss.append(loss)
             self.history.batch_accuracy.append(float(hits) / len(yb))
-            if self.step_count % every == 0 or taken == steps:
+            last = taken == steps
+            if last or self.step_count % every == 0:
                 e0 = time.perf_counter()
-                self.evaluate(record=True)
+                if last:
+                    self.evaluate(record=True)
+                else:
+                    self._estimate()
                 eval_time += time.perf_counter() - e0
             if on_step is not None:
                 on_step(self)
         return taken, eval_time
 
     def evaluate(self, record: bool = False) -> dict[str, float | None]:
-        """Loss and accuracy on both splits, in eval mode (running statistics)."""
-        out: dict[str, float | None] = {}
-        with np.errstate(all="ignore"):
-            self._evaluate_into(out)
+        """Loss and accuracy on both splits, in eval mode (running statistics): every
+        row, a chunk of rows at a time."""
+        splits = {"train": (self.X_train, self.y_train), "val": (self.X_val, self.y_val)}
+        with engine_threads(), np.errstate(all="ignore"):
+            out = evaluation.figures(self.network, splits)
         if record:
-            h = self.history
-            h.eval_step.append(self.step_count)
-            h.train_accuracy.append(float(out["train_accuracy"] or 0.0))
-            h.val_accuracy.append(out["val_accuracy"])
-            h.val_loss.append(out["val_loss"])
+            self._record(out, exact=True)
         return out
 
-    def _evaluate_into(self, out: dict[str, float | None]) -> None:
-        net = self.network
-        for split, X, y in (("train", self.X_train, self.y_train), ("val", self.X_val, self.y_val)):
-            if len(y) == 0:
-                out[f"{split}_loss"] = out[f"{split}_accuracy"] = None
-                continue
-            logits = net.forward(X, training=False, update_running=False)
-            out[f"{split}_loss"] = net.loss_layer.forward(logits, y)
-            out[f"{split}_accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
+    def _eval_sample(self) -> evaluation.Sample:
+        if self._sample is None:
+            self._sample = evaluation.Sample.draw(
+                self.config.seed, (self.X_train, self.y_train), (self.X_val, self.y_val))
+        return self._sample
+
+    def _estimate(self) -> None:
+        """An evaluation on the sample (exact when the sample is both whole splits)."""
+        sample = self._eval_sample()
+        with np.errstate(all="ignore"):
+            out = evaluation.figures(self.network, sample.splits())
+        self._record(out, exact=sample.exact)
+
+    def _record(self, out: dict[str, float | None], exact: bool) -> None:
+        """Append an evaluation to the history; it replaces one of the same step."""
+        h = self.history
+        if h.eval_step and h.eval_step[-1] == self.step_count:
+            for values in (h.eval_step, h.train_accuracy, h.val_accuracy, h.val_loss,
+                           h.eval_exact):
+                values.pop()
+        h.eval_step.append(self.step_count)
+        h.train_accuracy.append(float(out["train_accuracy"] or 0.0))
+        h.val_accuracy.append(out["val_accuracy"])
+        h.val_loss.append(out["val_loss"])
+        h.eval_exact.append(exact)
+        if exact:
+            self._exact_figures = out
 
     # inspection ----------------------------------------------------------------------
     def inspection_batch(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,229 @@
+"""Reading a learner's CSV file: feature columns, then the class label in the last column.
+
+:func:`read_csv` reads a plain file at C speed with numpy's own reader (``np.loadtxt``;
+the labels go through one small converter, so text labels work).  Whatever it cannot
+take as is — a bad or empty cell, a ragged row, a quoted number, a blank line of
+spaces — sends the file to :func:`read_csv_precise`, the cell-by-cell reader, which
+either reads it or raises the one-line error that names the row and column.  Both give
+the same arrays for every file (tested on the bundled cases and on fuzzed files), so the
+fast path only changes the time: a million rows in about a second instead of a minute.
+
+The rules, in both readers: cells are stripped of spaces; lines whose cells are all empty
+are skipped; the first line is a header if a feature cell in it is not a number, or if
+its label is not a number while every other label is; numeric labels must be whole
+numbers ("3", "3.0") and sort as numbers, any other labels sort as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from bntui.engine.errors import BntuiError
+
+__all__ = ["read_csv", "read_csv_precise"]
+
+CsvData = tuple[np.ndarray, np.ndarray, list[str], list[str]]
+
+
+class _NotPlain(Exception):
+    """The fast reader met something only the precise reader can judge."""
+
+
+def read_csv(path: str) -> CsvData:
+    """Features ``(N, D)`` float64, labels ``0..K-1``, feature names and class names."""
+    try:
+        fast = _read_plain(path)
+    except Exception:  # anything unusual: the precise reader reads it or names the cell
+        fast = None
+    return fast if fast is not None else read_csv_precise(path)
+
+
+# the fast reader ------------------------------------------------------------------------
+def _first_record(path: str) -> tuple[list[str], int, int]:
+    """The first record with a non-empty cell (stripped), the number of lines before it
+    and the number of lines it takes, read the way the precise reader reads them."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        before = 0
+        for row in reader:
+            cells = [cell.strip() for cell in row]
+            if any(cells):
+                return cells, before, reader.line_num
+            before = reader.line_num
+    raise _NotPlain("no record")
+
+
+def _label(cell: str) -> str:
+    """A label cell as the csv module reads it, then stripped; a quote anywhere but
+    around the whole cell (or an empty label) is the precise reader's to judge."""
+    if '"' in cell:
+        end = cell.rstrip()
+        inner = end[1:-1]
+        if len(end) < 2 or cell[0] != '"' or end[-1] != '"' or '"' in inner:
+            raise _NotPlain("quoted label")
+        cell = inner
+    label = cell.strip()
+    if not label:
+        raise _NotPlain("empty label")
+    return label
+
+
+def _read_plain(path: str) -> CsvData | None:
+    """The file through ``np.loadtxt``, or None when only the precise reader may judge."""
+    first, before, through = _first_record(path)
+    width = len(first)
+    if width < 2:
+        return None
+    named_features = not all(_is_number(cell) for cell in first[:-1])
+    codes: dict[str, int] = {}
+
+    def code(cell: str) -> int:
+        label = _label(cell)
+        k = codes.get(label)
+        if k is None:
+            k = codes[label] = len(codes)
+        return k
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "input contained no data": judged below
+        table = np.loadtxt(path, delimiter=",", comments=None, dtype=np.float64, ndmin=2,
+                           skiprows=through if named_features else before,
+                           converters={width - 1: code}, encoding="utf-8-sig")
+    if table.shape[1] != width:
+        return None
+    X, c = table[:, :-1], table[:, -1].astype(np.intp)
+    names = list(codes)
+    header = named_features
+    if not header and not _is_number(first[-1]) and len(c) > 1:
+        later = np.flatnonzero(np.bincount(c[1:], minlength=len(names)))
+        header = all(_is_number(names[k]) for k in later)
+        if header:
+            X, c = X[1:], c[1:]
+    if len(c) < 2 or not np.isfinite(X).all():
+        return None
+    present = np.flatnonzero(np.bincount(c, minlength=len(names)))
+    labels = [names[k] for k in present]
+    keys: list[Any] = labels
+    if all(_is_number(label) for label in labels):
+        keys = [_whole_number(label) for label in labels]
+        if None in keys:
+            return None
+    unique = sorted(set(keys))
+    if len(unique) < 2:
+        return None
+    index = {key: k for k, key in enumerate(unique)}
+    lookup = np.zeros(len(names), dtype=np.int64)
+    lookup[present] = [index[key] for key in keys]
+    return X, lookup[c], _feature_names(first, header), [str(key) for key in unique]
+
+
+def _feature_names(first: list[str], header: bool) -> list[str]:
+    if header:
+        return [name or f"x{j + 1}" for j, name in enumerate(first[:-1])]
+    return [f"x{j + 1}" for j in range(len(first) - 1)]
+
+
+# the precise reader ---------------------------------------------------------------------
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _whole_number(cell: str) -> int | None:
+    """``cell`` as an int if it is a whole number ("3", "3.0", "1e2"), else None."""
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
+def read_csv_precise(path: str) -> CsvData:
+    """The cell-by-cell reader: slow, and the one that names a bad file's row and column."""
+    what = f"CSV file {path!r}"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            records = list(enumerate(csv.reader(handle), start=1))
+    except FileNotFoundError:
+        raise BntuiError(f"{what} not found") from None
+    except IsADirectoryError:
+        raise BntuiError(f"{what} is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise BntuiError(f"{what} is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise BntuiError(f"{what} could not be parsed: {exc}") from None
+    except OSError as exc:
+        raise BntuiError(f"{what} could not be read: {exc.strerror or exc}") from None
+
+    rows = [(line, [cell.strip() for cell in row]) for line, row in records
+            if any(cell.strip() for cell in row)]
+    if not rows:
+        raise BntuiError(f"{what} is empty")
+    width = len(rows[0][1])
+    if width < 2:
+        raise BntuiError(f"{what} has only 1 column; need feature columns and a label in the "
+                         "last column, separated by commas")
+    for line, row in rows:
+        if len(row) != width:
+            raise BntuiError(
+                f"{what} row {line} has {len(row)} columns but row {rows[0][0]} has {width}")
+
+    first = rows[0][1]
+    header = not all(_is_number(cell) for cell in first[:-1]) or (
+        not _is_number(first[-1]) and len(rows) > 1
+        and all(_is_number(row[-1]) for _, row in rows[1:]))
+    data = rows[1:] if header else rows
+    if len(data) < 2:
+        raise BntuiError(f"{what} has {len(data)} data rows; need at least 2")
+
+    d = width - 1
+    X = np.empty((len(data), d), dtype=np.float64)
+    for i, (line, row) in enumerate(data):
+        for j in range(d):
+            cell = row[j]
+            where = f"{what} row {line} column {j + 1}"
+            if not cell:
+                raise BntuiError(f"{where}: the cell is empty, expected a number")
+            try:
+                value = float(cell)
+            except ValueError:
+                raise BntuiError(f"{where}: {cell!r} is not a number") from None
+            if not math.isfinite(value):
+                raise BntuiError(f"{where}: {cell!r} is not a finite number")
+            X[i, j] = value
+
+    labels = [row[-1] for _, row in data]
+    for line, row in data:
+        if not row[-1]:
+            raise BntuiError(f"{what} row {line} column {width}: the label is empty")
+    keys: list[Any] = labels
+    if all(_is_number(label) for label in labels):
+        keys = []
+        for line, row in data:
+            whole = _whole_number(row[-1])
+            if whole is None:
+                raise BntuiError(f"{what} row {line} column {width}: label {row[-1]!r} is not a "
+                                 "whole number (the last column holds class labels)")
+            keys.append(whole)
+    unique = sorted(set(keys))
+    if len(unique) < 2:
+        raise BntuiError(f"{what} has only one class ({str(unique[0])!r}); need at least 2")
+    index = {key: k for k, key in enumerate(unique)}
+    y = np.array([index[key] for key in keys], dtype=np.int64)
+    if header:
+        feature_names = [name or f"x{j + 1}" for j, name in enumerate(first[:-1])]
+    else:
+        feature_names = [f"x{j + 1}" for j in range(d)]
+    return X, y, feature_names, [str(key) for key in unique]

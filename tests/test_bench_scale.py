@@ -1,0 +1,14 @@
+"""The scale table of `python -m bntui.bench` runs end to end on its smallest size (the
+figures themselves are measured, never asserted)."""
+
+from __future__ import annotations
+
+from bntui.bench import bench_scale
+
+
+def test_the_scale_table_has_every_column() -> None:
+    header, rule, row = bench_scale(1, (1_000,), app_seconds=0.5)
+    assert header.count("|") == rule.count("|") == row.count("|") == 8
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "1,000"
+    assert all(float(c.replace(",", "")) > 0 for c in cells[1:] if c != "0.00")
