@@ -114,3 +114,18 @@ def test_nan_rollback_restores_the_last_good_state_with_bn_and_adam() -> None:
         np.testing.assert_array_equal(slots[k], slots_then[k], err_msg=k)
     loss = s.network.loss(s.X_train, s.y_train, training=True, update_running=False)
     assert loss == s.history.loss[-1]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:4], ids=lambda c: f"{c.dataset}:{c.arch}:{c.dtype}")
+def test_the_lean_loss_is_the_staged_loss(cfg: RunConfig) -> None:
+    """`Network.train_loss` (what `train --json` reports as final_loss) keeps nothing and
+    updates no running statistic, and is the staged pass's loss bit for bit."""
+    s = Session(cfg)
+    s.train(steps=3, eval_every=10**9)
+    before = s.network.state()
+    lean = s.network.train_loss(s.X_train, s.y_train)
+    assert all(not b.cache and b._fused is None for b in s.network.blocks)
+    after = s.network.state()
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+    assert lean == s.network.loss(s.X_train, s.y_train, training=True, update_running=False)

@@ -14,6 +14,7 @@ from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
 from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import dumps
 from bntui.engine.session import Session
+from bntui.engine.threads import engine_threads
 from bntui.numbers import fmt, fmt_err
 
 HYPER_FLAGS = ("momentum", "beta1", "beta2", "rho")
@@ -134,7 +135,8 @@ def train(args: argparse.Namespace) -> int:
         steps = 0
     result = _train_with_progress(session, steps, args.json, epochs=epochs)
     net = session.network
-    final_loss = net.loss(session.X_train, session.y_train, training=True, update_running=False)
+    with engine_threads():
+        final_loss = net.train_loss(session.X_train, session.y_train)
     ev = result.evaluation or session.evaluate()  # the one that ended training, or now
     out = {
         "preset": args.preset,

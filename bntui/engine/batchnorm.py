@@ -477,11 +477,13 @@ class BatchNorm:
         return g["gamma"], g["beta"]
 
     # the fused methods: training and inference without keeping the tensors ----------
-    def train_forward(self, Z: np.ndarray) -> np.ndarray:
+    def train_forward(self, Z: np.ndarray, *, update_running: bool = True,
+                      keep: bool = True) -> np.ndarray:
         """Znorm of a training-mode pass, the running statistics updated; the same
         operations as the records (`batch_mean`, `centre`, `batch_var`, `root`, `scale`)
         with Z0 normalised in its own buffer.  Large feature-major inputs go a block of
-        features at a time (each feature's numbers are its own, so they are the same)."""
+        features at a time (each feature's numbers are its own, so they are the same).
+        `keep=False`: nothing is kept for `train_backward` (a loss without gradients)."""
         if not self.FUSED:
             raise RuntimeError(f"{type(self).__name__} overrides a step: train on forward()")
         self._check(Z, True)
@@ -497,8 +499,9 @@ class BatchNorm:
             Znorm *= 1.0 / std
         else:
             Znorm, var, std = _normalise_by_columns(Z, mu, self.eps, cols)
-        self.update_running({"Z": Z, "mu": mu, "var": var, "std": std})
-        self._fused = (Znorm, std)
+        if update_running:
+            self.update_running({"Z": Z, "mu": mu, "var": var, "std": std})
+        self._fused = (Znorm, std) if keep else None
         return Znorm
 
     def train_backward(self, dZbn: np.ndarray) -> np.ndarray:

@@ -180,21 +180,27 @@ class Block:
         return dX
 
     # the fused pass -----------------------------------------------------------------
-    def train_forward(self, X: np.ndarray) -> np.ndarray:
-        """A of a training-mode pass, keeping only what `train_backward` reads."""
+    def train_forward(self, X: np.ndarray, *, update_running: bool = True,
+                      keep: bool = True) -> np.ndarray:
+        """A of a training-mode pass, keeping only what `train_backward` reads (nothing
+        with `keep=False`: a loss without gradients)."""
         self.cache = {}
-        Z = self.dense.forward(X)
+        Z = self.dense.forward(X) if keep else self.dense.affine({**self.dense.params, "X": X})
         bn = self.bn
         pre: np.ndarray | None
         if bn is None:
             pre = Z
             A = Z if self.is_output else self.act.forward(Z)
         elif bn.FUSED:
-            pre, A = self.act.affine_forward(bn.train_forward(Z), bn.gamma, bn.beta)
+            znorm = bn.train_forward(Z, update_running=update_running, keep=keep)
+            del Z
+            pre, A = self.act.affine_forward(znorm, bn.gamma, bn.beta)
         else:  # a variant: its own staged pass
-            pre = bn.forward(Z, True)
+            pre = bn.forward(Z, True, update_running=update_running)
             A = self.act.forward(pre)
-        self._fused = (pre, A)
+            if not keep:
+                bn.cache = {}
+        self._fused = (pre, A) if keep else None
         return A
 
     def train_backward(self, dA: np.ndarray, need_dX: bool) -> np.ndarray | None:
@@ -424,6 +430,18 @@ class Network:
         for i in range(len(self.blocks) - 1, -1, -1):
             d = self.blocks[i].train_backward(d, need_dX=i > 0)  # type: ignore[assignment]
         return loss, int(hits)
+
+    def train_loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The training-mode loss of (X, y) — batch statistics of these rows, running
+        statistics untouched — keeping nothing: the same number as
+        `loss(X, y, training=True, update_running=False)`, with the memory of a few
+        tensors of one block instead of every tensor of every block."""
+        A = X
+        for block in self.blocks:
+            A = block.train_forward(A, update_running=False, keep=False)
+        loss = self.loss_layer.forward(A, y)
+        self.loss_layer.cache = {}
+        return loss
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         """Eval-mode logits without keeping the pass's tensors (the same numbers as
