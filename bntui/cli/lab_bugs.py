@@ -60,7 +60,7 @@ def _end(run: zoo.Run) -> str:
     """A run's end: its final loss (≈ when chaotic), or the step where it stopped."""
     if run.stopped is not None:
         return f"stopped at step {len(run.step) + 1}"
-    return ("≈" if run.chaotic else "") + _loss(run.final_loss)
+    return f"≈{run.final_loss:.2g}" if run.chaotic else _loss(run.final_loss)
 
 
 def _listing(as_json: bool) -> int:
@@ -113,7 +113,7 @@ def _print_report(report: zoo.BugReport) -> None:
     for run in (tr.correct, tr.bugged):
         first = _loss(run.loss[0] if run.loss else None)
         tail = f"  — {run.stopped}" if run.stopped else ""
-        end = ("≈" if run.chaotic else "") + _loss(run.final_loss)
+        end = f"≈{run.final_loss:.2g}" if run.chaotic else _loss(run.final_loss)
         print(f"  {run.label:<26} loss {first} → {end}{tail}")
     if tr.correct.chaotic or tr.bugged.chaotic:
         print(f"  {CHAOS_NOTE}")

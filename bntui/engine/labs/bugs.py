@@ -545,8 +545,14 @@ class CheckResult:
                 if r.correct_rel_error is not None and r.correct_rel_error > self.tolerance}
 
     def worst(self) -> CheckRow | None:
+        """The row with the largest error — the first in the pass's order among those
+        within 1e-6 of it, so that errors equal but for rounding (a missing 1/m makes
+        every tensor's (m − 1)/(m + 1)) name the same tensor on every CPU."""
         judged = [r for r in self.rows if r.rel_error is not None]
-        return max(judged, key=lambda r: r.rel_error or 0.0) if judged else None
+        if not judged:
+            return None
+        top = max(r.rel_error or 0.0 for r in judged)
+        return next(r for r in judged if (r.rel_error or 0.0) >= top * (1 - 1e-6))
 
 
 @dataclass
