@@ -19,3 +19,15 @@ def fmt(x: float) -> str:
 def fmt_err(x: float | None) -> str:
     """A relative error, or a dash where there is none."""
     return "—" if x is None else f"{x:.2e}"
+
+
+CHAOS_NOTE = ("≈ chaotic: nudging the initial weights by 1e-14 moves this figure by more than "
+              "1e-5, so its last digits are the CPU's rounding")
+
+
+def fmt_run(x: float, chaotic: bool) -> str:
+    """A figure of a training run: as `fmt`, or `≈` and two digits when the run is chaotic
+    there (see bntui.engine.labs.chaos)."""
+    if not chaotic or x != x or x in (float("inf"), float("-inf")):
+        return fmt(x)
+    return f"≈{x:.2g}"

@@ -16,6 +16,7 @@ from lab_helpers import open_lab, wait_until
 from bntui.cli import main
 from bntui.engine.arch import parse_arch
 from bntui.engine.errors import BntuiError
+from bntui.engine.labs import chaos
 from bntui.engine.labs import with_without_bn as lab
 
 CFG = lab.LAB_DEFAULT  # moons, 32:tanh ×3, SGD lr 5, 200 steps
@@ -171,7 +172,7 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
         run = data[key]
         assert len(run["loss"]) == 40 and [s["layer"] for s in run["layers"]] == [1, 2]
         assert len(run["layers"][0]["quantiles"][0]) == 5
-    assert set(data["sweep"][0]["bn"]) == {"start_loss", "final_loss", "verdict"}
+    assert set(data["sweep"][0]["bn"]) == {"start_loss", "final_loss", "verdict", "chaotic"}
 
 
 def test_cli_flags_change_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -235,3 +236,16 @@ async def test_app_lab_draws_results_and_checks_its_fields(monkeypatch) -> None:
                     and view.result_config.arch == "8:tanh,6:relu,C")
         assert view.twins[1].arch == "8:nobn:tanh,6:nobn:relu,C:nobn"
         assert view.query_one("#bnl-lr", Input).value == "0.01"  # the app's adam rate
+
+
+def test_chaotic_figures_are_measured_and_marked(capsys: pytest.CaptureFixture[str]) -> None:
+    """At lr 5 the plain network's losses are chaotic (a 1e-14 nudge of its initial
+    weights moves them by far more than 1e-5, measured: its last digits are the CPU's
+    rounding), while the first steps are not; the text quotes chaotic figures with ≈."""
+    r = lab.run_bn_lab(lab.LAB_DEFAULT, lrs=(1.0,), sweep_steps=20)
+    plain = r.plain_run
+    assert not plain.chaotic_at(1) and plain.chaotic_at(len(plain.loss))
+    assert chaos.chaotic(plain.final_move)
+    assert main(["lab", "bn", "--lrs", "1", "--sweep-steps", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "≈40" in out and "≈ chaotic" in out

@@ -13,7 +13,7 @@ from bntui.cli.render import table
 from bntui.engine.jsonable import dumps
 from bntui.engine.labs import batch_size as lab
 from bntui.engine.labs.with_without_bn import effective_lr
-from bntui.numbers import fmt
+from bntui.numbers import CHAOS_NOTE, fmt, fmt_run
 
 HELP = "batch size: batch vs running statistics, batches of 2, train vs eval gap"
 DESCRIPTION = (
@@ -99,14 +99,22 @@ def report(r: lab.BatchLabResult) -> str:
 
     out += ["", f"(d) training vs eval mode by batch size (each network trained {c.steps} steps "
             "with that batch size, both modes on the same batches)"]
-    rows = [[g.label, fmt(g.loss_train_mode), fmt(g.loss_eval_mode),
-             f"{100 * g.acc_train_mode:.1f}%", f"{100 * g.acc_eval_mode:.1f}%",
-             f"{100 * g.flipped:.1f}%", fmt(g.zbn_gap),
-             "—" if g.val_accuracy is None else f"{100 * g.val_accuracy:.1f}%"]
+    def pct(g: lab.SizeGap, name: str) -> str:
+        x = getattr(g, name)
+        if x is None:
+            return "—"
+        return f"≈{100 * x:.0f}%" if g.chaotic(name) else f"{100 * x:.1f}%"
+
+    rows = [[g.label, fmt_run(g.loss_train_mode, g.chaotic("loss_train_mode")),
+             fmt_run(g.loss_eval_mode, g.chaotic("loss_eval_mode")),
+             pct(g, "acc_train_mode"), pct(g, "acc_eval_mode"), pct(g, "flipped"),
+             fmt_run(g.zbn_gap, g.chaotic("zbn_gap")), pct(g, "val_accuracy")]
             for g in r.gaps]
     out.append(table(["batch", "loss train", "loss eval", "acc train", "acc eval", "flipped",
                       f"|Zbn_train − Zbn_eval| (layer {r.layer})", "val acc (eval)"], rows))
     for g in r.gaps:
         if g.stopped:
             out.append(f"  batch {g.label}: {g.stopped}")
+    if any(g.moves and any(g.chaotic(n) for n in g.moves) for g in r.gaps):
+        out.append(CHAOS_NOTE)
     return "\n".join(out)

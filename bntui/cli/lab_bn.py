@@ -10,8 +10,9 @@ from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
 from bntui.engine.config import RunConfig
 from bntui.engine.jsonable import dumps
+from bntui.engine.labs import chaos
 from bntui.engine.labs import with_without_bn as lab
-from bntui.numbers import fmt
+from bntui.numbers import CHAOS_NOTE, fmt, fmt_run
 
 HELP = "with vs without BatchNorm: loss curves, pre-activations, a learning-rate sweep"
 DESCRIPTION = (
@@ -78,9 +79,11 @@ def report(r: lab.BnLabResult) -> str:
     for s in [1, *marks] if 1 not in marks else marks:
         cells = [str(s)]
         for run in (b, p):
-            cells.append(fmt(run.loss[s - 1]) if s <= len(run.loss) else "—")
+            cells.append(fmt_run(run.loss[s - 1], run.chaotic_at(s)) if s <= len(run.loss)
+                         else "—")
         rows.append(cells)
-    rows.append(["last 10 % mean", fmt(b.final_loss), fmt(p.final_loss)])
+    rows.append(["last 10 % mean", *(fmt_run(run.final_loss, chaos.chaotic(run.final_move))
+                                     for run in (b, p))])
     out.append(table(["step", "with BN", "without BN"], rows))
     for run in (b, p):
         if run.stopped:
@@ -102,11 +105,15 @@ def report(r: lab.BnLabResult) -> str:
     rows = []
     for row in r.sweep:
         rows.append([f"{row.lr:g}",
-                     f"{fmt(row.bn.start_loss)} → {fmt(row.bn.final_loss)}", row.bn.verdict,
-                     f"{fmt(row.plain.start_loss)} → {fmt(row.plain.final_loss)}",
+                     f"{fmt(row.bn.start_loss)} → {fmt_run(row.bn.final_loss, row.bn.chaotic)}",
+                     row.bn.verdict,
+                     f"{fmt(row.plain.start_loss)} → "
+                     f"{fmt_run(row.plain.final_loss, row.plain.chaotic)}",
                      row.plain.verdict, "← only BN" if row.bn_only else ""])
     out.append(table(["lr", "with BN", "verdict", "without BN", "verdict", "note"], rows))
     only = r.bn_only_lrs
     out.append("only the BN network trains at: "
                + (", ".join(f"{x:g}" for x in only) if only else "none of these rates"))
+    if "≈" in "\n".join(out):
+        out.append(CHAOS_NOTE)
     return "\n".join(out)

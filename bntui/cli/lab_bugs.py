@@ -18,7 +18,7 @@ from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import dumps
 from bntui.engine.labs import bugs as zoo
-from bntui.numbers import fmt, fmt_err
+from bntui.numbers import CHAOS_NOTE, fmt, fmt_err, fmt_run
 
 HELP = "the bug zoo: named mistakes, their gradient checks and their training curves"
 DESCRIPTION = (
@@ -52,15 +52,13 @@ def _loss(x: float | None) -> str:
     return "—" if x is None else fmt(x)
 
 
-CHAOS_NOTE = (f"≈ chaotic: nudging the initial weights by {zoo.NUDGE:g} moves this run's end by "
-              f"more than {zoo.CHAOTIC:g}, so its last digits are the CPU's rounding")
 
 
 def _end(run: zoo.Run) -> str:
     """A run's end: its final loss (≈ when chaotic), or the step where it stopped."""
     if run.stopped is not None:
         return f"stopped at step {len(run.step) + 1}"
-    return f"≈{run.final_loss:.2g}" if run.chaotic else _loss(run.final_loss)
+    return fmt_run(run.final_loss, run.chaotic) if run.final_loss is not None else "—"
 
 
 def _listing(as_json: bool) -> int:
@@ -113,7 +111,7 @@ def _print_report(report: zoo.BugReport) -> None:
     for run in (tr.correct, tr.bugged):
         first = _loss(run.loss[0] if run.loss else None)
         tail = f"  — {run.stopped}" if run.stopped else ""
-        end = f"≈{run.final_loss:.2g}" if run.chaotic else _loss(run.final_loss)
+        end = fmt_run(run.final_loss, run.chaotic) if run.final_loss is not None else "—"
         print(f"  {run.label:<26} loss {first} → {end}{tail}")
     if tr.correct.chaotic or tr.bugged.chaotic:
         print(f"  {CHAOS_NOTE}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from bntui.cli.commands import config_from_args
 from bntui.cli.parser import int_at_least
@@ -48,18 +49,22 @@ def run(args: argparse.Namespace) -> int:
           f"{sweep.entries} gradient entries of {len(sweep.tensors)} tensors, "
           "max relative error against backprop (float64)")
     best = {d: sweep.best(d) for d in sweep.errors}
+    rounding = {d: sweep.rounding(d) for d in sweep.errors}
     rows = []
     for i, h in enumerate(sweep.hs):
         cells = [f"{h:.1e}"]
         for d in sweep.errors:
             e = sweep.errors[d][i]
-            cells.append(fmt_err(e) + (" ◀ best" if h == best[d][0] else ""))
+            text = f"≈{e:.0e}" if rounding[d][i] and math.isfinite(e) else fmt_err(e)
+            cells.append(text + (" ◀ best" if h == best[d][0] else ""))
         rows.append(cells)
     print(table(["h", *(f"error {d}" for d in sweep.errors)], rows))
     print()
     for d, (h, e) in best.items():
-        print(f"best h {d}: {h:.1e} (error {e:.2e}; ∛(3u) predicts ≈ "
+        print(f"best h {d}: {h:.1e} (error ≈{e:.0e}; ∛(3u) predicts ≈ "
               f"{sweep.predicted_best_h(d):.0e})")
+    print("≈ mostly rounding (from the best h down): another CPU rounds the two losses "
+          "differently, so only the order of magnitude carries over")
     for note in sweep.notes:
         print(f"note: {note}")
     return 0

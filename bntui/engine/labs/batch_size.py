@@ -22,7 +22,7 @@ All passes here use `update_running=False`: looking never changes the running st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset
 from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import jsonable
+from bntui.engine.labs import chaos
 from bntui.engine.labs.with_without_bn import effective_lr
 from bntui.engine.network import Network
 from bntui.engine.session import Session, build_dataset
@@ -246,10 +247,16 @@ class SizeGap:
     zbn_gap: float  # mean |Zbn_train − Zbn_eval| at the layer
     val_accuracy: float | None  # eval mode, on the validation split
     stopped: str | None
+    # how far each figure moves when the network is trained again from initial weights
+    # nudged by chaos.NUDGE (by field name): rounding, where the run is chaotic
+    moves: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return size_label(self.size)
+
+    def chaotic(self, name: str) -> bool:
+        return chaos.chaotic(self.moves.get(name))
 
     def to_dict(self) -> dict[str, object]:
         return {"size": self.label, "batch_size": self.batch_size,
@@ -299,10 +306,22 @@ def size_gap(cfg: RunConfig, sizes: list[int | None] | tuple[int | None, ...] = 
     dataset = dataset if dataset is not None else build_dataset(cfg)
     out: list[SizeGap] = []
     for size in sizes:
-        session = Session(replace(cfg, batch_size=size), dataset=dataset)
-        session.train(steps=steps, eval_every=max(1, steps))
-        out.append(replace(mode_gap(session, layer), size=size))
+        runs = []
+        for nudged in (False, True):
+            session = Session(replace(cfg, batch_size=size), dataset=dataset)
+            if nudged:
+                chaos.nudge(session)
+            session.train(steps=steps, eval_every=max(1, steps))
+            runs.append(replace(mode_gap(session, layer), size=size))
+        gap, twin = runs
+        gap.moves = {name: chaos.moved(float(getattr(gap, name)), float(getattr(twin, name)))
+                     for name in NUMBERS if getattr(gap, name) is not None}
+        out.append(gap)
     return out
+
+
+NUMBERS = ("loss_train_mode", "loss_eval_mode", "acc_train_mode", "acc_eval_mode", "flipped",
+           "zbn_gap", "val_accuracy")
 
 
 def check_sizes(sizes: list[int | None] | tuple[int | None, ...]) -> list[int | None]:

@@ -34,6 +34,7 @@ from bntui.engine import gradcheck as gc
 from bntui.engine.batchnorm import BatchNorm
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
+from bntui.engine.labs import chaos
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Network, Parts
 from bntui.engine.optimizers import Adam
@@ -245,8 +246,7 @@ BASE_SCENARIO = RunConfig(
     dataset="spiral", arch="16:tanh:nobias,C:nobias", optimizer="adam", lr=0.01,
     batch_size=None, steps=300, seed=0,
 )
-NUDGE = 1e-12  # relative nudge of the initial weights that measures a run's chaos
-CHAOTIC = 1e-6  # a final loss that moves more than this (relative) under the nudge
+NUDGE, CHAOTIC = chaos.NUDGE, chaos.CHAOTIC
 
 _BACKWARD_BN = ("dZ0", "dZ", "dW", "db", "dX")
 
@@ -623,7 +623,7 @@ class Run:
     @property
     def chaotic(self) -> bool:
         """Whether the run's end depends on the CPU's rounding (its last digits do)."""
-        return self.rounding is not None and not self.rounding <= CHAOTIC
+        return chaos.chaotic(self.rounding)
 
     @property
     def final_loss(self) -> float | None:
@@ -664,18 +664,13 @@ def train_run(config: RunConfig, bug_id: str | None, steps: int | None = None,
     run = Run(label, list(h.step), list(h.loss), session.stopped, norms,
               {k: p.copy() for k, p in params.items()})
     if nudge and run.loss:
-        twin = buggy_session(config, bug_id)
-        twin.network.flat.params *= 1.0 + nudge
+        twin = chaos.nudge(buggy_session(config, bug_id))
         twin.train(steps=n, eval_every=10**9)
-        a, b = run.loss[-1], twin.history.loss[-1] if twin.history.loss else math.nan
-        if len(twin.history.loss) != len(run.loss):
+        ends = twin.history.loss
+        if len(ends) != len(run.loss):
             run.rounding = math.inf  # the nudge moved the step where it stopped
-        elif run.stopped is not None:
-            run.rounding = 0.0  # what is reported is the step where it stopped
-        else:
-            with np.errstate(all="ignore"):
-                run.rounding = (abs(b - a) / abs(a) if math.isfinite(a) and math.isfinite(b)
-                                and a != 0 else math.inf)
+        else:  # a stopped run reports the step where it stopped, which did not move
+            run.rounding = 0.0 if run.stopped else chaos.moved(run.loss[-1], ends[-1])
     return run
 
 

@@ -79,6 +79,13 @@ class HSweep:
         i = int(np.nanargmin(errs))
         return self.hs[i], errs[i]
 
+    def rounding(self, dtype: str) -> list[bool]:
+        """Which errors are mostly rounding: from the best h down (the left arm of the V).
+        They are the rounding of the two losses, which another CPU rounds differently:
+        only their order of magnitude carries over."""
+        best = self.best(dtype)[0]
+        return [h <= best for h in self.hs]
+
     def predicted_best_h(self, dtype: str) -> float:
         """∛(3u): where u/h rounding meets h² truncation, for a loss and L''' of order 1."""
         return float(np.cbrt(3 * UNIT_ROUNDOFF[dtype]))
@@ -94,6 +101,7 @@ class HSweep:
             "hs": self.hs, "errors": self.errors,
             "best": {d: {"h": self.best(d)[0], "error": self.best(d)[1]} for d in self.errors},
             "predicted_best_h": {d: self.predicted_best_h(d) for d in self.errors},
+            "rounding": {d: self.rounding(d) for d in self.errors},
             "network": self.network, "dataset": self.dataset, "samples": self.samples,
             "entries": self.entries, "tensors": self.tensors, "kinks": self.kinks,
             "notes": self.notes,

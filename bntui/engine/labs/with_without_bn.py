@@ -40,6 +40,7 @@ from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset
 from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import jsonable
+from bntui.engine.labs import chaos
 from bntui.engine.network import Network
 from bntui.engine.optimizers import make_optimizer
 from bntui.engine.session import Session, build_dataset
@@ -94,12 +95,21 @@ class TwinRun:
     final_loss: float  # mean of the last tenth of the step losses
     stopped: str | None
     layers: list[LayerSpread]
+    # how far each step's loss, and the final loss, move when the run is trained again
+    # from initial weights nudged by chaos.NUDGE: rounding, where it is chaotic
+    loss_moves: list[float] = field(default_factory=list)
+    final_move: float | None = None
+
+    def chaotic_at(self, step: int) -> bool:
+        """Whether the loss at `step` (1-based) is the CPU's rounding in its last digits."""
+        return step <= len(self.loss_moves) and chaos.chaotic(self.loss_moves[step - 1])
 
     def to_dict(self) -> dict[str, object]:
         return {"label": self.label, "arch": self.arch, "steps": self.steps, "loss": self.loss,
                 "batch_accuracy": self.batch_accuracy, "eval_steps": self.eval_steps,
                 "train_accuracy": self.train_accuracy, "start_loss": self.start_loss,
                 "final_loss": self.final_loss, "stopped": self.stopped,
+                "final_chaotic": chaos.chaotic(self.final_move),
                 "layers": [s.to_dict() for s in self.layers]}
 
 
@@ -108,10 +118,15 @@ class SweepCell:
     start_loss: float
     final_loss: float
     verdict: str  # one of VERDICTS
+    final_move: float | None = None  # under the nudge (see chaos)
+
+    @property
+    def chaotic(self) -> bool:
+        return chaos.chaotic(self.final_move)
 
     def to_dict(self) -> dict[str, object]:
         return {"start_loss": float(self.start_loss), "final_loss": float(self.final_loss),
-                "verdict": self.verdict}
+                "verdict": self.verdict, "chaotic": self.chaotic}
 
 
 @dataclass
@@ -264,7 +279,10 @@ def final_loss(losses: list[float]) -> float:
     return float(np.mean(losses[-k:]))
 
 
-def _train_one(session: Session, label: str, steps: int, marks: list[int]) -> TwinRun:
+def _train_one(session: Session, twin: Session, label: str, steps: int,
+               marks: list[int]) -> TwinRun:
+    """Train `session`, recording its layers at `marks`; train `twin` (the same, nudged)
+    to measure how much of each loss is rounding."""
     net = session.network
     spreads = [LayerSpread(b.index, b.pre_name) for b in net.blocks if not b.is_output]
     X = session.X_train
@@ -277,11 +295,14 @@ def _train_one(session: Session, label: str, steps: int, marks: list[int]) -> Tw
             _record(s.network, X, s.step_count, spreads)
 
     result = session.train(steps=steps, on_step=on_step)
+    chaos.nudge(twin).train(steps=steps, eval_every=max(1, steps))
     h = session.history
     start = h.loss[0] if h.loss else float("nan")
     return TwinRun(label, session.config.arch, list(h.step), list(h.loss),
                    list(h.batch_accuracy), list(h.eval_step), list(h.train_accuracy),
-                   start, final_loss(h.loss), result.stopped, spreads)
+                   start, final_loss(h.loss), result.stopped, spreads,
+                   chaos.moves(h.loss, twin.history.loss),
+                   chaos.moved(final_loss(h.loss), final_loss(twin.history.loss)))
 
 
 def train_twins(cfg: RunConfig, steps: int | None = None, n_checkpoints: int = 6,
@@ -289,9 +310,10 @@ def train_twins(cfg: RunConfig, steps: int | None = None, n_checkpoints: int = 6
     """Train both networks for the same steps on the same batches."""
     steps = cfg.steps if steps is None else steps
     with_bn, without, identical, copied = build_twins(cfg, dataset)
+    nudged_bn, nudged_plain, _, _ = build_twins(cfg, with_bn.dataset)
     marks = checkpoints(steps, n_checkpoints)
-    return (_train_one(with_bn, "with BN", steps, marks),
-            _train_one(without, "without BN", steps, marks), identical, copied)
+    return (_train_one(with_bn, nudged_bn, "with BN", steps, marks),
+            _train_one(without, nudged_plain, "without BN", steps, marks), identical, copied)
 
 
 def verdict(start: float, final: float, chance: float, stopped: bool = False) -> str:
@@ -314,15 +336,19 @@ def lr_sweep(cfg: RunConfig, lrs: list[float] | tuple[float, ...] = DEFAULT_LRS,
     rows: list[SweepRow] = []
     for lr in lrs:
         with_bn, without, _, _ = build_twins(replace(cfg, lr=lr), dataset)
+        nudged = build_twins(replace(cfg, lr=lr), dataset)[:2]
         cells = []
-        for s in (with_bn, without):
+        for s, twin in zip((with_bn, without), nudged, strict=True):
             result = s.train(steps=steps, eval_every=max(1, steps))
             start = s.history.loss[0] if s.history.loss else float("nan")
             if not s.history.loss and result.stopped:
                 start = float("inf")
             final = final_loss(s.history.loss) if s.history.loss else float("nan")
+            chaos.nudge(twin).train(steps=steps, eval_every=max(1, steps))
+            move = chaos.moved(final, final_loss(twin.history.loss))
             cells.append(SweepCell(start, final,
-                                   verdict(start, final, chance, result.stopped is not None)))
+                                   verdict(start, final, chance, result.stopped is not None),
+                                   move))
         rows.append(SweepRow(lr, cells[0], cells[1]))
     return rows
 
