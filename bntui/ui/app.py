@@ -103,8 +103,9 @@ class BntuiApp(App[None]):
         self.show_start = config is None if start_panel is None else start_panel
         self.lock = threading.Lock()  # the session is trained in a thread: read it under this
         self._deferred: list[tuple[str, Widget]] = []
-        self._train_worker: Worker[None] | None = None
-        self._run = 0  # the current training run; older runs' messages are ignored
+        self._train_job: TrainJob | None = None
+        self.run_id = 0  # the current training run; older runs' messages are ignored
+        self.ended_run = 0  # the last run whose end the views show
         self._pending: Snapshot | None = None  # the newest progress, drawn at the next tick
         self.region_size = (48, 24)
         self.session_path = "bntui-session.npz"
@@ -540,33 +541,34 @@ class BntuiApp(App[None]):
     def start_training(self, steps: int | None) -> None:
         if self.playing or self.session is None:
             return
-        self._run += 1
+        self.run_id += 1
         self.failure = ""
         self.playing = True
-        job = TrainJob(self._run, self.session, steps, self.lock, self.wants,
+        job = TrainJob(self.run_id, self.session, steps, self.lock, self.wants,
                        lambda: self.trace_training, lambda: self.check, self.post_message)
-        self._train_worker = self.run_worker(
-            lambda: train_run(job, lambda: get_current_worker().is_cancelled),
-            thread=True, exclusive=True, group="train", exit_on_error=False, name="train")
+        self._train_job = job
+        self.run_worker(lambda: train_run(job, lambda: get_current_worker().is_cancelled),
+                        thread=True, group="train", exit_on_error=False, name="train")
 
     def stop_training(self) -> None:
-        """Pause: the worker stops within a step and sends its last snapshot."""
-        if self._train_worker is not None:
-            self._train_worker.cancel()
-            self._train_worker = None
+        """Pause: the run stops within a step and sends its last snapshot."""
+        if self._train_job is not None:
+            self._train_job.stop.set()
+            self._train_job = None
         self.playing = False
 
     @on(TrainProgress)
     def train_progress(self, message: TrainProgress) -> None:
-        if message.run == self._run and message.snapshot.session is self.session:
+        if message.run == self.run_id and message.snapshot.session is self.session:
             self._pending = message.snapshot
 
     @on(TrainEnded)
     def train_ended(self, message: TrainEnded) -> None:
         """However the run ended, every view ends on the session's last step."""
-        if message.run != self._run or message.session is not self.session:
+        if message.run != self.run_id or message.session is not self.session:
             return  # an older run, or a session replaced since
-        self._train_worker = None
+        self.ended_run = message.run
+        self._train_job = None
         self._pending = None
         self.playing = False
         if message.reason == "failed":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -61,11 +61,19 @@ class TrainJob:
     training_mode: Callable[[], bool]  # the stepper's pass: training or eval mode
     check: Callable[[], CheckRecord | None]
     post: Callable[[Message], object]
+    stop: threading.Event = field(default_factory=threading.Event)  # set: pause
 
 
-def train_run(job: TrainJob, cancelled: Callable[[], bool]) -> None:
-    """Train until the steps are done, `cancelled()` turns true or training stops by
-    itself; post progress after each slice and one `TrainEnded` at the end, always."""
+def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
+    """Train until the steps are done, `job.stop` is set (a pause), `shutdown()` turns
+    true (the app closes) or training stops by itself; post progress after each slice and
+    one `TrainEnded` at the end, always.  (A pause sets an event rather than cancelling
+    the Textual worker: a worker cancelled before its thread starts would never run, and
+    never say that it ended.)"""
+
+    def cancelled() -> bool:
+        return job.stop.is_set() or shutdown()
+
     session, remaining = job.session, job.steps
     reason, error = "done", None
     previous: Snapshot | None = None
