@@ -197,6 +197,12 @@ def for_png(svg: str) -> str:
         attrs, body = m.groups()
         if any("\u2800" <= c <= "\u28ff" for c in body):
             attrs += f' style="font-family: {BRAILLE_FONT}"'
+            x, length = re.search(r'x="([\d.]+)"', attrs), re.search(r'textLength="([\d.]+)"',
+                                                                     attrs)
+            if x and length and body:  # one position a character: braille stays in its cell
+                x0, cell = float(x.group(1)), float(length.group(1)) / len(body)
+                xs = " ".join(f"{x0 + i * cell:.1f}" for i in range(len(body)))
+                attrs = attrs.replace(x.group(0), f'x="{xs}"')
         return f"<text {attrs}>{body}</text>"
 
     return TEXT_RUN.sub(run, svg.replace("Fira Code", PNG_FONT))

@@ -36,7 +36,7 @@ class Legend(Static):
     """A plot's title and legend, on the line above it."""
 
     DEFAULT_CSS = """
-    Legend { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    Legend { height: auto; max-height: 3; width: 1fr; }
     """
 
 

@@ -64,7 +64,7 @@ class HSweepLab(ComputedLab):
     HSweepLab #hs-bar { height: 3; }
     HSweepLab #hs-bar > Label { padding: 1 1 0 1; }
     HSweepLab #hs-arch { width: 1fr; max-width: 30; }
-    HSweepLab #hs-rows { width: 8; }
+    HSweepLab #hs-rows { width: 9; padding: 0 1; }
     HSweepLab #hs-body { height: 1fr; }
     HSweepLab #hs-body > Chart { height: 1fr; min-height: 12; }
     HSweepLab #hs-run { min-width: 9; }

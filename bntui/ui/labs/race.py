@@ -95,15 +95,21 @@ def state_text(racer: Racer, key: str) -> Text:
 
 class RaceLab(ComputedLab):
     LAB_ID = "race"
+    NARROW = 100  # the list of optimizers needs a line of its own below this
     TITLE = "Optimizer race"
     BLURB = ("The same network, the same first weights and the same batches, trained once "
              "per optimizer. Compare the loss curves, then open each optimizer's state: "
              "momentum's velocity, Adam's m, v and its bias correction.")
 
     DEFAULT_CSS = """
-    RaceLab #race-bar { height: 3; }
-    RaceLab #race-bar > Label { padding: 1 1 0 1; }
+    RaceLab #race-bar { height: auto; }
+    RaceLab #race-bar Label { padding: 1 1 0 1; }
+    RaceLab #race-which { width: 1fr; height: auto; }
+    RaceLab #race-how { width: auto; height: auto; }
     RaceLab #race-opts { width: 1fr; max-width: 50; }
+    RaceLab.narrow #race-bar { layout: vertical; }
+    RaceLab.narrow #race-which, RaceLab.narrow #race-how { width: 1fr; }
+    RaceLab.narrow #race-opts { max-width: 100%; }
     RaceLab #race-run { min-width: 10; }
     RaceLab #race-steps { width: 10; padding: 0 1; }
     RaceLab #race-body { height: 1fr; }
@@ -121,12 +127,14 @@ class RaceLab(ComputedLab):
     """
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="race-bar"):
-            yield Label("optimizers")
-            yield Input("sgd,momentum,nesterov,adagrad,rmsprop,adam", id="race-opts")
-            yield Label("steps")
-            yield Input("200", id="race-steps")
-            yield Button("Race", id="race-run", variant="primary")
+        with Horizontal(id="race-bar"):  # two groups: side by side, stacked when narrow
+            with Horizontal(id="race-which"):
+                yield Label("optimizers")
+                yield Input("sgd,momentum,nesterov,adagrad,rmsprop,adam", id="race-opts")
+            with Horizontal(id="race-how"):
+                yield Label("steps")
+                yield Input("200", id="race-steps")
+                yield Button("Race", id="race-run", variant="primary")
         yield Note()
         with Horizontal(id="race-body"):
             yield Chart(RacePlot(id="race-plot"))
