@@ -65,3 +65,27 @@ def text(widget: Widget) -> str:
     console = Console(width=max(40, widget.size.width or 200), record=True, file=io.StringIO())
     console.print(content)
     return console.export_text()
+
+
+def chrome_problems(app: BntuiApp) -> list[str]:
+    """What is wrong with the tabs and the footer at the app's size: a tab cut or not
+    showing its label, `?` or `q` missing from the footer."""
+    from textual.widgets._footer import FooterKey
+    from textual.widgets._tabs import Tab
+
+    width = app.size.width
+    problems = []
+    tabs = list(app.query(Tab))
+    if len(tabs) != len(PANES):
+        problems.append(f"{len(tabs)} tabs for {len(PANES)} panes")
+    for tab, spec in zip(tabs, PANES, strict=False):
+        if tab.region.right > width or tab.region.width == 0:
+            problems.append(f"tab {spec.key} is cut ({tab.region})")
+        if tab.label_text != spec.label(width):
+            problems.append(f"tab {spec.key} reads {tab.label_text!r}")
+    keys = {k.key: k for k in app.query(FooterKey)}
+    for key in ("question_mark", "q"):
+        k = keys.get(key)
+        if k is None or k.region.width == 0 or k.region.right > width:
+            problems.append(f"the footer does not show {key}")
+    return problems

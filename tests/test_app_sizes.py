@@ -6,11 +6,9 @@ the room."""
 from __future__ import annotations
 
 import pytest
-from app_helpers import settle
+from app_helpers import chrome_problems, settle
 from lab_helpers import open_lab
 from textual.widgets import Input
-from textual.widgets._footer import FooterKey
-from textual.widgets._tabs import Tab
 
 from bntui.engine import RunConfig
 from bntui.ui.app import BntuiApp
@@ -20,25 +18,6 @@ from bntui.ui.training_pane import RegionView
 
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C")
 SIZES = ((80, 24), (120, 40), (160, 50))
-
-
-def chrome_problems(app: BntuiApp) -> list[str]:
-    """What is wrong with the tabs and the footer at the app's size."""
-    width = app.size.width
-    problems = []
-    tabs = list(app.query(Tab))
-    assert len(tabs) == len(PANES)
-    for tab, spec in zip(tabs, PANES, strict=True):
-        if tab.region.right > width or tab.region.width == 0:
-            problems.append(f"tab {spec.key} is cut ({tab.region})")
-        if tab.label_text != spec.label(width):
-            problems.append(f"tab {spec.key} reads {tab.label_text!r}")
-    keys = {k.key: k for k in app.query(FooterKey)}
-    for key in ("question_mark", "q"):
-        k = keys.get(key)
-        if k is None or k.region.width == 0 or k.region.right > width:
-            problems.append(f"the footer does not show {key}")
-    return problems
 
 
 def field_problems(app: BntuiApp, pane_id: str) -> list[str]:

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select
+from textual.widgets import Button, Input, Select, Static
 
 from bntui.engine.errors import BntuiError
 from bntui.ui.form import Note
@@ -45,11 +45,11 @@ class ExportScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
-            yield Label("Export this walkthrough: every step of the pass, with its gradient "
-                        "checks, as a handout")
-            with Horizontal(id="export-row"):
-                yield Select(FORMS, id="form", value="md", allow_blank=False)
-                yield Input(with_suffix(self.default, "md"), id="path")
+            yield Static("Export this walkthrough: every step of the stepper's pass, with "
+                         "its gradient checks, as a handout (a check runs first if the pass "
+                         "has none).")
+            yield Select(FORMS, id="form", value="md", allow_blank=False)
+            yield Input(with_suffix(self.default, "md"), id="path")
             yield Note()
             with Horizontal(id="export-buttons"):
                 yield Button("Export", id="go", variant="primary")
