@@ -91,3 +91,20 @@ async def test_a_big_terminal_is_used() -> None:
     (map_s, loss_s, grid_s), (map_b, loss_b, grid_b) = found[(120, 40)], found[(160, 50)]
     assert map_b[0] > map_s[0] and map_b[1] > map_s[1]
     assert loss_b > loss_s and grid_b > grid_s
+
+
+async def test_resizing_relabels_the_tabs_and_the_layout_follows() -> None:
+    """A terminal resized while the app runs: the tabs, the footer and the size classes
+    follow at once (the app's Resize handler runs before Textual's own updates the size,
+    so it must read the event's size)."""
+    app = BntuiApp(MOONS)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        for size in ((80, 24), (160, 50), (120, 40)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.2)
+            assert app.size == size
+            problems = chrome_problems(app)
+            assert not problems, f"{size}: {problems}"
+            assert app.screen.has_class("-short") == (size[1] < 30)
+            assert app.screen.has_class("-narrow") == (size[0] < 100)

@@ -28,6 +28,7 @@ from typing import Any
 
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
@@ -160,11 +161,11 @@ class BntuiApp(App[None]):
         self.install(session)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._size_classes()
+        self._size_classes(event.size)  # (this runs before App's own handler: not self.size)
 
-    def _size_classes(self) -> None:
+    def _size_classes(self, size: Size | None = None) -> None:
         """Tab labels and the screen's size classes follow the terminal's size."""
-        width, height = self.size
+        width, height = size if size is not None else self.size
         self.screen.set_class(width < NARROW, "-narrow")
         self.screen.set_class(width >= WIDE, "-wide")
         self.screen.set_class(height < SHORT, "-short")
