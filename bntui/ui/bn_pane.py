@@ -79,7 +79,7 @@ class BNPane(Vertical):
         t = Text()
         t.append(f"layer {bn.layer}: {bn.samples} samples × {bn.features} features · "
                  f"ε = {bn.eps:g} · running stats after {bn.batches} batches "
-                 f"(step {snap.step:,})\n", style="bold")
+                 f"(step {snap.parts.get('bn', snap.step):,})\n", style="bold")
         t.append("feature   batch mean   running mean   batch var   running var\n",
                  style="grey50")
         bm, bv = out.get("batch_mu"), out.get("batch_var")
