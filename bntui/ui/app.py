@@ -39,7 +39,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from bntui.engine.config import PRESETS, RunConfig, preset
 from bntui.engine.errors import BntuiError
 from bntui.engine.files import write_atomic
-from bntui.engine.gradcheck import attach_to_trace, gradcheck
+from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.persist import load_session, save_session
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace
@@ -187,7 +187,7 @@ class BntuiApp(App[None]):
         return self.snapshot.trace if self.snapshot is not None else None
 
     @property
-    def report(self):  # type: ignore[no-untyped-def]
+    def report(self) -> GradcheckReport | None:
         """The last gradient check's report (None before the first)."""
         return self.check.report if self.check is not None else None
 

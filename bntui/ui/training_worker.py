@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from textual.message import Message
 
@@ -23,6 +23,7 @@ from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 
 EVAL_EVERY = 10  # evaluate (eval mode, both splits) every 10 steps: curves never depend on timing
 SLICE = 0.1  # seconds of training between two progress reports
+REGIONS_EVERY = 0.5  # seconds between two decision-region maps while training (the costly part)
 
 
 class TrainProgress(Message):
@@ -77,6 +78,7 @@ def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
     session, remaining = job.session, job.steps
     reason, error = "done", None
     previous: Snapshot | None = None
+    regions_at = 0.0
     try:
         while True:
             if cancelled():
@@ -96,8 +98,13 @@ def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
                     break
                 if remaining is not None and remaining <= 0:
                     break
-                previous = take_snapshot(session, job.training_mode(), job.wants(),
-                                         job.check(), previous)
+                wants = job.wants()
+                if wants.regions and time.monotonic() - regions_at < REGIONS_EVERY:
+                    wants = replace(wants, regions=False)  # the last map is recent enough
+                elif wants.regions:
+                    regions_at = time.monotonic()
+                previous = take_snapshot(session, job.training_mode(), wants, job.check(),
+                                         previous)
             job.post(TrainProgress(job.run, previous))
     except Exception as exc:  # the engine failed: say so, and still end on its step
         reason, error = "failed", f"{type(exc).__name__}: {exc}"
