@@ -77,11 +77,11 @@ class BNPane(Vertical):
             return
         out = bn.out
         t = Text()
-        t.append(f"layer {bn.layer}: {bn.samples} samples × {bn.features} features · "
-                 f"ε = {bn.eps:g} · running stats after {bn.batches} batches "
-                 f"(step {snap.parts.get('bn', snap.step):,})\n", style="bold")
-        t.append("feature   batch mean   running mean   batch var   running var\n",
-                 style="grey50")
+        t.append(f"layer {bn.layer} · {bn.samples} samples × {bn.features} features · "
+                 f"ε = {bn.eps:g} · running stats after {bn.batches} batches\n",
+                 style="bold")
+        t.append("feature   batch mean   running mean   batch var   running var", style="grey50")
+        t.append(f"   (step {snap.parts.get('bn', snap.step):,})\n", style="grey50")
         bm, bv = out.get("batch_mu"), out.get("batch_var")
         for j in range(min(bn.features, SHOWN_FEATURES)):
             t.append(f"{j:>7}   {fmt_cell(bm[j]) if bm is not None else '—':>10}   "
