@@ -24,17 +24,10 @@ from textual.widgets import Input, Select
 
 from bntui.engine import RunConfig, preset
 from bntui.ui.app import BntuiApp
-from bntui.ui.bn_pane import BNPane
-from bntui.ui.check_pane import CheckPane
-from bntui.ui.dataset_pane import DatasetPane
-from bntui.ui.model_pane import ModelPane
-from bntui.ui.optimizer_pane import OptimizerPane
-from bntui.ui.stepper import StepperPane
-from bntui.ui.training_pane import TrainingPane
+from bntui.ui.registry import PANES
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SIZE = (120, 40)
-PANES = (StepperPane, TrainingPane, DatasetPane, ModelPane, OptimizerPane, CheckPane, BNPane)
 # cairosvg cannot load the SVG's web font: a local monospace face keeps the columns
 # aligned, and the plots' braille dots come from a face that has them
 PNG_FONT = "DejaVu Sans Mono"
@@ -44,7 +37,7 @@ TEXT_RUN = re.compile(r"<text ([^>]*)>([^<]*)</text>")
 
 async def settle(app: BntuiApp, pilot: Pilot) -> None:
     for _ in range(200):
-        if app.session is not None and all(app.query(kind) for kind in PANES):
+        if app.session is not None and all(app.query(p.make) for p in PANES):
             break
         await pilot.pause(0.02)
     await pilot.pause()
@@ -77,9 +70,10 @@ async def train(app: BntuiApp, pilot: Pilot, steps: int) -> None:
 
 async def check(app: BntuiApp, pilot: Pilot) -> None:
     await pilot.press("g")
-    await wait_for(lambda: app.report is not None)
+    await wait_for(lambda: app.check is not None)
     await quiet(app, pilot)
-    app.query_one(CheckPane).show(app.report, 0.0)
+    app.check = replace(app.check, seconds=0.0)  # the same record, its time shown as 0.0 s
+    await pilot.pause()
 
 
 async def stepper(app: BntuiApp, pilot: Pilot) -> None:
@@ -148,6 +142,17 @@ async def exercise(app: BntuiApp, pilot: Pilot) -> None:
     await quiet(app, pilot)
 
 
+async def start(app: BntuiApp, pilot: Pilot) -> None:
+    """The first screen of a bare `bntui`: the start panel over the stepper."""
+    await pilot.pause(0.3)
+
+
+async def tour(app: BntuiApp, pilot: Pilot) -> None:
+    """The guided tour at its Znorm stop."""
+    await pilot.press("w", "enter", "enter", "enter")
+    await pilot.pause(0.3)
+
+
 async def stepper_exercise(app: BntuiApp, pilot: Pilot) -> None:
     """Exercise mode in the stepper: dZ0 of layer 1 hidden and asked."""
     for _ in range(app.trace.index_of("dZ0", 1)):
@@ -157,7 +162,9 @@ async def stepper_exercise(app: BntuiApp, pilot: Pilot) -> None:
 
 
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
-SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
+SHOTS: dict[str, tuple[RunConfig | None, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
+    "start": (None, start),  # None: as `bntui` with no flags, so the start panel shows
+    "tour": (replace(preset("seed-softmax"), steps=100), tour),
     "stepper": (MOONS, stepper),
     "training": (MOONS, training),
     "gradcheck": (MOONS, gradcheck),
@@ -176,7 +183,7 @@ SHOTS: dict[str, tuple[RunConfig, Callable[[BntuiApp, Pilot], Awaitable[None]]]]
 }
 
 
-async def shoot(name: str, config: RunConfig,
+async def shoot(name: str, config: RunConfig | None,
                 arrange: Callable[[BntuiApp, Pilot], Awaitable[None]]) -> Path:
     app = BntuiApp(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -197,6 +204,12 @@ def for_png(svg: str) -> str:
         attrs, body = m.groups()
         if any("\u2800" <= c <= "\u28ff" for c in body):
             attrs += f' style="font-family: {BRAILLE_FONT}"'
+            x, length = re.search(r'x="([\d.]+)"', attrs), re.search(r'textLength="([\d.]+)"',
+                                                                     attrs)
+            if x and length and body:  # one position a character: braille stays in its cell
+                x0, cell = float(x.group(1)), float(length.group(1)) / len(body)
+                xs = " ".join(f"{x0 + i * cell:.1f}" for i in range(len(body)))
+                attrs = attrs.replace(x.group(0), f'x="{xs}"')
         return f"<text {attrs}>{body}</text>"
 
     return TEXT_RUN.sub(run, svg.replace("Fira Code", PNG_FONT))

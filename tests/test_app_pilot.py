@@ -270,8 +270,10 @@ async def test_diverging_learning_rate_stops_training_by_itself() -> None:
         await settle(app, pilot)
         session = app.session
         send_key(app, "space")
-        assert await until(lambda: app.playing, timeout=2)
-        assert await until(lambda: not app.playing, timeout=20), "training never stopped"
+        # the run may diverge and end before a poll sees it playing: wait for it to start
+        assert await until(lambda: app.run_id == 1, timeout=2)
+        assert await until(lambda: not app.playing and app.ended_run == 1, timeout=20), (
+            "training never stopped")
         await finish(app, pilot)
         assert app.is_running and app.session is session
         assert session.stopped is not None and "learning rate" in session.stopped

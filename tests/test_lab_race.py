@@ -145,7 +145,7 @@ def test_cli_text(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "lab", "race", "--samples", "120", "--steps", "10",
                          "--optimizers", "adam,momentum", "--param", "2.W")
     assert code == 0, err
-    assert "after step" in out and "rank" in out
+    assert "update" in out and "rank" in out
     assert "optimizer state of 2.W" in out and "velocity rms" in out and "m̂ rms" in out
     assert "1 − β₁ᵗ" in out
 
@@ -222,3 +222,14 @@ async def test_app_lab_races_and_inspects() -> None:
         await pilot.pause()
         await wait_until(lambda: pane.current is view and view.ready)
         assert [r.optimizer for r in view.result.racers] == ["sgd", "adam"]
+
+
+def test_cli_counts_updates_without_an_off_by_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table's rows are updates 1 … steps (the loss each update started from), the
+    last row is update `steps`, and the state is after t = steps updates."""
+    assert main(["lab", "race", "--steps", "12", "--optimizers", "sgd,adam"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[0] for line in out.splitlines() if line[:3].strip().isdigit()
+            and len(line.split()) == 3]
+    assert rows[0] == "1" and rows[-1] == "12", rows
+    assert "update 1 … 12" in out and "after t = 12 updates" in out

@@ -12,6 +12,7 @@ from bntui.cli.render import compact, table
 from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import dumps
 from bntui.engine.labs.race import SLOT_LABELS, RaceResult, parse_lrs, parse_optimizers, race
+from bntui.engine.optimizers import slot_summary
 from bntui.numbers import fmt
 
 HELP = "optimizer race: several optimizers from the same start, losses and state"
@@ -53,8 +54,7 @@ def _state_lines(result: RaceResult, key: str) -> list[str]:
         for name, value in state.items():
             label = SLOT_LABELS.get(name, name)
             if isinstance(value, np.ndarray) and value.ndim > 0:
-                rms = float(np.sqrt(np.mean(np.square(value, dtype=np.float64))))
-                parts.append(f"{label} rms {fmt(rms)}")
+                parts.append(f"{label} rms {fmt(slot_summary(name, value).rms)}")
             else:
                 parts.append(f"{label} = {fmt(float(value))}")
         lines.append(f"  {r.optimizer:<9} " + ("; ".join(parts) if parts else
@@ -80,13 +80,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"optimizer race on {result.dataset}: {result.network}, batch {result.batch_size}, "
           f"seed {result.seed}, {result.steps} steps, the same start for all")
+    # update u computes its batch loss, then changes the weights: loss[u − 1] is the loss
+    # update u started from (update 1: the common start); after the last, t = steps
     n = max((len(r.loss) for r in result.racers), default=0)
     every = args.every or max(1, -(-(n - 1) // 4))  # about 5 rows
-    idx = sorted({*range(0, n, every), n - 1}) if n else []
-    head = ["after step"] + [r.optimizer for r in result.racers]
-    rows = [[str(i)] + [fmt(r.loss[i]) if i < len(r.loss) else "—" for r in result.racers]
-            for i in idx]
-    print("batch loss before update (step 0 = the common start)")
+    updates = sorted({*range(1, n + 1, every), n}) if n else []
+    head = ["update"] + [r.optimizer for r in result.racers]
+    rows = [[str(u)] + [fmt(r.loss[u - 1]) if u <= len(r.loss) else "—"
+                        for r in result.racers] for u in updates]
+    print(f"batch loss at each update 1 … {n}, computed before it changes the weights "
+          "(update 1: the same start for all)")
     print(table(head, rows))
     print()
     print(table(["rank", "optimizer", "learning rate", "final loss", "stopped"],
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         if r.stopped:
             print(f"note: {r.optimizer}: {r.stopped}")
     print()
-    print(f"optimizer state of {key} after the last step")
+    t = max((r.session.optimizer.t for r in result.racers), default=0)
+    print(f"optimizer state of {key} after t = {t} updates")
     print("\n".join(_state_lines(result, key)))
     adam = next((r for r in result.racers if r.optimizer == "adam"), None)
     if adam is not None and "m_hat" in adam.state(key):

@@ -681,5 +681,14 @@ def train_vs_eval(bn: BatchNorm, Z: np.ndarray) -> dict[str, np.ndarray]:
         bn.cache, bn.training = saved, saved_training
 
 
+def train_eval_gap(out: dict[str, np.ndarray]) -> tuple[float, float] | None:
+    """The largest and the mean |Zbn_train − Zbn_eval| of `train_vs_eval`'s result (None
+    for a batch of one, which has no training-mode statistics)."""
+    if "Zbn_diff" not in out:
+        return None
+    d = np.abs(out["Zbn_diff"])
+    return float(d.max()), float(d.mean())
+
+
 __all__ = ["BACKWARD", "COMPACT", "FORWARD", "NODES", "STEPS", "BatchNorm", "compact_backward",
-           "train_vs_eval"]
+           "train_eval_gap", "train_vs_eval"]

@@ -40,6 +40,28 @@ def check_lr(lr: float) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class SlotSummary:
+    """One slot (velocity, m, v, …) of one parameter in a few numbers: its root mean
+    square and its entry of largest size, with where it is (a slot's first entries can
+    belong to a pixel that is never lit, and stay 0: these say something)."""
+
+    name: str
+    shape: tuple[int, ...]
+    rms: float
+    largest: float  # with its sign
+    at: tuple[int, ...]
+
+
+def slot_summary(name: str, value: np.ndarray) -> SlotSummary:
+    v = np.asarray(value, dtype=np.float64)
+    if v.size == 0:
+        return SlotSummary(name, tuple(v.shape), 0.0, 0.0, ())
+    flat = int(np.argmax(np.abs(np.nan_to_num(v, nan=np.inf))))
+    at = tuple(int(i) for i in np.unravel_index(flat, v.shape))
+    return SlotSummary(name, tuple(v.shape), float(np.sqrt(np.mean(v * v))), float(v[at]), at)
+
+
 @dataclass
 class Optimizer:
     """Base: plain SGD.  `step` updates every parameter in place from its gradient."""
@@ -151,6 +173,16 @@ class Optimizer:
     def inspect(self, key: str) -> dict[str, np.ndarray | float]:
         """The state of one parameter, with derived quantities (m̂, v̂) where they exist."""
         return dict(self.state.get(key, {}))
+
+    def summary(self, key: str) -> tuple[list[SlotSummary], dict[str, float]]:
+        """The state of one parameter in a few numbers: each slot's summary, and the
+        scalars (bias factors, …) but the step count."""
+        state = self.inspect(key)
+        slots = [slot_summary(n, v) for n, v in state.items()
+                 if isinstance(v, np.ndarray) and v.ndim > 0]
+        scalars = {n: float(v) for n, v in state.items()
+                   if not (isinstance(v, np.ndarray) and v.ndim > 0) and n != "t"}
+        return slots, scalars
 
     def describe(self) -> str:
         hp = ", ".join(f"{k}={v:g}" for k, v in self.hyperparameters().items())

@@ -1,9 +1,18 @@
-"""The bntui app: a thin view over one engine `Session`.
+"""The bntui app: a thin view over one engine `Session`, with one owner of its state.
 
-Panes post messages up (`ConfigChange`, `TrainRequest`, `CheckRequest`); the app changes
-the session — rebuilding it from a new `RunConfig`, training it in a worker thread,
-checking its gradients — and pushes the new state down.  A mistake in a pane's input is
-shown inline in that pane and the session the learner had stays as it was.
+The app's state is a handful of reactive attributes whose watchers redraw: the session;
+the `Snapshot` every view draws from (the step, the history, the stepper's trace, the
+decision regions, the BatchNorm comparison, the optimizer's state — one moment, so the
+views always agree); `playing`; the stepper's `index`; `trace_training` (the training or
+the eval-mode pass); the `active_tab`; the last gradient check as one `CheckRecord`;
+exercise mode; the tour's stop; the start panel.
+
+Panes come from one registry (`bntui.ui.registry`), which also gives the tabs, their keys,
+help and the command palette; every action is in `bntui.ui.keys`.  Each pane declares the
+state it shows (`BINDS`) and gets it pushed down through `data_bind`; panes post messages
+up (`ConfigChange`, `TrainRequest`, `CheckRequest`) and never reach into the app.
+Training and checking run in thread workers that report by messages.  A mistake in a
+pane's input is shown inline in that pane and the session the learner had stays as it was.
 """
 
 from __future__ import annotations
@@ -14,11 +23,14 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import MountError, Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
@@ -26,29 +38,38 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from bntui.engine.config import PRESETS, RunConfig, preset
 from bntui.engine.errors import BntuiError
+from bntui.engine.files import write_atomic
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.persist import load_session, save_session
-from bntui.engine.regions import RegionMap, decision_regions
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace
-from bntui.ui.bn_pane import BNPane
-from bntui.ui.check_pane import CheckPane, CheckRequest
-from bntui.ui.dataset_pane import DatasetPane
+from bntui.handout import handout, info_for
+from bntui.ui.check_pane import CheckRequest
+from bntui.ui.export_screen import ExportScreen
 from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
-from bntui.ui.labs_pane import LabsPane
+from bntui.ui.keys import bindings, palette
 from bntui.ui.messages import ConfigChange, TrainRequest
-from bntui.ui.model_pane import ModelPane
-from bntui.ui.optimizer_pane import OptimizerPane
+from bntui.ui.region_view import PlaneView
+from bntui.ui.registry import PANES
+from bntui.ui.start_panel import StartPanel
+from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 from bntui.ui.stepper import StepperPane
-from bntui.ui.training_pane import TrainingPane
+from bntui.ui.tour import STOPS, stop_index, tour_layer
+from bntui.ui.training_pane import RegionView
+from bntui.ui.training_worker import TrainEnded, TrainJob, TrainProgress, train_run
 
-PaneT = TypeVar("PaneT", bound=Widget)
-TABS = ("stepper", "training", "dataset", "model", "optimizer", "check", "bn", "labs")
-TAB_TITLES = ("1 Stepper", "2 Training", "3 Dataset", "4 Model", "5 Optimizer",
-              "6 Grad check", "7 BN train/eval", "8 Labs")
 DEFAULT_PRESET = "seed-softmax"
-EVAL_EVERY = 10  # the app evaluates (eval mode, both splits) every 10 training steps
+REDRAW_EVERY = 0.2  # seconds between two redraws while training (whatever the step rate)
+NARROW, WIDE, SHORT = 100, 140, 30  # size classes of the screen: -narrow, -wide, -short
+
+
+class CheckDone(Message):
+    """A gradient check finished (posted by its worker)."""
+
+    def __init__(self, record: CheckRecord) -> None:
+        super().__init__()
+        self.record = record
 
 
 class BntuiApp(App[None]):
@@ -56,68 +77,64 @@ class BntuiApp(App[None]):
     SUB_TITLE = "batch normalization, step by step"
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = None  # keys go to the app's bindings until the learner picks a widget
-    BINDINGS = [
-        Binding("n", "next_step", "next"),
-        Binding("b", "prev_step", "back"),
-        Binding("right", "next_step", "next", show=False),
-        Binding("left", "prev_step", "back", show=False),
-        Binding("right_square_bracket", "next_layer", "next layer", show=False),
-        Binding("left_square_bracket", "prev_layer", "prev layer", show=False),
-        Binding("home", "first_step", "first step", show=False),
-        Binding("end", "last_step", "last step", show=False),
-        Binding("t", "train_step", "train 1"),
-        Binding("space", "toggle_play", "play/pause"),
-        Binding("r", "reset", "reset"),
-        Binding("g", "gradcheck", "grad check"),
-        Binding("e", "toggle_eval", "train/eval", show=False),
-        Binding("x", "exercise", "exercise", show=False),
-        Binding("ctrl+s", "save", "save", show=False),
-        Binding("ctrl+o", "open", "open", show=False),
-        Binding("question_mark", "help", "help"),
-        Binding("q", "quit", "quit"),
-        Binding("escape", "unfocus", "leave field", show=False),
-        *[Binding(str(i + 1), f"show_tab('{tab}')", TAB_TITLES[i], show=False)
-          for i, tab in enumerate(TABS)],
-    ]
+    BINDINGS = bindings()
 
-    def __init__(self, config: RunConfig | None = None) -> None:
+    # the state: one owner, pushed down to the panes that declare it (BINDS) ---------------
+    session: var[Session | None] = var(None, init=False)
+    snapshot: var[Snapshot | None] = var(None, init=False)
+    playing: var[bool] = var(False, init=False)
+    index: var[int] = var(0, init=False)
+    trace_training: var[bool] = var(True, init=False)
+    active_tab: var[str] = var("stepper", init=False)
+    check: var[CheckRecord | None] = var(None, init=False)
+    checking: var[bool] = var(False, init=False)
+    exercise: var[bool] = var(False, init=False)
+    tour: var[int | None] = var(None, init=False)
+    note: var[str] = var("", init=False)
+    start_panel: var[bool] = var(False, init=False)
+    failure: var[str] = var("", init=False)  # why the last run failed ("" if it did not)
+
+    def __init__(self, config: RunConfig | None = None,
+                 start_panel: bool | None = None) -> None:
+        """`start_panel`: show the start panel (by default when no configuration is given,
+        as when `bntui` is started without flags)."""
         super().__init__()
         self.config = config if config is not None else replace(
             preset(DEFAULT_PRESET), steps=100)
-        self.session: Session | None = None
-        self.trace: Trace | None = None
-        self.report: GradcheckReport | None = None
-        self.regions: RegionMap | None = None
-        self.index = 0
-        self.trace_training = True
-        self.playing = False
-        self.lock = threading.Lock()
+        self.show_start = config is None if start_panel is None else start_panel
+        self.lock = threading.Lock()  # the session is trained in a thread: read it under this
         self._deferred: list[tuple[str, Widget]] = []
-        self._train_worker: Worker[None] | None = None
-        self.last_redraw_ms = 0.0
-        self.report_step = -1
-        self.report_seconds = 0.0
+        self._train_job: TrainJob | None = None
+        self.run_id = 0  # the current training run; older runs' messages are ignored
+        self.ended_run = 0  # the last run whose end the views show
+        self._pending: Snapshot | None = None  # the newest progress, drawn at the next tick
+        self.region_size = (48, 24)
         self.session_path = "bntui-session.npz"
-        self.active_tab = "stepper"
-        self._plots_dirty = False
-        self._last_plot = 0.0
-        self.report_training = True
+        self.export_path = "bntui-walkthrough.md"
 
     # layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
+        width = self.size.width or 120
         with TabbedContent(id="tabs", initial="stepper"):
-            panes = (StepperPane(), TrainingPane(), DatasetPane(), ModelPane(),
-                     OptimizerPane(), CheckPane(), BNPane(), LabsPane())
-            for tab, title, pane in zip(TABS, TAB_TITLES, panes, strict=True):
-                with TabPane(title, id=tab):
+            for spec in PANES:
+                pane = spec.make()
+                self._bind(pane)
+                with TabPane(spec.label(width), id=spec.id):
                     # the first screen needs the stepper only; the rest mount just after
-                    if tab == "stepper":
+                    if spec.id == "stepper":
                         yield pane
                     else:
-                        self._deferred.append((tab, pane))
+                        self._deferred.append((spec.id, pane))
+        yield StartPanel(id="start")
         yield Static(id="status")
         yield Footer()
+
+    def _bind(self, pane: Widget) -> None:
+        """Push the app's state down to `pane`: the reactives it declares in `BINDS`."""
+        names: tuple[str, ...] = getattr(pane, "BINDS", ())
+        if names:
+            pane.data_bind(**{name: getattr(BntuiApp, name) for name in names})
 
     async def _mount_deferred(self) -> None:
         """Mount the panes the first screen does not show (quitting first is fine)."""
@@ -132,6 +149,9 @@ class BntuiApp(App[None]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._mount_deferred)
+        self.set_interval(REDRAW_EVERY, self._tick)
+        self.start_panel = self.show_start
+        self._size_classes()
         try:
             session = Session(self.config)
         except BntuiError as exc:  # a bad config from the command line: fall back
@@ -140,145 +160,153 @@ class BntuiApp(App[None]):
             session = Session(self.config)
         self.install(session)
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._size_classes(event.size)  # (this runs before App's own handler: not self.size)
+
+    def _size_classes(self, size: Size | None = None) -> None:
+        """Tab labels and the screen's size classes follow the terminal's size."""
+        width, height = size if size is not None else self.size
+        self.screen.set_class(width < NARROW, "-narrow")
+        self.screen.set_class(width >= WIDE, "-wide")
+        self.screen.set_class(height < SHORT, "-short")
+        tabs = self.query(TabbedContent)
+        if tabs:
+            for spec in PANES:
+                tabs.first().get_tab(spec.id).label = spec.label(width)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette lists every action of the app beside Textual's own."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Next step (n)", "Step forward through the pass",
-                            self.action_next_step)
-        yield SystemCommand("Previous step (b)", "Step back", self.action_prev_step)
-        yield SystemCommand("Next layer (])", "Jump to the next layer", self.action_next_layer)
-        yield SystemCommand("Train one step (t)", "One optimizer step", self.action_train_step)
-        yield SystemCommand("Play / pause training (space)", "Train until paused",
-                            self.action_toggle_play)
-        yield SystemCommand("Reset (r)", "Back to the initial weights", self.action_reset)
-        yield SystemCommand("Gradient check (g)", "Analytic vs numerical vs autograd",
-                            self.action_gradcheck)
-        yield SystemCommand("Training ↔ eval pass (e)", "Which pass the stepper shows",
-                            self.action_toggle_eval)
-        yield SystemCommand("Save session (ctrl+s)", "Weights, optimizer state and history",
-                            self.action_save)
-        yield SystemCommand("Open session (ctrl+o)", "A session saved earlier",
-                            self.action_open)
-        yield SystemCommand("Help (?)", "Keys and the glossary", self.action_help)
-        for tab, title in zip(TABS, TAB_TITLES, strict=True):
-            yield SystemCommand(f"Show {title[2:]} ({title[0]})", f"Switch to the {title[2:]}"
-                                " pane", lambda t=tab: self.action_show_tab(t))
+        for title, help_text, action in palette():
+            yield SystemCommand(title, help_text, partial(self.run_action, action))
 
-    # state -------------------------------------------------------------------------------
-    def install(self, session: Session) -> None:
-        """Make `session` the current one and push everything down to the panes."""
-        self.stop_training()
-        self.session = session
-        self.config = session.config
-        self.report = None
-        with self.lock:
-            self.trace = session.trace(self.trace_training)
-            self.regions = self._regions(session)
-        self.index = min(self.index, len(self.trace) - 1)
-        for kind in (DatasetPane, ModelPane, OptimizerPane, BNPane, CheckPane, TrainingPane,
-                     LabsPane):
-            for pane in self.query(kind):
-                self.load_pane(pane)
-        self.show_step()
+    # the state's watchers ----------------------------------------------------------------
+    @property
+    def trace(self) -> Trace | None:
+        """The pass the stepper shows."""
+        return self.snapshot.trace if self.snapshot is not None else None
 
-    def load_pane(self, pane: Widget) -> None:
-        """Push the session's state into one pane (also called by a pane when it mounts:
-        all panes but the stepper are mounted lazily, after the first screen)."""
-        s = self.session
-        if s is None:
-            return
-        if isinstance(pane, DatasetPane):
-            pane.load(s.config, s.dataset)
-        elif isinstance(pane, ModelPane):
-            pane.load(s.config, s.network)
-        elif isinstance(pane, OptimizerPane):
-            pane.load(s.config, s.optimizer, s.batch_size)
-        elif isinstance(pane, BNPane):
-            pane.set_layers(s.network)
-            self.refresh_bn_pane()
-        elif isinstance(pane, CheckPane):
-            if self.report is not None:
-                pane.show(self.report, self.report_seconds)
-            else:
-                pane.busy("not run yet: press g")
-        elif isinstance(pane, TrainingPane):
-            pane.set_playing(self.playing)
-            pane.show(s, self.regions)
-        elif isinstance(pane, LabsPane):
-            pane.load(s.config)
+    @property
+    def report(self) -> GradcheckReport | None:
+        """The last gradient check's report (None before the first)."""
+        return self.check.report if self.check is not None else None
 
-    def pane(self, kind: type[PaneT]) -> PaneT | None:
-        """The pane of that kind, or None while it is not mounted yet."""
-        found = self.query(kind)
-        return found.first() if found else None
+    @property
+    def last_redraw_ms(self) -> float:
+        return self.query_one(StepperPane).redraw_ms
 
-    def _regions(self, session: Session) -> RegionMap | None:
-        try:
-            return decision_regions(session.network, session.dataset, cols=48, rows=24)
-        except Exception:
-            return None
+    def validate_index(self, index: int) -> int:
+        n = len(self.trace) if self.trace is not None else 1
+        return max(0, min(n - 1, index))
 
-    def show_step(self, note: str = "") -> None:
-        if self.session is None or self.trace is None:
-            return
-        t0 = time.perf_counter()
-        stepper = self.query_one(StepperPane)
-        if stepper.exercise:  # the labels of the batch the trace was recorded on
-            stepper.labels = self.session.inspection_batch()[1]
-        stepper.show(self.session.network, self.trace, self.index, note)
-        self.last_redraw_ms = (time.perf_counter() - t0) * 1000
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is not None and snap.trace is not None:
+            self.index = self.index  # clamped to the new pass
         self.update_status()
 
+    def watch_index(self) -> None:
+        self.note = ""  # a note is about the step it was said at
+
+    def watch_playing(self) -> None:
+        self.update_status()
+
+    def watch_failure(self) -> None:
+        self.update_status()
+
+    def watch_trace_training(self, training: bool) -> None:
+        if self.snapshot is not None and not self.playing:
+            self.refresh_snapshot()
+        mode = "training mode" if training else "eval mode (running statistics)"
+        self.note = f"now showing the {mode} pass"
+
+    def watch_active_tab(self, tab: str) -> None:
+        tabs = self.query(TabbedContent)
+        if tabs and tabs.first().active != tab:
+            tabs.first().active = tab
+        # A focused widget left behind in the old pane would pull it back to the front.
+        self.set_focus(None)
+
+    def watch_check(self, record: CheckRecord | None) -> None:
+        snap = self.snapshot
+        if (record is None or snap is None or snap.trace is None or self.playing
+                or not record.fits(self.session, snap.step, snap.training)):
+            return
+        attach_to_trace(snap.trace, record.report)
+        self.snapshot = snap.with_trace(snap.trace, snap.training)
+
+    def watch_start_panel(self, shown: bool) -> None:
+        self.query_one(StartPanel).display = shown
+
+    def watch_tour(self, stop: int | None) -> None:
+        if stop is not None:
+            self._goto_stop()
+
     def update_status(self) -> None:
-        s = self.session
-        if s is None:
+        s, snap = self.session, self.snapshot
+        status = self.query("#status")
+        if s is None or not status:
             return
-        state = "training…" if self.playing else "paused"
+        state = "training…" if self.playing else (
+            f"stopped by an error ({self.failure})" if self.failure else "paused")
         ds = s.dataset
-        self.query_one("#status", Static).update(
-            f"step {s.step_count:,} · {state} · {ds.name} ({ds.n_train} train) · "
-            f"{s.network.describe()} · {s.optimizer.name} lr {s.optimizer.lr:g}"
-        )
+        step = snap.step if snap is not None else s.step_count
+        status.first(Static).update(
+            f"step {step:,} · {state} · {ds.name} ({ds.n_train} train) · "
+            f"{s.network.describe()} · {s.optimizer.name} lr {s.optimizer.lr:g}")
 
-    def refresh_bn_pane(self) -> None:
-        s = self.session
-        if s is None or self.playing:
-            return
-        pane = self.pane(BNPane)
-        if pane is None:
-            return
-        X, _ = s.inspection_batch()
-        with self.lock:
-            pane.refresh_view(s.network, X)
+    # the session and its snapshots -----------------------------------------------------
+    def wants(self) -> Wants:
+        """What the views on screen need from the next snapshot (read by the worker)."""
+        tab = self.active_tab
+        return Wants(trace=tab == "stepper" or self.tour is not None,
+                     regions=tab == "training", bn=tab == "bn", optimizer=tab == "optimizer",
+                     size=self.region_size)
 
-    def _retrace(self) -> None:
-        s = self.session
-        assert s is not None
+    def install(self, session: Session) -> None:
+        """Make `session` the current one; every view follows."""
+        self.stop_training()
+        self.config = session.config
+        self.check = None
+        self.failure = ""
+        self.session = session
+        self.refresh_snapshot()
+
+    def refresh_snapshot(self) -> None:
+        """A complete snapshot of the session now (nothing is training)."""
+        session = self.session
+        if session is None:
+            return
         with self.lock:
-            self.trace = s.trace(self.trace_training)
-            if self.report is not None and self.report_step == s.step_count and (
-                    self.report_training == self.trace_training):
-                attach_to_trace(self.trace, self.report)
-        self.index = min(self.index, len(self.trace) - 1)
+            snap = take_snapshot(session, self.trace_training, self.wants().everything(),
+                                 self.check)
+        self._pending = None
+        self.snapshot = snap
+
+    def _tick(self) -> None:
+        """Draw the newest progress: the redraw rate does not follow the step rate."""
+        if self._pending is not None:
+            self.snapshot, self._pending = self._pending, None
+
+    @on(PlaneView.Resized)
+    def regions_resized(self, event: PlaneView.Resized) -> None:
+        if not isinstance(event.view, RegionView) or event.size == self.region_size:
+            return
+        self.region_size = event.size
+        if not self.playing:
+            self.refresh_snapshot()
 
     # stepping ------------------------------------------------------------------------
-    def _move(self, delta: int) -> None:
-        if self.trace is None:
-            return
-        self.index = max(0, min(len(self.trace) - 1, self.index + delta))
-        self.show_step()
-
     def action_next_step(self) -> None:
-        self._move(1)
+        self.index += 1
 
     def action_prev_step(self) -> None:
-        self._move(-1)
+        self.index -= 1
 
     def action_first_step(self) -> None:
-        self._move(-len(self.trace or []))
+        self.index = 0
 
     def action_last_step(self) -> None:
-        self._move(len(self.trace or []))
+        self.index = len(self.trace or [None]) - 1
 
     def _jump_layer(self, direction: int) -> None:
         """Go to the first step of the next (or previous) layer in the trace's order."""
@@ -301,7 +329,6 @@ class BntuiApp(App[None]):
             while i > 0 and where[i - 1] == where[i]:
                 i -= 1  # the first step of the previous layer
         self.index = i
-        self.show_step()
 
     def action_next_layer(self) -> None:
         self._jump_layer(1)
@@ -311,55 +338,94 @@ class BntuiApp(App[None]):
 
     def action_toggle_eval(self) -> None:
         self.trace_training = not self.trace_training
-        if self.playing:
-            return
-        self._retrace()
-        mode = "training mode" if self.trace_training else "eval mode (running statistics)"
-        self.show_step(f"now showing the {mode} pass")
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-        # A focused widget left behind in the old pane would pull it back to the front.
-        self.set_focus(None)
+        self.active_tab = tab
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.active_tab = event.pane.id or ""
-        if event.pane.id == "training" and self._plots_dirty and self.session is not None:
-            if (tp := self.pane(TrainingPane)) is not None:
-                tp.show(self.session, self.regions)
-                self._plots_dirty = False
-        elif event.pane.id == "stepper" and self.playing is False and self.session is not None:
-            self.show_step()
-        if event.pane.id == "bn":
-            self.refresh_bn_pane()
-        elif event.pane.id == "labs" and (labs := self.pane(LabsPane)) is not None:
-            labs.shown()
-        elif event.pane.id == "optimizer" and self.session is not None:
-            opt = self.pane(OptimizerPane)
-            if opt is not None:
-                opt.show_state(self.session.optimizer)
+        tab = event.pane.id or ""
+        if tab != "stepper":
+            self.start_panel = False
+        self.active_tab = tab
 
     def action_exercise(self) -> None:
         """Exercise mode in the stepper: each step's tensor (or formula) hidden and asked."""
-        stepper = self.query_one(StepperPane)
-        if self.session is None:
-            return
-        on = not stepper.exercise
-        self.action_show_tab("stepper")
-        stepper.set_exercise(on, self.session.inspection_batch()[1] if on else None)
-        if on and not self.trace_training:
-            self.notify("exercise mode asks about the training-mode pass: press e",
-                        severity="warning")
+        self.active_tab = "stepper"
+        self.exercise = not self.exercise
 
-    def action_unfocus(self) -> None:
-        """Leave a text field: the keys go back to the app's bindings."""
-        self.set_focus(None)
+    def action_escape(self) -> None:
+        """Leave a text field (the keys go back to the app's bindings), else end the tour."""
+        if self.focused is not None:
+            self.set_focus(None)
+        elif self.tour is not None:
+            self.tour = None
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        def closed(result: str | None) -> None:
+            if result == "tour":
+                self.action_tour()
 
-    # save and open -------------------------------------------------------------------
+        self.push_screen(HelpScreen(), closed)
+
+    # start panel and tour -----------------------------------------------------------------
+    def on_key(self, event: events.Key) -> None:
+        """Any key closes the start panel; the key still does what it does."""
+        self.start_panel = False
+
+    @on(StartPanel.Closed)
+    def start_closed(self) -> None:
+        self.start_panel = False
+
+    def action_tour(self) -> None:
+        """Start the guided tour (or come back to its current stop)."""
+        session = self.session
+        if session is None:
+            return
+        if tour_layer(session.network) is None:
+            self.notify("the tour follows a BatchNorm layer: this network has none (the "
+                        "seed-softmax preset has one)", severity="warning")
+            return
+        self.stop_training()
+        self.active_tab = "stepper"
+        if self.tour is None:
+            self.tour = 0
+        else:
+            self._goto_stop()
+
+    def _goto_stop(self) -> None:
+        if self.tour is None or self.session is None:
+            return
+        stop = STOPS[self.tour]
+        if self.trace_training != stop.training:
+            self.stop_training()
+            self.trace_training = stop.training
+        layer = tour_layer(self.session.network)
+        if self.trace is not None and layer is not None:
+            at = stop_index(self.trace, stop, layer)
+            if at is not None:
+                self.index = at
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("tour_next", "tour_back"):
+            return self.tour is not None  # enter and backspace act only during a tour
+        return True
+
+    def action_tour_next(self) -> None:
+        if self.tour is None:
+            return
+        if self.tour + 1 < len(STOPS):
+            self.tour += 1
+        else:
+            self.tour = None
+            self.notify("end of the tour: x asks about every step, 2 trains, ? has all the "
+                        "keys (w starts the tour again)", timeout=8)
+
+    def action_tour_back(self) -> None:
+        if self.tour is not None and self.tour > 0:
+            self.tour -= 1
+
+    # save, open, export -------------------------------------------------------------------
     def action_save(self) -> None:
         session = self.session
         if session is None:
@@ -384,6 +450,37 @@ class BntuiApp(App[None]):
         self.push_screen(FileScreen("Open a saved session", "Open", self.session_path, open_),
                          self._file_done)
 
+    def action_export(self) -> None:
+        if self.session is None:
+            return
+        self.stop_training()
+        self.push_screen(ExportScreen(self.export_path, self._export), self._file_done)
+
+    def _export(self, path: str, form: str) -> str:
+        """(In the export dialog's thread.)  The stepper's pass as a handout, every
+        gradient checked: the app's last check when it fits, else a new one."""
+        session, training, record = self.session, self.trace_training, self.check
+        assert session is not None
+        with self.lock:
+            step = session.step_count
+            trace = session.trace(training)
+            info = info_for(session, trace, f"bntui (the app): export of step {step:,}, "
+                                            f"{'training' if training else 'eval'}-mode pass")
+            network = copy.deepcopy(session.network) if not (
+                record is not None and record.fits(session, step, training)) else None
+        if network is not None:
+            t0 = time.perf_counter()
+            X, y = session.inspection_batch()
+            report = gradcheck(network, X, y, training=training, seed=session.config.seed,
+                               threads=max(1, (os.cpu_count() or 1) - 1))
+            record = CheckRecord(session, step, training, report, time.perf_counter() - t0)
+            self.post_message(CheckDone(record))
+        assert record is not None
+        attach_to_trace(trace, record.report)
+        written = write_atomic(path, handout(form, trace, info), "handout")
+        self.export_path = path
+        return f"exported the walkthrough ({len(trace)} steps, gradients checked) to {written}"
+
     def _file_done(self, message: str | None) -> None:
         if message:
             self.notify(message, timeout=5)
@@ -396,7 +493,7 @@ class BntuiApp(App[None]):
             if "preset" in changes:
                 name = str(changes.pop("preset"))
                 cfg = replace(preset(name), steps=100)
-                what = f"preset {name}: {PRESETS[name][0][:60]}…"
+                what = f"preset {name}: {PRESETS[name][0]}"
             else:
                 cfg = self.config
                 if "dataset" in changes:
@@ -411,7 +508,7 @@ class BntuiApp(App[None]):
             message.source.show_error(f"{exc} — nothing was changed")  # type: ignore[attr-defined]
             return
         self.install(session)
-        message.source.show_ok(f"{what}: {session.network.describe()}")  # type: ignore[attr-defined]
+        message.source.show_ok(f"{what} — {session.network.describe()}")  # type: ignore[attr-defined]
 
     # training ------------------------------------------------------------------------
     def action_train_step(self) -> None:
@@ -440,101 +537,58 @@ class BntuiApp(App[None]):
             self.notify(str(exc), severity="error")
             return
         self.install(session)
-        self.show_step("reset: the weights are back at their initial values")
+        self.note = "reset: the weights are back at their initial values"
 
     def start_training(self, steps: int | None) -> None:
         if self.playing or self.session is None:
             return
+        self.run_id += 1
+        self.failure = ""
         self.playing = True
-        if (tp := self.pane(TrainingPane)) is not None:
-            tp.set_playing(steps is None or steps > 1)
-        self.update_status()
-        self._train_worker = self._train(self.session, steps)
+        job = TrainJob(self.run_id, self.session, steps, self.lock, self.wants,
+                       lambda: self.trace_training, lambda: self.check, self.post_message)
+        self._train_job = job
+        self.run_worker(lambda: train_run(job, lambda: get_current_worker().is_cancelled),
+                        thread=True, group="train", exit_on_error=False, name="train")
 
     def stop_training(self) -> None:
-        if self._train_worker is not None:
-            self._train_worker.cancel()
-            self._train_worker = None
+        """Pause: the run stops within a step and sends its last snapshot."""
+        if self._train_job is not None:
+            self._train_job.stop.set()
+            self._train_job = None
         self.playing = False
-        if (tp := self.pane(TrainingPane)) is not None:
-            tp.set_playing(False)
-        if self.session is not None and self.query("#status"):
-            self.update_status()
 
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, session: Session, steps: int | None) -> None:
-        """Train in slices of ~0.1 s; after each, send the views what they show."""
-        worker = get_current_worker()
-        remaining = steps
-        last_regions = 0.0
-        done = False
-        while not worker.is_cancelled and not done:
-            deadline = time.monotonic() + 0.1
-            with self.lock:
-                result = session.train(
-                    steps=remaining if remaining is not None else 10**9,
-                    should_stop=lambda d=deadline: worker.is_cancelled or time.monotonic() > d,
-                    eval_every=EVAL_EVERY,  # by step count: the curves never depend on timing
-                )
-                if remaining is not None:
-                    remaining -= result.steps
-                done = bool(result.stopped) or (remaining is not None and remaining <= 0)
-                final = done or worker.is_cancelled
-                h = session.history
-                if final and (not h.eval_step or h.eval_step[-1] != session.step_count):
-                    session.evaluate(record=True)
-                # compute only what is on screen; everything once the run ends
-                trace = (session.trace(self.trace_training)
-                         if final or self.active_tab == "stepper" else None)
-                regions = None
-                if final or (self.active_tab == "training"
-                             and time.monotonic() - last_regions > 0.5):
-                    regions = self._regions(session)
-                    last_regions = time.monotonic()
-            self.call_from_thread(self._after_train, session, trace, regions, result.stopped,
-                                  final)
+    @on(TrainProgress)
+    def train_progress(self, message: TrainProgress) -> None:
+        if message.run == self.run_id and message.snapshot.session is self.session:
+            self._pending = message.snapshot
 
-    def _after_train(self, session: Session, trace: Trace | None, regions: RegionMap | None,
-                     stopped: str | None, final: bool) -> None:
-        if session is not self.session:
-            return
-        if trace is not None:
-            self.trace = trace
-            self.index = min(self.index, len(trace) - 1)
-        if regions is not None:
-            self.regions = regions
-        if final:
-            self.playing = False
-            self._train_worker = None
-        tp = self.pane(TrainingPane)
-        if tp is not None:
-            tp.set_playing(self.playing)
-            # plots redraw at most 4 times a second: plotext rendering is the costly part
-            now = time.monotonic()
-            if final or (self.active_tab == "training" and now - self._last_plot > 0.25):
-                tp.show(session, regions, stopped or "")
-                self._plots_dirty = False
-                self._last_plot = now
-            else:
-                self._plots_dirty = True
-        if trace is not None:
-            self.show_step(stopped or "")
+    @on(TrainEnded)
+    def train_ended(self, message: TrainEnded) -> None:
+        """However the run ended, every view ends on the session's last step."""
+        if message.run != self.run_id or message.session is not self.session:
+            return  # an older run, or a session replaced since
+        self.ended_run = message.run
+        self._train_job = None
+        self._pending = None
+        self.playing = False
+        if message.reason == "failed":
+            self.failure = message.error or "error"
+            self.notify(f"training failed: {self.failure}", severity="error", timeout=10)
+        if message.snapshot is not None:
+            self.snapshot = message.snapshot
         else:
-            self.update_status()
-        if final and self.active_tab == "bn":
-            self.refresh_bn_pane()
-        if stopped:
-            self.notify(stopped, severity="warning", timeout=8)
+            self.refresh_snapshot()
+        if message.reason == "stopped" and message.session.stopped:
+            self.note = message.session.stopped
+            self.notify(message.session.stopped, severity="warning", timeout=8)
 
     # gradient check ------------------------------------------------------------------
     def action_gradcheck(self) -> None:
         if self.session is None:
             return
-        if self.playing:
-            self.stop_training()
-        if (cp := self.pane(CheckPane)) is not None:
-            cp.busy("checking every gradient… (numerical differences take a while on big "
-                    "networks)")
+        self.stop_training()
+        self.checking = True
         self._check(self.session, self.trace_training)
 
     @on(CheckRequest)
@@ -552,32 +606,29 @@ class BntuiApp(App[None]):
         # one core fewer than the machine has: the screen keeps one to itself
         report = gradcheck(network, X, y, training=training, seed=session.config.seed,
                            threads=max(1, (os.cpu_count() or 1) - 1))
-        self.call_from_thread(self._after_check, session, step, training, report,
-                              time.perf_counter() - t0)
+        self.post_message(CheckDone(CheckRecord(session, step, training, report,
+                                                time.perf_counter() - t0)))
 
-    def _after_check(self, session: Session, step: int, training: bool,
-                     report: GradcheckReport, seconds: float) -> None:
-        if session is not self.session:
+    @on(CheckDone)
+    def check_done(self, message: CheckDone) -> None:
+        record = message.record
+        if record.session is not self.session:
             return
-        self.report, self.report_step, self.report_training = report, step, training
-        self.report_seconds = seconds
-        if (cp := self.pane(CheckPane)) is not None:
-            cp.show(report, seconds)
-        if session.step_count == step and training == self.trace_training:
-            self._retrace()
-            self.show_step()
-        worst = report.max_rel_error()
-        num = worst["analytic_vs_numeric"]
-        self.notify(f"gradient check done: max relative error vs numerical "
-                    f"{num:.1e}" if num is not None else "gradient check done", timeout=4)
+        self.checking = False
+        self.check = record
+        num = record.report.max_rel_error()["analytic_vs_numeric"]
+        self.notify(f"gradient check done: max relative error vs numerical {num:.1e}"
+                    if num is not None else "gradient check done", timeout=4)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # a cancelled worker (pausing, a new run replacing an old one) keeps a
         # CancelledError as its `error`: that is not a failure to report
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.playing = False
-            self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}",
-                        severity="error", timeout=10)
+        if event.state != WorkerState.ERROR or event.worker.error is None:
+            return
+        if event.worker.group == "check":
+            self.checking = False
+        self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}",
+                    severity="error", timeout=10)
 
 
 def _apply(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:

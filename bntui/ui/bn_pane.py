@@ -1,5 +1,10 @@
 """BatchNorm train vs eval: the same batch through batch statistics and through running
-statistics, side by side per feature, and the difference of the outputs."""
+statistics, side by side per feature, and the chosen output (training mode, eval mode,
+or their difference).
+
+One control chooses what the grid shows — no second switch that could disagree with it.
+The numbers are the engine's (`train_vs_eval`, carried by the app's `Snapshot`).
+"""
 
 from __future__ import annotations
 
@@ -8,90 +13,95 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Select, Static, Switch
+from textual.reactive import var
+from textual.widgets import Label, Select, Static
 
-from bntui.engine.batchnorm import train_vs_eval
-from bntui.engine.network import Network
 from bntui.numbers import fmt as fmt_cell
+from bntui.ui.state import BNView, Snapshot
 from bntui.ui.tensor_grid import TensorGrid
 
-VIEWS = (("Zbn training", "Zbn_train"),
-         ("Zbn eval", "Zbn_eval"),
-         ("train − eval", "Zbn_diff"))
+VIEWS = (("Zbn in training mode (batch statistics)", "Zbn_train"),
+         ("Zbn in eval mode (running statistics)", "Zbn_eval"),
+         ("training − eval", "Zbn_diff"))
+SHOWN_FEATURES = 8
 
 
 class BNPane(Vertical):
-    DEFAULT_CSS = """
-    BNPane { padding: 0 1; }
-    BNPane #bn-bar { height: 3; }
-    BNPane #bn-bar > Label { padding: 1 1 0 1; }
-    BNPane #bn-layer { width: 16; }
-    BNPane #bn-view { width: 1fr; max-width: 44; }
-    BNPane #bn-stats { height: auto; max-height: 12; }
-    """
-
-    def on_mount(self) -> None:
-        self.app.load_pane(self)  # type: ignore[attr-defined]
+    BINDS = ("snapshot",)
+    snapshot: var[Snapshot | None] = var(None, init=False)
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="bn-bar"):
+        with Horizontal(id="bn-bar", classes="bar"):
             yield Label("layer")
             yield Select([], id="bn-layer", allow_blank=True, prompt="layer")
             yield Label("show")
             yield Select(VIEWS, id="bn-view", allow_blank=False, value="Zbn_diff")
-            yield Label("eval mode")
-            yield Switch(False, id="bn-eval")
         yield Static(id="bn-stats")
         yield TensorGrid(id="bn-grid")
 
-    def set_layers(self, network: Network) -> None:
-        layers = [b.index for b in network.blocks if b.bn is not None]
-        sel = self.query_one("#bn-layer", Select)
-        sel.set_options([(f"layer {i}", i) for i in layers])
-        if layers:
-            sel.value = layers[0]
-        self._network = network
-
-    def refresh_view(self, network: Network, X: np.ndarray) -> None:
-        """Run the batch through the network up to the chosen BatchNorm and compare."""
-        self._network = network
-        sel = self.query_one("#bn-layer", Select).value
-        stats = self.query_one("#bn-stats", Static)
-        if sel is Select.BLANK or not isinstance(sel, int):
-            stats.update("this network has no BatchNorm layer: add one in the Model pane")
-            self.query_one(TensorGrid).set_tensor(np.zeros((0, 0)))
+    def watch_snapshot(self, old: Snapshot | None, new: Snapshot | None) -> None:
+        if new is None or new.bn is None:
             return
-        block = network.blocks[sel - 1]
-        assert block.bn is not None
-        with np.errstate(all="ignore"):
-            network.forward(X, training=True, update_running=False)
-            Z = block.cache["Z"]
-            out = train_vs_eval(block.bn, Z)
-        view = str(self.query_one("#bn-view", Select).value)
-        if self.query_one("#bn-eval", Switch).value and view != "Zbn_diff":
-            view = "Zbn_eval"
+        layers = [v.layer for v in new.bn]
+        sel = self.query_one("#bn-layer", Select)
+        if old is None or old.bn is None or [v.layer for v in old.bn] != layers:
+            keep = sel.value if sel.value in layers else (layers[0] if layers else None)
+            with self.prevent(Select.Changed):
+                sel.set_options([(f"layer {i}", i) for i in layers])
+                if keep is None:
+                    sel.clear()
+                else:
+                    sel.value = keep
+        self.draw()
+
+    @property
+    def view(self) -> str:
+        return str(self.query_one("#bn-view", Select).value)
+
+    def current(self) -> BNView | None:
+        snap = self.snapshot
+        layer = self.query_one("#bn-layer", Select).value
+        if snap is None or snap.bn is None:
+            return None
+        return next((v for v in snap.bn if v.layer == layer), None)
+
+    def draw(self) -> None:
+        stats = self.query_one("#bn-stats", Static)
+        grid = self.query_one(TensorGrid)
+        snap, bn = self.snapshot, self.current()
+        if snap is None or snap.bn is None:
+            return
+        if bn is None:
+            stats.update("this network has no BatchNorm layer: add one in the Model pane")
+            grid.set_tensor(np.zeros((0, 0)))
+            return
+        out = bn.out
         t = Text()
-        t.append(f"layer {sel}: {Z.shape[0]} samples × {Z.shape[1]} features · "
-                 f"ε = {block.bn.eps:g} · running stats after "
-                 f"{block.bn.num_batches_tracked} batches\n", style="bold")
-        t.append("feature   batch mean   running mean   batch std   running std\n",
-                 style="grey50")
+        t.append(f"layer {bn.layer} · {bn.samples} samples × {bn.features} features · "
+                 f"ε = {bn.eps:g} · running stats after {bn.batches} batches\n",
+                 style="bold")
+        t.append("feature   batch mean   running mean   batch std   running std", style="grey50")
+        t.append(f"   (step {snap.parts.get('bn', snap.step):,})\n", style="grey50")
         bm, bv = out.get("batch_mu"), out.get("batch_std")
-        for j in range(min(Z.shape[1], 8)):
+        for j in range(min(bn.features, SHOWN_FEATURES)):
             t.append(f"{j:>7}   {fmt_cell(bm[j]) if bm is not None else '—':>10}   "
                      f"{fmt_cell(out['running_mean'][j]):>12}   "
                      f"{fmt_cell(bv[j]) if bv is not None else '—':>9}   "
                      f"{fmt_cell(out['running_std'][j]):>11}\n")
-        if Z.shape[1] > 8:
-            t.append(f"… {Z.shape[1] - 8} more features\n", style="grey50")
-        if "Zbn_diff" in out:
-            d = np.abs(out["Zbn_diff"])
-            t.append(f"max |training − eval| = {fmt_cell(float(d.max()))}, mean "
-                     f"{fmt_cell(float(d.mean()))}", style="yellow")
+        if bn.features > SHOWN_FEATURES:
+            t.append(f"… {bn.features - SHOWN_FEATURES} more features\n", style="grey50")
+        view = self.view
+        label = dict((v, k) for k, v in VIEWS)[view]
+        if view not in out:  # a batch of one has no training-mode statistics
+            t.append(f"{label}: needs a batch of 2 or more; showing eval mode", style="yellow")
+            view = "Zbn_eval"
+        elif bn.diff_max is not None:
+            t.append(f"max |training − eval| = {fmt_cell(bn.diff_max)}, mean "
+                     f"{fmt_cell(bn.diff_mean or 0.0)}", style="yellow")
         stats.update(t)
-        self.query_one(TensorGrid).set_tensor(out.get(view, out["Zbn_eval"]))
+        grid.border_title = dict((v, k) for k, v in VIEWS)[view]
+        grid.set_tensor(out[view])
 
     @on(Select.Changed)
-    @on(Switch.Changed)
     def changed(self) -> None:
-        self.app.refresh_bn_pane()  # type: ignore[attr-defined]
+        self.draw()

@@ -8,9 +8,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import var
 from textual.widgets import Button, DataTable, Static
 
 from bntui.engine.gradcheck import GradcheckReport
+from bntui.ui.state import CheckRecord
 from bntui.ui.stepper import error_style
 
 
@@ -19,16 +21,14 @@ class CheckRequest(Message):
 
 
 class CheckPane(Vertical):
-    DEFAULT_CSS = """
-    CheckPane { padding: 0 1; }
-    CheckPane #check-bar { height: 3; }
-    CheckPane #check-summary { height: auto; padding: 1 0 0 1; }
-    CheckPane DataTable { height: 1fr; }
-    CheckPane #check-notes { height: auto; max-height: 8; color: $text-muted; }
-    """
+    """The app's last `CheckRecord` (bound), or what is happening while there is none."""
+
+    BINDS = ("check", "checking")
+    check: var[CheckRecord | None] = var(None, init=False)
+    checking: var[bool] = var(False, init=False)
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="check-bar"):
+        with Horizontal(id="check-bar", classes="bar"):
             yield Button("Run gradient check (g)", id="run-check", variant="primary")
             yield Static("not run yet: press g", id="check-summary")
         yield DataTable(id="check-table", zebra_stripes=True, cursor_type="row")
@@ -37,7 +37,20 @@ class CheckPane(Vertical):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("layer", "tensor", "vs numerical", "entries", "vs autograd", "note")
-        self.app.load_pane(self)  # type: ignore[attr-defined]
+        self.busy("not run yet: press g")
+
+    def watch_checking(self, checking: bool) -> None:
+        if checking:
+            self.busy("checking every gradient… (numerical differences take a while on big "
+                      "networks)")
+
+    def watch_check(self, record: CheckRecord | None) -> None:
+        if record is not None:
+            self.show(record.report, record.seconds)
+        elif not self.checking:
+            self.query_one(DataTable).clear()
+            self.query_one("#check-notes", Static).update("")
+            self.busy("not run yet: press g")
 
     def busy(self, text: str) -> None:
         self.query_one("#check-summary", Static).update(Text(text, style="italic yellow"))

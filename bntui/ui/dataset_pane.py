@@ -10,23 +10,30 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Select, Static
 
-from bntui.engine.config import RunConfig
 from bntui.engine.datasets import DATASET_NAMES, GENERATED, Dataset, describe_datasets
 from bntui.engine.errors import BntuiError
+from bntui.engine.regions import plane_of
+from bntui.engine.session import Session
 from bntui.ui.form import FormPane, Note, parse_number
 from bntui.ui.messages import ConfigChange
-from bntui.ui.plots import PreviewPlot
+from bntui.ui.region_view import PlaneView
 
 CSV = "csv file…"
 
 
-class DatasetPane(FormPane):
-    DEFAULT_CSS = """
-    DatasetPane PreviewPlot { height: 20; min-height: 10; }
-    DatasetPane #ds-name { width: 34; }
-    DatasetPane #ds-info { height: auto; margin: 1 0; }
-    """
+class PreviewView(PlaneView):
+    """The training points in the dataset's plane (PCA for more than two features)."""
 
+    def replot(self, dataset: Dataset) -> None:
+        plane = plane_of(dataset)
+        title = dataset.name if len(dataset.name) < 30 else "…" + dataset.name[-28:]
+        if plane.explained is not None:
+            title += f" — PCA, {100 * sum(plane.explained):.0f}% of variance"
+        self.show_points(plane.project(dataset.X_train), dataset.y_train, plane.labels, title,
+                         [str(n) for n in dataset.class_names])
+
+
+class DatasetPane(FormPane):
     def compose(self) -> ComposeResult:
         kinds = {d["name"]: d["kind"] for d in describe_datasets()}
         options = [(f"{n} ({kinds[n]})", n) for n in DATASET_NAMES] + [(CSV, CSV)]
@@ -56,10 +63,11 @@ class DatasetPane(FormPane):
                      f"({', '.join(GENERATED)})", classes="hint")
         yield Note()
         yield Static(id="ds-info")
-        yield PreviewPlot(id="ds-preview")
+        yield PreviewView(id="ds-preview")
 
-    def load(self, config: RunConfig, dataset: Dataset) -> None:
+    def load(self, session: Session) -> None:
         """Show the session's dataset and settings."""
+        config, dataset = session.config, session.dataset
         name = config.dataset
         is_csv = name.lower().endswith(".csv")
         self.query_one("#ds-name", Select).value = CSV if is_csv else name
@@ -76,7 +84,7 @@ class DatasetPane(FormPane):
             f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
             f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
         )
-        self.query_one(PreviewPlot).replot(dataset)
+        self.query_one(PreviewView).replot(dataset)
 
     def changes(self) -> dict[str, Any]:
         name = self.query_one("#ds-name", Select).value

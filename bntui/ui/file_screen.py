@@ -21,13 +21,6 @@ class FileScreen(ModalScreen[str | None]):
     """Asks for a path; `action(path)` does the work and may raise BntuiError."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
-    DEFAULT_CSS = """
-    FileScreen { align: center middle; }
-    FileScreen > Vertical { width: 80; height: auto; border: thick $accent;
-                            background: $surface; padding: 1 2; }
-    FileScreen Horizontal { height: auto; margin-top: 1; }
-    FileScreen Button { margin-right: 1; }
-    """
 
     def __init__(self, title: str, verb: str, default: str,
                  action: Callable[[str], str]) -> None:

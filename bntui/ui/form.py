@@ -1,4 +1,5 @@
-"""Shared pieces of the settings panes: an inline message line and value parsing."""
+"""Shared pieces of the settings panes: the pane base class (the session pushed down by
+the app), an inline message line and value parsing."""
 
 from __future__ import annotations
 
@@ -6,17 +7,28 @@ import math
 
 from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.reactive import var
 from textual.widgets import Static
 
 from bntui.engine.errors import BntuiError
+from bntui.engine.session import Session
 
 
 class Note(Static):
-    """One line under a form: red for a mistake, green when applied."""
+    """One line under a form: red for a mistake, green when applied; it takes no room
+    while it has nothing to say."""
 
     DEFAULT_CSS = """
     Note { height: auto; margin: 1 0 0 0; }
+    Note.-empty { display: none; }
     """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="-empty")
+
+    def update(self, content: object = "") -> None:  # type: ignore[override]
+        super().update(content)  # type: ignore[arg-type]
+        self.set_class(not str(content), "-empty")
 
     def error(self, message: str) -> None:
         self.update(Text("✗ " + message, style="bold red"))
@@ -29,19 +41,19 @@ class Note(Static):
 
 
 class FormPane(VerticalScroll):
-    """A pane with a `Note` that the app writes the outcome of a change into."""
+    """A settings pane: it shows the app's session (bound from the app, `BINDS`) and has a
+    `Note` that the app writes the outcome of a change into."""
 
-    DEFAULT_CSS = """
-    FormPane { padding: 0 1; }
-    FormPane .row { height: auto; }
-    FormPane .row > Label { width: 16; padding: 1 1 0 0; }
-    FormPane .row > Input { width: 22; }
-    FormPane .row > Select { width: 28; }
-    FormPane .hint { color: $text-muted; height: auto; }
-    """
+    BINDS: tuple[str, ...] = ("session",)
+    session: var[Session | None] = var(None, init=False)
 
-    def on_mount(self) -> None:
-        self.app.load_pane(self)  # type: ignore[attr-defined]
+    def watch_session(self, session: Session | None) -> None:
+        if session is not None:
+            self.load(session)
+
+    def load(self, session: Session) -> None:
+        """Show the session's settings (each pane its own)."""
+        raise NotImplementedError
 
     def remember(self, *ids: str) -> None:
         """Note what `load` put in these fields, to tell later what the learner edited."""

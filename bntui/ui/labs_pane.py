@@ -9,20 +9,22 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.reactive import var
 from textual.widgets import ContentSwitcher, OptionList, Static
 from textual.widgets.option_list import Option
 
 from bntui.engine.config import RunConfig
+from bntui.engine.session import Session
 from bntui.ui.labs import LabView, lab_views
 
 
 class LabsPane(Horizontal):
-    DEFAULT_CSS = """
-    LabsPane #lab-side { width: 30; height: 1fr; padding: 0 1; }
-    LabsPane #lab-list { height: auto; max-height: 12; }
-    LabsPane #lab-blurb { height: auto; color: $text-muted; padding-top: 1; }
-    LabsPane #lab-switcher { width: 1fr; height: 1fr; }
-    """
+    """The app's session and active tab are bound (`BINDS`): a lab computes only once the
+    Labs tab is open."""
+
+    BINDS = ("session", "active_tab")
+    session: var[Session | None] = var(None, init=False)
+    active_tab: var[str] = var("", init=False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,7 +49,14 @@ class LabsPane(Horizontal):
     def on_mount(self) -> None:
         if self.views:
             self.query_one("#lab-list", OptionList).highlighted = 0
-        self.app.load_pane(self)  # type: ignore[attr-defined]
+
+    def watch_session(self, session: Session | None) -> None:
+        if session is not None:
+            self.load(session.config)
+
+    def watch_active_tab(self, tab: str) -> None:
+        if tab == "labs":
+            self.shown()
 
     @property
     def current(self) -> LabView | None:
@@ -78,7 +87,7 @@ class LabsPane(Horizontal):
         view = self.current
         if view is None or self.config is None:
             return
-        if getattr(self.app, "active_tab", "labs") != "labs":
+        if self.active_tab != "labs":
             return
         self.query_one("#lab-blurb", Static).update(view.BLURB)
         if self._loaded.get(view.LAB_ID) is not self.config:

@@ -10,9 +10,9 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from bntui.engine.activations import ACTIVATION_NAMES
 from bntui.engine.arch import ArchSpec, BlockSpec, parse_arch
-from bntui.engine.config import PRESETS, RunConfig
+from bntui.engine.config import PRESETS
 from bntui.engine.errors import BntuiError
-from bntui.engine.network import Network
+from bntui.engine.session import Session
 from bntui.ui.form import FormPane, Note, parse_number
 from bntui.ui.messages import ConfigChange
 
@@ -63,11 +63,6 @@ class BlockRow(Horizontal):
 
 
 class ModelPane(FormPane):
-    DEFAULT_CSS = """
-    ModelPane #arch { width: 1fr; }
-    ModelPane #blocks { height: auto; }
-    ModelPane #params { height: auto; margin-top: 1; }
-    """
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -88,7 +83,8 @@ class ModelPane(FormPane):
         yield Note()
         yield Static(id="params")
 
-    def load(self, config: RunConfig, network: Network) -> None:
+    def load(self, session: Session) -> None:
+        config, network = session.config, session.network
         self.query_one("#arch", Input).value = config.arch
         self._fill_blocks(parse_arch(config.arch))
         rows = network.param_table()

@@ -1,29 +1,59 @@
 """The Optimizer pane: the six optimizers and their hyper-parameters, learning rate,
-batch size, BatchNorm eps and momentum conventions, precision and seed."""
+batch size, BatchNorm eps and momentum conventions, precision and seed; and the
+optimizer's state (velocity, m, v, m̂, v̂, t) as the app's `Snapshot` carries it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.reactive import var
 from textual.widgets import Button, Input, Label, Select, Static
 
-from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
-from bntui.engine.optimizers import OPTIMIZERS, Optimizer
+from bntui.engine.optimizers import OPTIMIZERS
+from bntui.engine.session import Session
+from bntui.numbers import fmt
 from bntui.ui.form import FormPane, Note, exact, parse_number
 from bntui.ui.messages import ConfigChange
+from bntui.ui.state import OptimizerView, Snapshot
 
 HYPER = ("momentum", "beta1", "beta2", "rho")
 
 
+SLOT_NAMES = {"velocity": "velocity", "m_hat": "m̂", "v_hat": "v̂"}
+SCALAR_NAMES = {"bias1": "1 − β₁ᵗ", "bias2": "1 − β₂ᵗ"}
+
+
+def state_text(view: OptimizerView) -> Text:
+    """The optimizer's state: per parameter and slot, its root mean square and its largest
+    entry with where it is (a slot's first entries can be a pixel that is never lit)."""
+    t = Text()
+    t.append(f"optimizer state after t = {view.t} updates", style="bold")
+    scalars = next((v for v in view.scalars.values() if v), {})
+    for name, value in scalars.items():
+        t.append(f"   {SCALAR_NAMES.get(name, name)} = {fmt(value)}")
+    if not any(view.slots.values()):
+        t.append("\n(no state: plain SGD steps by −η·g alone)", style="grey50")
+        return t
+    t.append("\nper slot: root mean square · the largest entry, and where it is",
+             style="grey50")
+    for key, slots in view.slots.items():
+        for i, slot in enumerate(slots):
+            head = f"{key} ({'×'.join(map(str, slot.shape))})" if i == 0 else ""
+            where = ", ".join(map(str, slot.at))
+            t.append(f"\n{head:<14}", style="bold")
+            t.append(f"{SLOT_NAMES.get(slot.name, slot.name):<9}")
+            t.append(f"rms {fmt(slot.rms):>9} · largest {fmt(slot.largest):>9} at [{where}]")
+    return t
+
+
 class OptimizerPane(FormPane):
-    DEFAULT_CSS = """
-    OptimizerPane #opt-formula { height: auto; margin: 1 0; color: $accent; }
-    OptimizerPane #opt-state { height: auto; }
-    """
+    BINDS = ("session", "snapshot")
+    snapshot: var[Snapshot | None] = var(None, init=False)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -54,22 +84,23 @@ class OptimizerPane(FormPane):
             yield Input(id="bn-momentum")
         with Horizontal(classes="row"):
             yield Label("momentum style")
-            yield Select([("torch: weight on the new batch", "torch"),
-                          ("keras: weight on the old value", "keras")], id="bn-style",
+            yield Select([("torch (new batch)", "torch"),
+                          ("keras (old value)", "keras")], id="bn-style",
                          allow_blank=False, value="torch")
             yield Label("precision")
             yield Select([("float64", "float64"), ("float32", "float32")], id="dtype",
                          allow_blank=False, value="float64")
         with Horizontal(classes="row"):
             yield Label("running stat")
-            yield Select([("variance (torch)", "var"), ("std (seed 000)", "std")],
+            yield Select([("var (torch)", "var"), ("std (seed 000)", "std")],
                          id="bn-running", allow_blank=False, value="var")
             yield Button("Apply", id="opt-apply", variant="primary")
         yield Note()
         yield Static(id="opt-formula")
         yield Static(id="opt-state")
 
-    def load(self, config: RunConfig, optimizer: Optimizer, batch_size: int) -> None:
+    def load(self, session: Session) -> None:
+        config, optimizer, batch_size = session.config, session.optimizer, session.batch_size
         self._current_hyper = dict(config.hyper)
         self.query_one("#opt", Select).value = optimizer.name
         self.query_one("#lr", Input).value = exact(optimizer.lr)
@@ -88,20 +119,10 @@ class OptimizerPane(FormPane):
                       "bn-running", "dtype")
         self.query_one("#opt-formula", Static).update(
             f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}")
-        self.show_state(optimizer)
 
-    def show_state(self, optimizer: Optimizer) -> None:
-        """The optimizer's state for the first weight matrix (velocity, m, v, m̂, v̂, t)."""
-        lines = [f"step count t = {optimizer.t}"]
-        key = next(iter(optimizer.state), None)
-        if key is not None:
-            for name, value in optimizer.inspect(key).items():
-                if hasattr(value, "shape") and getattr(value, "size", 1) > 1:
-                    flat = value.reshape(-1)[:4]
-                    lines.append(f"{key} {name}: " + ", ".join(f"{v:.3g}" for v in flat) + " …")
-                elif name != "t":
-                    lines.append(f"{key} {name}: {float(value):.6g}")
-        self.query_one("#opt-state", Static).update("\n".join(lines))
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is not None and snap.optimizer is not None:
+            self.query_one("#opt-state", Static).update(state_text(snap.optimizer))
 
     def changes(self) -> dict[str, Any]:
         """Only what the learner edited: a new optimizer starts from its own defaults."""

@@ -1,27 +1,78 @@
-"""Plots drawn with plotext through textual-plotext: loss, accuracy, decision regions and
-the dataset preview.  Each widget has one figure and a small `replot` method; the data
-come from the engine (the session's history, `decision_regions`, `plane_of`)."""
+"""Line plots drawn with plotext through textual-plotext — loss and accuracy by step, and
+the helpers every lab's plot uses — each under a one-line title and legend (`Chart`), so no
+legend ever covers data.  Lines are drawn in braille dots, the thinnest marker there is.
+The data come from the engine (the session's history, the labs' results).
+
+The decision regions and the dataset preview are drawn cell by cell in
+`bntui.ui.region_view`.
+"""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from bntui.engine.datasets import Dataset
-from bntui.engine.regions import RegionMap, plane_of
 from bntui.engine.session import History
 
-# RGB, so classes keep distinct colours whatever the terminal theme does to named ones
-CLASS_COLORS: list[tuple[int, int, int]] = [
-    (235, 87, 87), (86, 156, 250), (250, 196, 60), (110, 205, 110), (196, 120, 235),
-    (70, 215, 215), (245, 140, 60), (230, 230, 230), (150, 150, 150), (250, 120, 190),
-]
+LINE = "braille"  # the thinnest marker: 2 × 4 dots a character
+TRAIN_COLOR, VAL_COLOR = "cyan", "orange"
+RICH_NAMES = {"orange": "dark_orange", "gray": "grey50", "grey": "grey50",
+              "white": "grey93"}
 
 
-def _color(k: int) -> tuple[int, int, int]:
-    return CLASS_COLORS[k % len(CLASS_COLORS)]
+def rich_color(color: str | tuple[int, int, int]) -> str:
+    """A plotext colour (a name or RGB) as a Rich style."""
+    if isinstance(color, tuple):
+        return f"rgb({color[0]},{color[1]},{color[2]})"
+    return RICH_NAMES.get(color, color)
+
+
+class Legend(Static):
+    """A plot's title and legend, on the line above it."""
+
+    DEFAULT_CSS = """
+    Legend { height: auto; max-height: 3; width: 1fr; }
+    """
+
+
+class Chart(Vertical):
+    """A `Legend` line over a plot (the plot keeps its id: queries find it as before)."""
+
+    DEFAULT_CSS = """
+    Chart { height: 1fr; }
+    Chart > PlotextPlot { height: 1fr; }
+    """
+
+    def __init__(self, plot: PlotextPlot, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.plot = plot
+
+    def compose(self) -> ComposeResult:
+        yield Legend()
+        yield self.plot
+
+
+def set_legend(plot: PlotextPlot, title: str,
+               entries: list[tuple[str, str | tuple[int, int, int]]] = (),  # type: ignore[assignment]
+               marker: str = "━") -> None:
+    """Write `title` and the legend `entries` (label, plotext colour) on the line above
+    `plot` (its `Chart`); a plot outside a Chart gets the title alone, in its frame."""
+    chart = plot.parent
+    if not isinstance(chart, Chart):
+        plot.plt.title(title)
+        return
+    t = Text()
+    t.append(title, style="bold")
+    for label, color in entries:
+        t.append("   ")
+        t.append(marker, style=f"bold {rich_color(color)}")
+        t.append(f" {label}")
+    chart.query_one(Legend).update(t)
 
 
 def thin(xs: list, ys: list, most: int = 400) -> tuple[list, list]:
@@ -62,7 +113,6 @@ def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
-    plt.title(title)
 
     def drawable(xs: list, ys: list) -> tuple[list, list]:
         """The finite points (positive ones on a log axis), as drawn."""
@@ -71,18 +121,21 @@ def _curves(plot: PlotextPlot, title: str, train: tuple[list, list],
         return [x for x, _ in keep], [math.log10(v) if log else v for _, v in keep]
 
     shown: list[float] = []
+    entries: list[tuple[str, str | tuple[int, int, int]]] = []
     if train[0]:
         xs, ys = drawable(*thin(*train))
         if xs:
-            plt.plot(xs, ys, label="train", color="cyan", marker="braille")
+            plt.plot(xs, ys, color=TRAIN_COLOR, marker=LINE)
             shown += ys
+            entries.append(("train", TRAIN_COLOR))
         xs, ys = drawable(*thin(list(val_steps), list(val)))
         if xs:
-            plt.plot(xs, ys, label="validation", color="orange", marker="braille")
+            plt.plot(xs, ys, color=VAL_COLOR, marker=LINE)
             shown += ys
+            entries.append(("validation", VAL_COLOR))
     if log and shown:
         log_ticks(plot, shown)
-    plt.xlabel("step")
+    set_legend(plot, title, entries)
 
 
 class LossPlot(PlotextPlot):
@@ -93,8 +146,9 @@ class LossPlot(PlotextPlot):
         log = bool(history.loss) and all(
             v > 0 for v in (*history.loss, *history.val_loss)
             if v is not None and math.isfinite(v))
-        _curves(self, "loss (log scale)" if log else "loss", (history.step, history.loss),
-                history.eval_step, history.val_loss, log=log)
+        title = "loss by step (log scale)" if log else "loss by step"
+        _curves(self, title, (history.step, history.loss), history.eval_step, history.val_loss,
+                log=log)
         self.refresh()
 
 
@@ -102,57 +156,8 @@ class AccuracyPlot(PlotextPlot):
     """Train and validation accuracy (eval mode) at each evaluation."""
 
     def replot(self, history: History) -> None:
-        _curves(self, "accuracy (eval mode)", (history.eval_step, history.train_accuracy),
+        _curves(self, "accuracy by step (eval mode)", (history.eval_step, history.train_accuracy),
                 history.eval_step, history.val_accuracy)
         if history.eval_step:
             self.plt.ylim(0, 1.02)
-        self.refresh()
-
-
-class RegionPlot(PlotextPlot):
-    """The predicted class over a grid as coloured dots, the training points on top."""
-
-    def replot(self, regions: RegionMap) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plane = regions.plane
-        title = "decision regions"
-        if plane.explained is not None:
-            title += f" (PCA plane, {100 * sum(plane.explained):.0f}% of variance)"
-        plt.title(title)
-        gx, gy = np.meshgrid(regions.xs, regions.ys)
-        for k in np.unique(regions.classes):
-            mask = regions.classes == k
-            plt.scatter(gx[mask].tolist(), gy[mask].tolist(), marker="·", color=_color(int(k)))
-        for k in np.unique(regions.labels):
-            pts = regions.points[regions.labels == k]
-            plt.scatter(pts[:, 0].tolist(), pts[:, 1].tolist(), marker="●",
-                        color=_color(int(k)), label=f"class {k}")
-        plt.xlabel(plane.labels[0])
-        plt.ylabel(plane.labels[1])
-        self.refresh()
-
-
-class PreviewPlot(PlotextPlot):
-    """The training points of a dataset in its plane (PCA for more than 2 features)."""
-
-    def replot(self, dataset: Dataset) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plane = plane_of(dataset)
-        P = plane.project(dataset.X_train)
-        for k in range(dataset.n_classes):
-            pts = P[dataset.y_train == k]
-            if len(pts):
-                name = dataset.class_names[k] if k < len(dataset.class_names) else str(k)
-                plt.scatter(pts[:, 0].tolist(), pts[:, 1].tolist(), marker="●",
-                            color=_color(k), label=str(name)[:12])
-        title = dataset.name if len(dataset.name) < 30 else "…" + dataset.name[-28:]
-        if plane.explained is not None:
-            title += f" — PCA, {100 * sum(plane.explained):.0f}% of variance"
-        plt.title(title)
-        plt.xlabel(plane.labels[0])
-        plt.ylabel(plane.labels[1])
         self.refresh()

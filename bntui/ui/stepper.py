@@ -4,14 +4,16 @@ statistics, and its relative errors once gradients are checked.
 
 Everything shown comes from the engine's `Trace`; this module only lays it out.
 
-Exercise mode (key `x`) hides the step's tensor — or its formula — and asks about it
-(`bntui.engine.labs.exercise.question_at`): an entry to work out from the steps before,
-the formula among wrong ones, or the shape.  Enter checks the answer and shows the tensor
-again; the score counts the steps answered.
+Exercise mode (key `x`) hides the step's tensor — or its formula, or its shape in the
+header — and asks about it (`bntui.engine.labs.exercise.question_at`, in whatever mode the
+pass is; what the engine refuses is said inline): an entry to work out from the steps
+before, the formula among wrong ones, or the shape.  Enter checks the answer and shows the
+tensor again; the score counts the steps answered.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,13 +21,16 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.reactive import var
 from textual.widgets import Input, Static
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.network import Network
 from bntui.engine.trace import Trace, TraceStep
 from bntui.numbers import fmt as fmt_cell
+from bntui.ui.state import Snapshot
 from bntui.ui.tensor_grid import TensorGrid
+from bntui.ui.tour import TourPanel
 
 if TYPE_CHECKING:  # the exercise engine loads when exercise mode is first used
     from bntui.engine.labs.exercise import Question, Verdict
@@ -63,33 +68,26 @@ def network_map(network: Network, step: TraceStep | None) -> Text:
 
 
 class StepperPane(Vertical):
-    """Shows `trace.steps[index]`; the app moves the index and swaps traces."""
+    """Shows `snapshot.trace.steps[index]`; the app owns the position and the trace and
+    pushes them down (`BINDS`), the tour panel above the grid follows the same state."""
 
-    DEFAULT_CSS = """
-    /* fixed heights: a new step repaints these lines without a new layout */
-    StepperPane { padding: 0 1; }
-    StepperPane > Static { width: 1fr; }
-    StepperPane #map { height: 2; }
-    StepperPane #where { height: 2; }
-    StepperPane #formula { height: 2; color: $accent; text-style: bold; }
-    StepperPane #why { height: 1; color: $text-muted; }
-    StepperPane #stats { height: 1; }
-    StepperPane #errors { height: 3; }
-    StepperPane TensorGrid { border: round $primary-darken-2; }
-    StepperPane #exercise { height: auto; max-height: 14; display: none; }
-    StepperPane #answer { display: none; width: 60; }
-    """
+    BINDS = ("snapshot", "index", "note", "exercise", "tour")
+    snapshot: var[Snapshot | None] = var(None, init=False)
+    index: var[int] = var(0, init=False)
+    note: var[str] = var("", init=False)
+    exercise: var[bool] = var(False, init=False)
+    tour: var[int | None] = var(None, init=False)
 
     def __init__(self) -> None:
         super().__init__()
-        self.exercise = False
         self.labels: np.ndarray | None = None  # the trace's labels, for exercise questions
         self.question: Question | None = None
         self.verdicts: dict[int, Verdict] = {}  # step → verdict, for `_verdict_trace`
         self._verdict_trace: Trace | None = None
         self._score = [0, 0]  # right, answered since exercise mode was turned on
-        self._last: tuple[Network, Trace, int, str] | None = None
         self._asked = Text()  # the open question, as shown
+        self._problem = ""  # why the engine asks nothing at this step, if it says so
+        self.redraw_ms = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static(id="map")
@@ -98,27 +96,52 @@ class StepperPane(Vertical):
         yield Static(id="why")
         yield Static(id="stats")
         yield Static(id="errors")
+        yield TourPanel(id="tour").data_bind(StepperPane.tour, StepperPane.snapshot,
+                                              StepperPane.index)
         yield Static(id="exercise")
         yield Input(id="answer", placeholder="your answer, then Enter (escape: back to the keys)")
         yield TensorGrid(id="grid")
 
-    def set_exercise(self, on: bool, labels: np.ndarray | None = None) -> None:
-        """Turn exercise mode on or off (`labels`: the labels of the trace's batch)."""
-        self.exercise = on
-        self.labels = labels
+    # state pushed down by the app ---------------------------------------------------------
+    def watch_snapshot(self) -> None:
+        self.draw()
+
+    def watch_index(self) -> None:
+        self.draw()
+
+    def watch_note(self) -> None:
+        self.draw()
+
+    def watch_exercise(self, on: bool) -> None:
         self.verdicts.clear()
         self._score = [0, 0]
-        if self._last is not None:
-            self.show(*self._last)
+        self.labels = None
+        if on and self.snapshot is not None:  # the labels of the batch the trace was recorded on
+            self.labels = self.snapshot.session.inspection_batch()[1]
+        self.draw()
 
     @property
     def score(self) -> tuple[int, int]:
         """(right, answered) since exercise mode was turned on."""
         return self._score[0], self._score[1]
 
-    def show(self, network: Network, trace: Trace, index: int, note: str = "") -> None:
-        self._last = (network, trace, index, note)
-        step = trace.steps[index]
+    @property
+    def step(self) -> TraceStep | None:
+        snap = self.snapshot
+        if snap is None or snap.trace is None or not snap.trace.steps:
+            return None
+        return snap.trace.steps[min(self.index, len(snap.trace) - 1)]
+
+    def draw(self) -> None:
+        """Lay out the step on show (a few Statics and the grid; the grid draws only the
+        cells on screen)."""
+        snap, step = self.snapshot, self.step
+        if snap is None or step is None or snap.trace is None:
+            return
+        t0 = time.perf_counter()
+        network, trace, index = snap.session.network, snap.trace, step.index
+        self.question = self._question(network, trace, index)
+        asks_shape = self.question is not None and self.question.kind == "shape"
         self.query_one("#map", Static).update(network_map(network, step))
         shape = "×".join(str(d) for d in step.shape) or "scalar"
         where = Text()
@@ -127,7 +150,7 @@ class StepperPane(Vertical):
                      else "bold yellow")
         where.append(f"· {step.where} · {step.kind} · ")
         where.append(step.name, style="bold reverse")
-        where.append(f"  ({shape})  ")
+        where.append("  (shape hidden)  " if asks_shape else f"  ({shape})  ")
         mode = "training mode (batch statistics)" if trace.training else "eval mode"
         where.append(f"{mode}, {trace.batch_size} samples", style="grey50")
         self.query_one("#where", Static).update(where)
@@ -153,20 +176,39 @@ class StepperPane(Vertical):
         elif step.phase == "backward":
             errs.append("press g to check this gradient numerically and with autograd",
                         style="grey50")
-        if note:
-            errs.append(("\n" if errs.plain else "") + note, style="italic yellow")
+        if self.note:
+            errs.append(("\n" if errs.plain else "") + self.note, style="italic yellow")
         self.query_one("#errors", Static).update(errs)
         self.query_one(TensorGrid).set_tensor(step.value)
-        self._exercise(network, trace, index)
+        self._show_exercise(network, trace, index)
+        self.redraw_ms = (time.perf_counter() - t0) * 1000
 
     # exercise mode ---------------------------------------------------------------------
-    def _exercise(self, network: Network, trace: Trace, index: int) -> None:
-        from bntui.engine.labs.exercise import LETTERS, question_at
+    def _question(self, network: Network, trace: Trace, index: int) -> Question | None:
+        """The open question at this step (None: exercise mode off, nothing to work out,
+        already answered, or the engine cannot ask here — `_problem` says why)."""
+        self._problem = ""
+        if not self.exercise or self.labels is None:
+            return None
+        from bntui.engine.labs.exercise import question_at
+
+        if trace is not self._verdict_trace:  # a new pass (trained, reset): new questions
+            self._verdict_trace = trace
+            self.verdicts.clear()
+        if index in self.verdicts:
+            return None
+        try:
+            return question_at(trace, network, self.labels, index)
+        except BntuiError as exc:  # e.g. a pass the engine asks nothing about
+            self._problem = str(exc)
+            return None
+
+    def _show_exercise(self, network: Network, trace: Trace, index: int) -> None:
+        from bntui.engine.labs.exercise import LETTERS
 
         box = self.query_one("#exercise", Static)
         answer = self.query_one("#answer", Input)
         grid = self.query_one(TensorGrid)
-        self.question = None
         box.display = answer.display = self.exercise
         grid.display = True
         if not self.exercise:
@@ -174,30 +216,19 @@ class StepperPane(Vertical):
         text = Text()
         right, answered = self.score
         text.append(f"exercise mode (x to leave) · score {right}/{answered}\n", style="bold cyan")
-        try:
-            q = (question_at(trace, network, self.labels, index)
-                 if self.labels is not None else None)
-        except BntuiError as exc:
-            text.append(str(exc), style="yellow")
-            answer.display = False
-            box.update(text)
-            return
-        if q is None:
-            text.append("this step only copies another tensor: nothing to work out (n: next)",
-                        style="grey50")
-            answer.display = False
-            box.update(text)
-            return
-        if trace is not self._verdict_trace:  # a new pass (trained, reset): new questions
-            self._verdict_trace = trace
-            self.verdicts.clear()
+        q = self.question
         verdict = self.verdicts.get(index)
-        if verdict is not None:
-            text.append(verdict.message, style="green" if verdict.correct else "red")
+        if q is None:
             answer.display = False
+            if self._problem:
+                text.append(self._problem, style="yellow")
+            elif verdict is not None:
+                text.append(verdict.message, style="green" if verdict.correct else "red")
+            else:
+                text.append("this step only copies another tensor: nothing to work out "
+                            "(n: next)", style="grey50")
             box.update(text)
             return
-        self.question = q
         grid.display = False  # the tensor is what is asked about
         self.query_one("#stats", Static).update(Text("statistics hidden", style="grey50"))
         if q.kind == "formula":
@@ -220,8 +251,8 @@ class StepperPane(Vertical):
         event.stop()
         from bntui.engine.labs.exercise import AnswerError, check_answer
 
-        q, last = self.question, self._last
-        if q is None or last is None:
+        q, step = self.question, self.step
+        if q is None or step is None:
             return
         try:
             verdict = check_answer(q, event.value)
@@ -229,9 +260,8 @@ class StepperPane(Vertical):
             self.query_one("#exercise", Static).update(
                 self._asked + Text(f"\n{exc}", style="yellow"))
             return
-        network, trace, index, note = last
-        self.verdicts[index] = verdict
+        self.verdicts[step.index] = verdict
         self._score[0] += verdict.correct
         self._score[1] += 1
         self.app.set_focus(None)  # n / b step on again
-        self.show(network, trace, index, note)
+        self.draw()

@@ -2,7 +2,9 @@
 
 Positive values shade red, negative blue, by |value| / max|tensor|; a 1,500 × 32 tensor
 costs no more to show than a 4 × 4 one, because `render_line` formats only the rows and
-columns on screen.
+columns on screen.  The row numbers stay at the left and the column numbers at the top
+while the cells scroll; the grid scrolls by whole cells (a key press moves one cell) and
+only whole cells are drawn, so no number is ever shown cut.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
+from textual.actions import SkipAction
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -34,7 +37,11 @@ def _shade(v: float, scale: float) -> Style:
 
 
 class TensorGrid(ScrollView, can_focus=True):
-    """Shows one tensor; `set_tensor` swaps it in."""
+    """Shows one tensor; `set_tensor` swaps it in.
+
+    The scrollable width counts the cells only: scroll_x is a number of characters into
+    the cells, and the first column drawn is the first one that starts at or after it.
+    """
 
     DEFAULT_CSS = """
     TensorGrid { height: 1fr; background: $surface; }
@@ -64,25 +71,54 @@ class TensorGrid(ScrollView, can_focus=True):
         self.scroll_to(0, 0, animate=False)
         self.refresh()
 
+    # whole cells ---------------------------------------------------------------------------
+    @property
+    def fit(self) -> int:
+        """How many whole cells fit beside the row numbers."""
+        return max(1, (self.size.width - LABEL) // CELL)
+
+    @property
+    def first_column(self) -> int:
+        """The first column on screen: scrolling moves by whole cells."""
+        cols = self._a.shape[1]
+        first = -(-round(self.scroll_offset.x) // CELL)  # ceil: never a cell cut on the left
+        return max(0, min(first, max(0, cols - self.fit)))
+
+    def _scroll_cells(self, cells: int) -> None:
+        if not self.allow_horizontal_scroll:
+            raise SkipAction()  # nothing to scroll: the key goes on to the app
+        target = (self.first_column + cells) * CELL
+        self.scroll_to(x=max(0, min(target, self.max_scroll_x)), animate=False)
+
+    def action_scroll_right(self) -> None:
+        self._scroll_cells(1)
+
+    def action_scroll_left(self) -> None:
+        self._scroll_cells(-1)
+
+    def action_page_right(self) -> None:
+        self._scroll_cells(self.fit)
+
+    def action_page_left(self) -> None:
+        self._scroll_cells(-self.fit)
+
+    # drawing -------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         width = self.size.width
         rows, cols = self._a.shape
-        first = max(0, (scroll_x - LABEL) // CELL)
-        last = min(cols, (scroll_x + width) // CELL + 1)
-        if y == 0:  # the column header stays in place
+        first = self.first_column
+        last = min(cols, first + self.fit)
+        if y == 0:  # the column numbers stay in place
             segs = [Segment(" " * LABEL, self._header)]
-            segs.append(Segment(" " * (first * CELL)))
             segs += [Segment(f"{j:>{CELL - 1}} ", self._header) for j in range(first, last)]
         else:
             i = y - 1 + scroll_y
             if i >= rows:
                 return Strip.blank(width)
-            segs = [Segment(f"{i:>{LABEL - 1}} ", self._header)]
-            segs.append(Segment(" " * (first * CELL)))
+            segs = [Segment(f"{i:>{LABEL - 1}} ", self._header)]  # the row number stays
             row = self._a[i]
             for j in range(first, last):
                 v = float(row[j])
                 segs.append(Segment(f"{fmt_cell(v):>{CELL - 1}} ", _shade(v, self._scale)))
-        strip = Strip(segs)
-        return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width)
+        return Strip(segs).crop(0, width).extend_cell_length(width)

@@ -1,62 +1,81 @@
 """The Training pane: one step, N steps, play/pause, reset; live loss and accuracy curves
-and the decision regions."""
+and the decision regions.
+
+It draws the app's `Snapshot` (bound from the app with the play state and the active
+tab): the step, the curves and the regions of one moment, the same one the status line
+and the stepper show.  Plots are drawn only while the pane is on screen.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Horizontal, Vertical
+from textual.reactive import var
 from textual.widgets import Button, Input, Label, Static
 
 from bntui.engine.errors import BntuiError
-from bntui.engine.regions import RegionMap
-from bntui.engine.session import Session
 from bntui.ui.form import Note, parse_number
 from bntui.ui.messages import TrainRequest
-from bntui.ui.plots import AccuracyPlot, LossPlot, RegionPlot
+from bntui.ui.plots import AccuracyPlot, Chart, LossPlot
+from bntui.ui.region_view import PlaneView
+from bntui.ui.state import Snapshot
+
+PANE_ID = "training"
+
+
+class RegionView(PlaneView):
+    """The decision regions of the snapshot (the app asks the engine for this size)."""
 
 
 class TrainingPane(Vertical):
-    DEFAULT_CSS = """
-    TrainingPane { padding: 0 1; }
-    TrainingPane #train-controls { height: 3; }
-    TrainingPane #train-controls > Button { margin-right: 1; min-width: 10; }
-    TrainingPane #train-controls > Input { width: 10; }
-    TrainingPane #train-controls > Label { padding: 1 1 0 1; }
-    TrainingPane #train-status { height: auto; }
-    TrainingPane #plots { grid-size: 2 2; grid-columns: 1fr 1fr; grid-rows: 1fr 1fr; }
-    TrainingPane RegionPlot { row-span: 2; }
-    TrainingPane PlotextPlot { min-height: 8; }
-    """
+    BINDS = ("snapshot", "playing", "active_tab")
+    snapshot: var[Snapshot | None] = var(None, init=False)
+    playing: var[bool] = var(False, init=False)
+    active_tab: var[str] = var("", init=False)
 
-    def on_mount(self) -> None:
-        self.app.load_pane(self)  # type: ignore[attr-defined]
+    def __init__(self) -> None:
+        super().__init__()
+        self._drawn: Snapshot | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-controls"):
-            yield Button("Step (t)", id="step")
-            yield Button("Run", id="run-n")
-            yield Input("100", id="n-steps")
+            yield Button("Step (t)", id="step", compact=True)
+            yield Button("Run", id="run-n", compact=True)
+            yield Input("100", id="n-steps", compact=True)
             yield Label("steps")
-            yield Button("▶ Play (space)", id="play", variant="success")
-            yield Button("Reset (r)", id="reset", variant="warning")
+            yield Button("▶ Play (space)", id="play", variant="success", compact=True)
+            yield Button("Reset (r)", id="reset", variant="warning", compact=True)
         yield Static(id="train-status")
         yield Note()
-        with Grid(id="plots"):
-            yield RegionPlot(id="regions")
-            yield LossPlot(id="loss")
-            yield AccuracyPlot(id="accuracy")
+        with Horizontal(id="plots"):
+            yield RegionView(id="regions")
+            with Vertical(id="curves"):
+                yield Chart(LossPlot(id="loss"))
+                yield Chart(AccuracyPlot(id="accuracy"))
 
-    def set_playing(self, playing: bool) -> None:
+    # state pushed down by the app ---------------------------------------------------------
+    def watch_playing(self, playing: bool) -> None:
         b = self.query_one("#play", Button)
         b.label = "⏸ Pause (space)" if playing else "▶ Play (space)"
         b.variant = "error" if playing else "success"
 
-    def show(self, session: Session, regions: RegionMap | None, message: str = "") -> None:
-        h = session.history
+    def watch_snapshot(self) -> None:
+        self.draw()
+
+    def watch_active_tab(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        """Draw the snapshot, once, when the pane is on screen."""
+        snap = self.snapshot
+        if snap is None or snap is self._drawn or self.active_tab != PANE_ID:
+            return
+        self._drawn = snap
+        session, h = snap.session, snap.history
         t = Text()
-        t.append(f"step {session.step_count:,}", style="bold")
+        t.append(f"step {snap.step:,}", style="bold")
         if h.loss:
             t.append(f"   loss {h.loss[-1]:.5g}")
         if h.eval_step:
@@ -66,14 +85,19 @@ class TrainingPane(Vertical):
         t.append(f"   ({session.optimizer.describe()}, batch {session.batch_size})",
                  style="grey50")
         self.query_one("#train-status", Static).update(t)
-        note = self.query_one(Note)
-        if message:
-            note.error(message)
+        if snap.stopped:
+            self.query_one(Note).error(snap.stopped)
         self.query_one(LossPlot).replot(h)
         self.query_one(AccuracyPlot).replot(h)
+        regions = snap.regions
         if regions is not None:
-            self.query_one(RegionPlot).replot(regions)
+            title = "decision regions"
+            if regions.plane.explained is not None:
+                title += f" (PCA plane, {100 * sum(regions.plane.explained):.0f}% of variance)"
+            ds = session.dataset
+            self.query_one(RegionView).show_regions(regions, title, list(ds.class_names))
 
+    # the learner's requests ----------------------------------------------------------------
     @on(Button.Pressed, "#step")
     def one(self) -> None:
         self.post_message(TrainRequest(steps=1))

@@ -20,9 +20,9 @@ from bntui.engine.labs import batch_size as lab
 from bntui.numbers import fmt
 from bntui.ui.form import Note, parse_number
 from bntui.ui.labs import LabView, titled
+from bntui.ui.plots import LINE, Chart, set_legend
 
 TRAIN_COLOR, EVAL_COLOR = "orange", "cyan"
-LINE = "hd"  # quadrant blocks: monospace in every font, so lines stay inside the frame
 
 
 def _span(series: list) -> tuple[float, float]:
@@ -54,7 +54,7 @@ class BatchSizeLab(LabView):
     BatchSizeLab #bsl-summary { height: auto; }
     BatchSizeLab #bsl-plots { height: 1fr; min-height: 22; grid-size: 2 2;
                               grid-columns: 1fr 1fr; grid-rows: 1fr 1fr; grid-gutter: 0 1; }
-    BatchSizeLab PlotextPlot { min-height: 10; }
+    BatchSizeLab Chart { min-height: 10; }
     """
 
     def __init__(self) -> None:
@@ -74,10 +74,8 @@ class BatchSizeLab(LabView):
             yield Note(id="bsl-note")
             yield Static(id="bsl-summary")
             with Grid(id="bsl-plots"):
-                yield PlotextPlot(id="bsl-stats")
-                yield PlotextPlot(id="bsl-pair")
-                yield PlotextPlot(id="bsl-sample")
-                yield PlotextPlot(id="bsl-gap")
+                for plot_id in ("bsl-stats", "bsl-pair", "bsl-sample", "bsl-gap"):
+                    yield Chart(PlotextPlot(id=plot_id))
 
     # configuration ---------------------------------------------------------------------
     def load(self, config: RunConfig) -> None:
@@ -157,37 +155,38 @@ class BatchSizeLab(LabView):
                  f"{fmt(last.zbn_gap)} at batch {last.label}")
         self.query_one("#bsl-summary", Static).update(t)
 
-    def _start(self, plot_id: str, title: str) -> PlotextPlot:
+    def _start(self, plot_id: str) -> PlotextPlot:
         plot = self.query_one(plot_id, PlotextPlot)
         plot.plt.clear_data()
         plot.plt.clear_figure()
-        plot.plt.title(title)
         return plot
 
     def draw_stats(self, r: lab.BatchLabResult) -> None:
         s = r.stats
-        plot = self._start("#bsl-stats", f"(a) layer {s.layer}: batch vs running mean")
+        plot = self._start("#bsl-stats")
         plt = plot.plt
         d = s.running_mean.shape[0]
         feats = list(range(d))
         xs = [j for _ in range(len(s.batch_mu)) for j in feats]
-        plt.scatter(xs, s.batch_mu.ravel().tolist(), marker="dot", color=TRAIN_COLOR,
-                    label=f"{len(s.batch_mu)} batches of {s.batch_size}")
-        plt.scatter(feats, s.running_mean.tolist(), marker="●", color=EVAL_COLOR,
-                    label="running mean")
+        plt.scatter(xs, s.batch_mu.ravel().tolist(), marker="dot", color=TRAIN_COLOR)
+        plt.scatter(feats, s.running_mean.tolist(), marker="●", color=EVAL_COLOR)
+        set_legend(plot, f"(a) layer {s.layer}: batch vs running mean",
+                   [(f"{len(s.batch_mu)} batches of {s.batch_size}", TRAIN_COLOR),
+                    ("running mean", EVAL_COLOR)], marker="●")
         plt.xlabel("feature")
         plot.refresh()
 
     def draw_pair(self, r: lab.BatchLabResult) -> None:
         p = r.pair
-        plot = self._start("#bsl-pair", "(b) batch of 2: Znorm, training vs eval")
+        plot = self._start("#bsl-pair")
         plt = plot.plt
         d = p.Z.shape[1]
         xs = list(range(d)) * 2
-        plt.scatter(xs, p.Znorm_eval.ravel().tolist(), marker="●", color=EVAL_COLOR,
-                    label="eval (running stats)")
-        plt.scatter(xs, p.Znorm.ravel().tolist(), marker="●", color=TRAIN_COLOR,
-                    label="training (batch stats)")
+        plt.scatter(xs, p.Znorm_eval.ravel().tolist(), marker="●", color=EVAL_COLOR)
+        plt.scatter(xs, p.Znorm.ravel().tolist(), marker="●", color=TRAIN_COLOR)
+        set_legend(plot, "(b) batch of 2: Znorm", [("eval (running stats)", EVAL_COLOR),
+                                                   ("training (batch stats)", TRAIN_COLOR)],
+                   marker="●")
         plt.hline(1.0, "gray")
         plt.hline(-1.0, "gray")
         top = max(2, int(np.ceil(np.nanmax(np.abs(p.Znorm_eval), initial=1.0))))
@@ -197,30 +196,29 @@ class BatchSizeLab(LabView):
 
     def draw_sample(self, r: lab.BatchLabResult) -> None:
         o = r.sample
-        plot = self._start("#bsl-sample",
-                           f"(c) sample {o.sample}: logit {o.label} per batch")
+        plot = self._start("#bsl-sample")
         plt = plot.plt
         k = list(range(1, len(o.logits_train) + 1))
-        plt.scatter(k, o.logits_train[:, o.label].tolist(), marker="●", color=TRAIN_COLOR,
-                    label="training mode")
-        plt.plot(k, o.logits_eval[:, o.label].tolist(), marker=LINE, color=EVAL_COLOR,
-                 label="eval mode")
+        plt.scatter(k, o.logits_train[:, o.label].tolist(), marker="●", color=TRAIN_COLOR)
+        plt.plot(k, o.logits_eval[:, o.label].tolist(), marker=LINE, color=EVAL_COLOR)
+        set_legend(plot, f"(c) sample {o.sample}: logit {o.label} per batch",
+                   [("training mode", TRAIN_COLOR), ("eval mode", EVAL_COLOR)])
         lo, hi = _span([o.logits_train[:, o.label], o.logits_eval[:, o.label]])
-        plt.ylim(lo, hi + 0.6 * (hi - lo))  # room for the legend above the points
+        plt.ylim(lo, hi)
         plt.xlabel(f"batch (size {o.batch_size}, random mates)")
         plot.refresh()
 
     def draw_gap(self, r: lab.BatchLabResult) -> None:
-        plot = self._start("#bsl-gap", "(d) train vs eval gap by batch size")
+        plot = self._start("#bsl-gap")
         plt = plot.plt
         gaps = sorted(r.gaps, key=lambda g: g.batch_size)
         xs = [float(np.log2(g.batch_size)) for g in gaps]
-        plt.plot(xs, [g.zbn_gap for g in gaps], marker=LINE, color=TRAIN_COLOR,
-                 label="|Zbn train − eval|")
-        plt.plot(xs, [g.flipped for g in gaps], marker=LINE, color=EVAL_COLOR,
-                 label="flipped share")
+        plt.plot(xs, [g.zbn_gap for g in gaps], marker=LINE, color=TRAIN_COLOR)
+        plt.plot(xs, [g.flipped for g in gaps], marker=LINE, color=EVAL_COLOR)
+        set_legend(plot, "(d) train vs eval gap by batch size",
+                   [("|Zbn train − eval|", TRAIN_COLOR), ("flipped share", EVAL_COLOR)])
         _, hi = _span([[g.zbn_gap for g in gaps], [g.flipped for g in gaps]])
-        plt.ylim(0, hi * 1.6)  # room for the legend above the lines
+        plt.ylim(0, hi * 1.05)
         plt.xticks(xs, [g.label for g in gaps])
         plt.xlabel("batch size")
         plot.refresh()

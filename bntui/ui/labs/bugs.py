@@ -19,7 +19,7 @@ from bntui.engine.labs import bugs as zoo
 from bntui.numbers import fmt, fmt_err
 from bntui.ui.form import Note
 from bntui.ui.labs import LabView
-from bntui.ui.plots import log_ticks, thin
+from bntui.ui.plots import LINE, Chart, log_ticks, set_legend, thin
 
 
 class BugLossPlot(PlotextPlot):
@@ -30,18 +30,18 @@ class BugLossPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("loss (log scale): correct (cyan) vs bugged (red)")
         shown: list[float] = []
-        for run, color, label in ((comparison.correct, "cyan", "correct"),
-                                  (comparison.bugged, "red", "bugged")):
+        for run, color in ((comparison.correct, "cyan"), (comparison.bugged, "red")):
             pts = [(s, math.log10(v)) for s, v in zip(run.step, run.loss, strict=True)
                    if math.isfinite(v) and v > 0]
             if pts:
                 xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
-                plt.plot(xs, ys, label=label, color=color, marker="braille")
+                plt.plot(xs, ys, color=color, marker=LINE)
                 shown += ys
         if shown:
             log_ticks(self, shown)
+        set_legend(self, "loss by step (log scale)",
+                   [("correct", "cyan"), ("bugged", "red")])
         plt.xlabel("step")
         self.refresh()
 
@@ -63,7 +63,7 @@ class BugsLab(LabView):
     BugsLab #bug-note { margin: 0; }
     BugsLab #bug-body { height: 19; }
     BugsLab #bug-table { width: 46; height: 1fr; }
-    BugsLab #bug-plot { width: 1fr; height: 1fr; min-height: 10; }
+    BugsLab #bug-chart { width: 1fr; height: 1fr; min-height: 10; }
     BugsLab #bug-summary { height: auto; }
     """
 
@@ -85,7 +85,7 @@ class BugsLab(LabView):
             yield Note(id="bug-note")
             with Horizontal(id="bug-body"):
                 yield DataTable(id="bug-table", zebra_stripes=True, cursor_type="row")
-                yield BugLossPlot(id="bug-plot")
+                yield Chart(BugLossPlot(id="bug-plot"), id="bug-chart")
             yield Static(id="bug-summary")
 
     def on_mount(self) -> None:

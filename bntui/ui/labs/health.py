@@ -54,7 +54,7 @@ class HealthLab(ComputedLab):
     DEFAULT_CSS = """
     HealthLab #health-bar { height: 3; }
     HealthLab #health-bar > Label { padding: 1 1 0 1; }
-    HealthLab #health-steps { width: 9; }
+    HealthLab #health-steps { width: 10; padding: 0 1; }
     HealthLab #health-run { min-width: 7; }
     HealthLab #health-layer { width: 24; }
     HealthLab.narrow #health-layer { width: 1fr; }

@@ -18,7 +18,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.labs.hsweep import DEFAULT_ARCH, HSweep, h_sweep
 from bntui.ui.form import Note, parse_number
 from bntui.ui.labs.computed import ComputedLab
-from bntui.ui.plots import log_axis
+from bntui.ui.plots import LINE, Chart, log_axis, set_legend
 
 COLORS = {"float64": (86, 156, 250), "float32": (245, 140, 60)}
 
@@ -32,13 +32,12 @@ class SweepPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("max relative error of (L(w+h) − L(w−h)) / 2h against backprop")
         shown: list[float] = []
         for dtype, errs in sweep.errors.items():
             pts = [(math.log10(h), math.log10(e)) for h, e in zip(sweep.hs, errs, strict=True)
                    if 0 < e < math.inf]
-            plt.plot([x for x, _ in pts], [y for _, y in pts], label=dtype,
-                     color=COLORS.get(dtype, "white"), marker="braille")
+            plt.plot([x for x, _ in pts], [y for _, y in pts],
+                     color=COLORS.get(dtype, "white"), marker=LINE)
             shown += [y for _, y in pts]
             h, e = sweep.best(dtype)
             if 0 < e < math.inf:
@@ -48,6 +47,8 @@ class SweepPlot(PlotextPlot):
         plt.xticks(*log_axis(xs, most=7))
         if shown:
             plt.yticks(*log_axis(shown, most=7))
+        set_legend(self, "max relative error of (L(w+h) − L(w−h)) / 2h against backprop",
+                   [(dtype, COLORS.get(dtype, "white")) for dtype in sweep.errors])
         plt.xlabel("h")
         self.refresh()
 
@@ -63,9 +64,9 @@ class HSweepLab(ComputedLab):
     HSweepLab #hs-bar { height: 3; }
     HSweepLab #hs-bar > Label { padding: 1 1 0 1; }
     HSweepLab #hs-arch { width: 1fr; max-width: 30; }
-    HSweepLab #hs-rows { width: 8; }
+    HSweepLab #hs-rows { width: 9; padding: 0 1; }
     HSweepLab #hs-body { height: 1fr; }
-    HSweepLab SweepPlot { height: 1fr; min-height: 12; }
+    HSweepLab #hs-body > Chart { height: 1fr; min-height: 12; }
     HSweepLab #hs-run { min-width: 9; }
     HSweepLab #hs-summary { height: auto; }
     """
@@ -79,7 +80,7 @@ class HSweepLab(ComputedLab):
             yield Button("Sweep", id="hs-run", variant="primary")
         yield Note()
         with VerticalScroll(id="hs-body"):
-            yield SweepPlot(id="hs-plot")
+            yield Chart(SweepPlot(id="hs-plot"))
             yield Static(id="hs-summary")
 
     def job(self, config: RunConfig) -> Callable[[], HSweep]:

@@ -19,7 +19,7 @@ from bntui.engine.labs.race import SLOT_LABELS, Racer, RaceResult, parse_optimiz
 from bntui.numbers import fmt
 from bntui.ui.form import Note, parse_number
 from bntui.ui.labs.computed import ComputedLab
-from bntui.ui.plots import log_ticks, thin
+from bntui.ui.plots import LINE, Chart, log_ticks, set_legend, thin
 
 
 def rgb(name: str) -> str:
@@ -32,35 +32,43 @@ COLORS = {"sgd": (150, 150, 150), "momentum": (86, 156, 250), "nesterov": (70, 2
           "adagrad": (196, 120, 235), "rmsprop": (250, 196, 60), "adam": (235, 87, 87)}
 
 
+def race_title(result: RaceResult) -> str:
+    """Update u computes its batch loss, then changes the weights: the loss of update u is
+    the one it started from, and after the last update t = steps."""
+    return f"batch loss at each update 1 … {result.steps} (same start)"
+
+
 class RacePlot(PlotextPlot):
-    """The batch loss of every racer against the step, on a log10 axis (log10 of the loss
-    is plotted and the ticks labelled, as `plots.log_ticks` explains)."""
+    """The batch loss of every racer against the update, on a log10 axis (log10 of the
+    loss is plotted and the ticks labelled, as `plots.log_ticks` explains)."""
 
     def replot(self, result: RaceResult) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(f"batch loss, same start ({result.steps} steps)")
         log = all(min(r.loss) > 0 for r in result.racers if r.loss)
         shown: list[float] = []
         for r in result.racers:
             if r.loss:
-                xs, ys = thin([s - 1 for s in r.steps], r.loss)
+                xs, ys = thin(list(r.steps), r.loss)  # r.steps: the update each loss is of
                 if log:
                     ys = [math.log10(v) for v in ys]
-                plt.plot(xs, ys, label=r.optimizer,
-                         color=COLORS.get(r.optimizer, (230, 230, 230)), marker="braille")
+                plt.plot(xs, ys, color=COLORS.get(r.optimizer, (230, 230, 230)), marker=LINE)
                 shown += ys
         if log and shown:
             log_ticks(self, shown)
-        plt.xlabel("step")
+        set_legend(self, race_title(result) + (" · log scale" if log else ""),
+                   [(r.optimizer, COLORS.get(r.optimizer, (230, 230, 230)))
+                    for r in result.racers if r.loss])
+        plt.xlabel("update")
         self.refresh()
 
 
 def state_text(racer: Racer, key: str) -> Text:
     """The optimizer's state for one parameter: each slot's stats and first entries."""
     t = Text()
-    t.append(f"{racer.describe}\n", style="bold")
+    t.append(f"{racer.describe}", style="bold")
+    t.append(f"   state after t = {racer.session.optimizer.t} updates\n", style="grey50")
     t.append(f"{racer.formula}\n\n", style="cyan")
     state = racer.state(key)
     if not state:
@@ -87,42 +95,49 @@ def state_text(racer: Racer, key: str) -> Text:
 
 class RaceLab(ComputedLab):
     LAB_ID = "race"
+    NARROW = 100  # the list of optimizers needs a line of its own below this
     TITLE = "Optimizer race"
     BLURB = ("The same network, the same first weights and the same batches, trained once "
              "per optimizer. Compare the loss curves, then open each optimizer's state: "
              "momentum's velocity, Adam's m, v and its bias correction.")
 
     DEFAULT_CSS = """
-    RaceLab #race-bar { height: 3; }
-    RaceLab #race-bar > Label { padding: 1 1 0 1; }
+    RaceLab #race-bar { height: auto; }
+    RaceLab #race-bar Label { padding: 1 1 0 1; }
+    RaceLab #race-which { width: 1fr; height: auto; }
+    RaceLab #race-how { width: auto; height: auto; }
     RaceLab #race-opts { width: 1fr; max-width: 50; }
+    RaceLab.narrow #race-bar { layout: vertical; }
+    RaceLab.narrow #race-which, RaceLab.narrow #race-how { width: 1fr; }
+    RaceLab.narrow #race-opts { max-width: 100%; }
     RaceLab #race-run { min-width: 10; }
-    RaceLab #race-steps { width: 9; }
+    RaceLab #race-steps { width: 10; padding: 0 1; }
     RaceLab #race-body { height: 1fr; }
-    RaceLab RacePlot { width: 1fr; min-height: 10; }
+    RaceLab #race-body > Chart { width: 1fr; min-height: 10; }
     RaceLab #race-side { width: 44; height: 1fr; }
     RaceLab #race-rank { height: auto; }
     RaceLab #race-pick { height: 3; }
     RaceLab #race-pick > Select { width: 1fr; }
     RaceLab #race-state-box { height: 1fr; }
     RaceLab.narrow #race-body { layout: vertical; overflow-y: auto; }
-    RaceLab.narrow RacePlot { height: 14; }
+    RaceLab.narrow #race-body > Chart { height: 14; }
     RaceLab.narrow #race-side { width: 1fr; height: auto; }
     RaceLab.narrow #race-state-box { height: auto; }
-    RaceLab.narrow #race-steps { width: 8; }
     RaceLab.narrow #race-run { min-width: 8; }
     """
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="race-bar"):
-            yield Label("optimizers")
-            yield Input("sgd,momentum,nesterov,adagrad,rmsprop,adam", id="race-opts")
-            yield Label("steps")
-            yield Input("200", id="race-steps")
-            yield Button("Race", id="race-run", variant="primary")
+        with Horizontal(id="race-bar"):  # two groups: side by side, stacked when narrow
+            with Horizontal(id="race-which"):
+                yield Label("optimizers")
+                yield Input("sgd,momentum,nesterov,adagrad,rmsprop,adam", id="race-opts")
+            with Horizontal(id="race-how"):
+                yield Label("steps")
+                yield Input("200", id="race-steps")
+                yield Button("Race", id="race-run", variant="primary")
         yield Note()
         with Horizontal(id="race-body"):
-            yield RacePlot(id="race-plot")
+            yield Chart(RacePlot(id="race-plot"))
             with Vertical(id="race-side"):
                 yield Static(id="race-rank")
                 with Horizontal(id="race-pick"):
@@ -146,6 +161,7 @@ class RaceLab(ComputedLab):
         self.query_one(RacePlot).replot(result)
         t = Text()
         t.append(f"{result.network}, batch {result.batch_size}\n", style="grey50")
+        t.append(f"rank by the loss at update {result.steps}\n", style="grey50")
         for k, r in enumerate(result.ranking()):
             t.append(f"{k + 1}. ", style="bold")
             t.append(f"{r.optimizer:<9}", style=rgb(r.optimizer))

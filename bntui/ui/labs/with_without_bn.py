@@ -21,10 +21,9 @@ from bntui.engine.labs import with_without_bn as lab
 from bntui.numbers import fmt
 from bntui.ui.form import Note, exact, parse_number
 from bntui.ui.labs import LabView, titled
-from bntui.ui.plots import log_axis, thin
+from bntui.ui.plots import LINE, Chart, log_axis, set_legend, thin
 
 BN_COLOR, PLAIN_COLOR = "cyan", "orange"  # plotext colour names
-LINE = "hd"  # quadrant blocks: monospace in every font, so lines stay inside the frame
 BN_STYLE, PLAIN_STYLE = "cyan", "dark_orange"  # the same colours as rich styles
 # the 5, 25, 50, 75 and 95 % quantile lines: light at the tails, strong at the median
 QUANTILE_COLORS = (
@@ -63,7 +62,7 @@ class WithWithoutBNLab(LabView):
     WithWithoutBNLab #bnl-summary { height: auto; }
     WithWithoutBNLab #bnl-plots { height: 1fr; min-height: 22; grid-size: 2 2;
                                   grid-columns: 1fr 1fr; grid-rows: 1fr 1fr; grid-gutter: 0 1; }
-    WithWithoutBNLab PlotextPlot { min-height: 10; }
+    WithWithoutBNLab Chart { min-height: 10; }
     """
 
     def __init__(self) -> None:
@@ -88,10 +87,8 @@ class WithWithoutBNLab(LabView):
             yield Note(id="bnl-note")
             yield Static(id="bnl-summary")
             with Grid(id="bnl-plots"):
-                yield PlotextPlot(id="bnl-loss")
-                yield PlotextPlot(id="bnl-sweep")
-                yield PlotextPlot(id="bnl-spread-bn")
-                yield PlotextPlot(id="bnl-spread-plain")
+                for plot_id in ("bnl-loss", "bnl-sweep", "bnl-spread-bn", "bnl-spread-plain"):
+                    yield Chart(PlotextPlot(id=plot_id))
 
     # configuration ---------------------------------------------------------------------
     def load(self, config: RunConfig) -> None:
@@ -245,16 +242,18 @@ class WithWithoutBNLab(LabView):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("training loss")
         shown: list[float] = []
         for run, color in zip(self.twins, (BN_COLOR, PLAIN_COLOR), strict=True):
             pts = [(s, v) for s, v in zip(run.steps, run.loss, strict=True) if v > 0]
             if pts:
                 xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
-                plt.plot(xs, log10s(ys), label=run.label, color=color, marker=LINE)
+                plt.plot(xs, log10s(ys), color=color, marker=LINE)
                 shown += ys
         if shown:
             plt.yticks(*log_axis(log10s(shown)))
+        set_legend(plot, "training loss (log scale)",
+                   [(run.label, color) for run, color in zip(self.twins, (BN_COLOR, PLAIN_COLOR),
+                                                             strict=True)])
         plt.xlabel("step (loss on a log scale)")
         plot.refresh()
 
@@ -263,7 +262,6 @@ class WithWithoutBNLab(LabView):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("final loss by learning rate")
         rows = self.sweep
         chance = getattr(self, "_chance", None)
         if rows:
@@ -277,8 +275,7 @@ class WithWithoutBNLab(LabView):
                 ys = [c.final_loss if math.isfinite(c.final_loss) and c.final_loss > 0 else top
                       for _, c in cells]
                 shown += ys
-                label = "with BN" if name == "bn" else "without BN"
-                plt.plot(xs, log10s(ys), label=label, color=color, marker=LINE)
+                plt.plot(xs, log10s(ys), color=color, marker=LINE)
                 bad = [(x, y) for x, y, (_, c) in zip(xs, ys, cells, strict=True)
                        if c.verdict == "diverged"]
                 if bad:
@@ -289,6 +286,8 @@ class WithWithoutBNLab(LabView):
                 plt.hline(math.log10(lab.TRAINS_BELOW * chance), "gray")
             plt.yticks(*log_axis(log10s(shown)))
             plt.xticks(*log_axis(log10s([r.lr for r in rows])))
+        set_legend(plot, "final loss by learning rate",
+                   [("with BN", BN_COLOR), ("without BN", PLAIN_COLOR)])
         plt.xlabel("learning rate (x: diverged; line: 'trains')")
         plot.refresh()
 
@@ -306,14 +305,17 @@ class WithWithoutBNLab(LabView):
             if run is None or spread is None or not spread.steps:
                 plot.refresh()
                 continue
-            plt.title(f"layer {layer} {spread.name} {run.label}: "
-                      f"{100 * spread.saturated[-1]:.0f} % saturated")
+            title = (f"layer {layer} {spread.name} {run.label}: "
+                     f"{100 * spread.saturated[-1]:.0f} % saturated")
+            entries: list[tuple[str, tuple[int, int, int]]] = []
             for q, color in zip(range(len(lab.QUANTILES)), QUANTILE_COLORS[i], strict=True):
                 pts = [(s, row[q]) for s, row in zip(spread.steps, spread.quantiles, strict=True)
                        if math.isfinite(row[q])]
                 if pts:
-                    label = f"{100 * lab.QUANTILES[q]:g} %" if q in (0, 2, 4) else None
+                    if q in (0, 2, 4):
+                        entries.append((f"{100 * lab.QUANTILES[q]:g} %", color))
                     plt.plot([s for s, _ in pts], [y for _, y in pts], color=color,
-                             marker=LINE, label=label)
+                             marker=LINE)
+            set_legend(plot, title, entries)
             plt.xlabel("step")
             plot.refresh()
