@@ -76,6 +76,26 @@ def test_rewording_one_record_rewords_every_view(capsys: pytest.CaptureFixture[s
     assert len(asked[0].choices) == 4
 
 
+@pytest.mark.usefixtures("reworded")
+async def test_the_stepper_shows_a_reworded_record() -> None:
+    """The same reworded record, in the app: the stepper at the var step shows it."""
+    from bntui.ui.app import BntuiApp
+
+    app = BntuiApp(preset("seed-softmax"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(300):
+            if app.trace is not None and app.query("#formula"):
+                break
+            await pilot.pause(0.02)
+        assert app.trace is not None
+        at = app.trace.find("var", 1, FORWARD).index
+        while app.index < at:
+            await pilot.press("n")
+        await pilot.pause()
+        assert str(app.query_one("#formula").render()) == REWORDED
+        assert str(app.query_one("#why").render()) == WHY
+
+
 def test_eval_mode_words_are_the_eval_records() -> None:
     """No eval-mode step says "over the batch" of a running statistic, or a gradient
     through mu or var; the running std convention names the running std."""

@@ -17,7 +17,7 @@ from textual_plotext import PlotextPlot
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
 from bntui.engine.labs import batch_size as lab
-from bntui.numbers import fmt
+from bntui.numbers import fmt, fmt_run
 from bntui.ui.form import Note, parse_number
 from bntui.ui.labs import LabView, titled
 from bntui.ui.plots import LINE, Chart, set_legend
@@ -151,8 +151,9 @@ class BatchSizeLab(LabView):
         t.append(f"(c) sample {o.sample} in {len(o.logits_train)} batches: logits vary by "
                  f"{fmt(o.spread_train)} (training, {flips} flips) vs {fmt(o.spread_eval)} "
                  "(eval)\n")
-        t.append(f"(d) |Zbn_train − Zbn_eval|: {fmt(first.zbn_gap)} at batch {first.label} → "
-                 f"{fmt(last.zbn_gap)} at batch {last.label}")
+        t.append(f"(d) |Zbn_train − Zbn_eval|: "
+                 f"{fmt_run(first.zbn_gap, first.chaotic('zbn_gap'))} at batch {first.label} → "
+                 f"{fmt_run(last.zbn_gap, last.chaotic('zbn_gap'))} at batch {last.label}")
         self.query_one("#bsl-summary", Static).update(t)
 
     def _start(self, plot_id: str) -> PlotextPlot:

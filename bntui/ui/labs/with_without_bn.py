@@ -17,8 +17,9 @@ from textual_plotext import PlotextPlot
 
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
+from bntui.engine.labs import chaos
 from bntui.engine.labs import with_without_bn as lab
-from bntui.numbers import fmt
+from bntui.numbers import fmt_run
 from bntui.ui.form import Note, exact, parse_number
 from bntui.ui.labs import LabView, titled
 from bntui.ui.plots import LINE, Chart, log_axis, set_legend, thin
@@ -217,9 +218,13 @@ class WithWithoutBNLab(LabView):
         t.append("(W bit-identical)" if self._identical
                  else f"(copied {', '.join(self._copied)})", style="grey50")
         t.append("\nfinal loss ")
-        t.append(f"with BN {fmt(b.final_loss)}", style=BN_STYLE)
+        t.append(f"with BN {fmt_run(b.final_loss, chaos.chaotic(b.final_move))}",
+                 style=BN_STYLE)
         t.append(" · ")
-        t.append(f"without BN {fmt(p.final_loss)}", style=PLAIN_STYLE)
+        t.append(f"without BN {fmt_run(p.final_loss, chaos.chaotic(p.final_move))}",
+                 style=PLAIN_STYLE)
+        if chaos.chaotic(b.final_move) or chaos.chaotic(p.final_move):
+            t.append("  (≈ chaotic: its last digits are the CPU's rounding)", style="grey50")
         if b.layers and p.layers:
             t.append(f" · saturated (layer {b.layers[-1].layer}): "
                      f"{100 * b.layers[-1].saturated[-1]:.0f} % vs "
