@@ -183,6 +183,16 @@ class Dense:
                 dX = out
         return dX
 
+    def train_backward(self, dZ: np.ndarray, need_dX: bool) -> np.ndarray | None:
+        """The fused backward of training: the records' steps (dW, db, dX) called
+        directly, in the same order, without walking the records."""
+        assert self.X is not None, "backward before forward"
+        v = {**self.params, "X": self.X, "dZ": dZ}
+        self.grad_weight(v)
+        if self.has_bias:
+            self.grad_bias(v)
+        return self.grad_input(v) if need_dX else None
+
     # the numerical check's variants ------------------------------------------------
     def column_moves(self, name: str, j: int, steps: np.ndarray, X: np.ndarray) -> np.ndarray:
         """How column j of Z moves when each entry of column j of parameter `name` moves

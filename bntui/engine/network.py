@@ -210,7 +210,7 @@ class Block:
         d = dA if self.is_output else self.act.backward(pre, A, dA)
         if self.bn is not None:
             d = self.bn.train_backward(d) if self.bn.FUSED else self.bn.backward(d, staged=True)
-        return self.dense.backward(d, need_dX=need_dX)
+        return self.dense.train_backward(d, need_dX)
 
     def param_counts(self) -> dict[str, int]:
         counts = {"dense": self.dense.n_params()}
