@@ -115,7 +115,7 @@ def bad_input() -> Figures:
 def bug_zoo() -> Figures:
     summary = ("lab", "bugs", "--all")
     probe = ("lab", "bugs", "no-max-shift")
-    excerpt = lines(run(*probe), r"^the same batch", r"^scale", r"^(1|100|300)\s")
+    excerpt = lines(run(*probe), r"^the same batch", r"^scale", r"^(1|100|300)\s+\d")
     return {"lab-bugs": block(command(*summary), run(*summary),
                               command(*probe) + "          # (excerpt)", excerpt)}
 
@@ -145,6 +145,200 @@ def bug_flag() -> Figures:
     out = run(*argv)
     return {"gradcheck-bug": block(command(*argv) + "      # (the last lines)",
                                    "\n".join(out.splitlines()[-3:]))}
+
+
+@source
+def lab_bn() -> Figures:
+    argv = ("lab", "bn")
+    out = run(*argv)
+    excerpt = lines(out, r"^loss \(training", r"^step ", r"^(1|120)\s+[≈\d]", r"^last 10",
+                    r"^layer  network", r"^3\s+with", r"^lr ", r"^(0\.3|1|3|10)\s+\d",
+                    r"^≈ chaotic")
+    excerpt = excerpt.replace("\nlayer", "\n\nlayer").replace("\nlr ", "\n\nlr ")
+    d = run_json(*argv, "--json")
+    bn, plain = d["with_bn"], d["without_bn"]
+    early = [layer for layer in plain["layers"]]  # quantiles at the first checkpoint after 0
+    sat = sorted(100 * layer["saturated"][1] for layer in early)
+    spread = max(max(abs(q) for q in layer["quantiles"][1]) for layer in early)
+    only = d["bn_only_lrs"]
+    both = [r["lr"] for r in d["sweep"] if r["bn"]["verdict"] == r["plain"]["verdict"] == "trains"]
+    return {
+        "lab-bn": block(command(*argv) + "                      # moons, 32:tanh ×3, SGD lr 5, "
+                        "200 steps", excerpt),
+        "bn.start": g(bn["start_loss"]), "bn.final": g(bn["final_loss"]),
+        "bn.plain-final": g(plain["final_loss"]),
+        "bn.spread": f"{spread:.0f}",
+        "bn.saturated": f"{sat[0]:.0f}–{sat[-1]:.0f}",
+        "bn.both": f"{min(both):g} to {max(both):g}",
+        "bn.only-high": f"{min(x for x in only if x > max(both)):g}",
+        "bn.only-low": f"{min(only):g}–{max(x for x in only if x < min(both)):g}",
+    }
+
+
+@source
+def lab_batch() -> Figures:
+    argv = ("lab", "batch")
+    out = run(*argv)
+    excerpt = lines(out, r"^\(b\)", r"^feature  Z₁", r"^(0|6)  ", r"^max \| \|Znorm",
+                    r"^\(c\)", r"^training mode: logits", r"^\(d\)", r"^batch  loss",
+                    r"^(2|8|32|full) ", r"^≈ chaotic")
+    for head in ("(c)", "(d)"):
+        excerpt = excerpt.replace("\n" + head, "\n\n" + head)
+    d = run_json(*argv, "--json")
+    gaps = {gap["size"]: gap for gap in d["size_gap"]}
+    small, full = gaps["2"], gaps["full"]
+    return {
+        "lab-batch": block(command(*argv) + "                    # moons, 16:relu,16:relu,C, "
+                           "adam, 300 steps, batches of 8", excerpt),
+        "batch.spread": g(d["sample_in_batches"]["spread_train"], 1),
+        "batch.gap-small": g(small["zbn_gap"]), "batch.gap-full": g(full["zbn_gap"], 1),
+        "batch.flipped": f"{100 * small['flipped']:.0f} %",
+    }
+
+
+@source
+def lab_health() -> Figures:
+    plain = ("lab", "health", "--arch", "32:relu:nobn,32:relu:nobn,C", "--optimizer", "sgd",
+             "--lr", "3")
+    bn = ("lab", "health", "--arch", "32:relu,32:relu,C", "--optimizer", "sgd", "--lr", "3")
+    blow = ("lab", "health", "--optimizer", "sgd", "--lr", "1e200", "--steps", "3")
+    return {"lab-health": block(
+        command(*plain), lines(run(*plain), r"^layer health", r"^layer  ", r"^(1|2)  "), "…",
+        command(*bn) + "     # with BatchNorm", lines(run(*bn), r"^2  "),
+        command(*blow), lines(run(*blow), r"^note: training stopped", r"^first non-finite"))}
+
+
+@source
+def lab_race() -> Figures:
+    argv = ("lab", "race")
+    out = run(*argv)
+    d = run_json(*argv, "--json")
+    adam = d["state"]["adam"]
+    return {
+        "lab-race": block(command(*argv), lines(out, r"^optimizer race", r"^batch loss at",
+                                                r"^update ", r"^(1|101|200)\s+\d"), "…",
+                          lines(out, r"^optimizer state of", r"^  momentum", r"^  adam")),
+        "race.bias2": g(float(adam["bias2"])), "race.t": str(int(adam["t"])),
+    }
+
+
+@source
+def lab_hsweep() -> Figures:
+    argv = ("lab", "hsweep", "--hs", "1e-1,1e-2,1e-3,1e-4,1e-5,1e-6,1e-7,1e-8,1e-10,1e-12")
+    out = run(*argv)
+    return {"lab-hsweep": block(command(*argv), lines(out, r"^h sweep", r"^h  ", r"^\d\.0e",
+                                                      r"^best h", r"^≈ mostly"))}
+
+
+@source
+def lab_exercise() -> Figures:
+    base = ("lab", "exercise", "--preset", "seed-softmax", "--count", "3")
+    qs = run_json(*base, "--json", "--reveal")["questions"]
+    answers = []
+    for k, q in enumerate(qs):  # the second answered wrong, to show what a wrong one gets
+        right = q["answer_text"].split(")")[0] if q["kind"] == "formula" else q["answer_text"]
+        if q["kind"] == "shape":
+            right = right.split()[0].replace("×", "x")
+        wrong = {"value": "0.5", "shape": "1x1", "formula": "a" if right != "a" else "b"}
+        answers.append(wrong[q["kind"]] if k == 1 else right)
+    argv = (*base, "--answers", ";".join(answers))
+    out = run(*argv)
+    last = out[out.index(f"Question {len(qs)}/{len(qs)}"):]
+    return {"lab-exercise": block(command(*argv), last.strip())}
+
+
+@source
+def handouts() -> Figures:
+    argv = ("walk", "--preset", "seed-softmax", "--format", "md", "--check", "--tensor",
+            "dgamma")
+    out = run(*argv)
+    step = out[out.index("### "):]
+    sizes = {}
+    for name in ("seed-softmax", "seed-digits"):
+        md = run("walk", "--preset", name, "--format", "md")
+        html = run("walk", "--preset", name, "--format", "html", "--check")
+        steps = len(run_json("walk", "--preset", name, "--json")["steps"])
+        sizes[name] = (steps, len(md.encode()) / 1000, len(html.encode()) / 1000)
+    soft, dig = sizes["seed-softmax"], sizes["seed-digits"]
+    return {
+        "walk-md": block(command(*argv), "...", step.strip()),
+        "handout.softmax": (f"{soft[0]} steps ({soft[1]:.0f} KB of Markdown, {soft[2]:.0f} KB "
+                            "of HTML with `--check`)"),
+        "handout.digits": (f"{dig[0]} steps ({dig[1]:.0f} KB of Markdown, {dig[2]:.0f} KB of "
+                           "HTML)"),
+    }
+
+
+@source
+def presets() -> Figures:
+    soft = run_json("train", "--preset", "seed-softmax", "--json")
+    dig = run_json("train", "--preset", "seed-digits", "--json")
+    n_val = round(dig["val_accuracy"] * 297)
+    return {
+        "preset.softmax": (f"final cost {soft['final_loss']:.3g} after {soft['steps']:,} steps, "
+                           f"{100 * soft['train_accuracy']:.0f} % train accuracy"),
+        "preset.digits": (f"{100 * dig['val_accuracy']:.2f} % validation accuracy "
+                          f"({n_val}/297), {dig['params']:,} parameters"),
+    }
+
+
+@source
+def preset_seeds() -> Figures:
+    costs = sorted(run_json("train", "--preset", "seed-softmax", "--seed", str(k),
+                            "--json")["final_loss"] for k in range(20))
+    median = (costs[9] + costs[10]) / 2
+    below = sum(c < 0.0017351 for c in costs)
+    return {"preset.seeds": (f"a median cost of {median:.3g} (range {costs[0]:.3g}–"
+                             f"{costs[-1]:.3g}; {below} of the 20 below the seed's 0.0017)")}
+
+
+def tables(text: str) -> list[str]:
+    """The Markdown tables in `text`, each as its lines joined."""
+    out, cur = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            out.append("\n".join(cur))
+            cur = []
+    if cur:
+        out.append("\n".join(cur))
+    return out
+
+
+def table_with(text: str, head: str) -> str:
+    """The table of `text` whose first line starts with `head`."""
+    for t in tables(text):
+        if t.startswith(head):
+            return t
+    raise SystemExit(f"no table starting {head!r} in:\n{text}")
+
+
+def python(*argv: str) -> str:
+    """What `python ARGV` prints, run from the repository."""
+    res = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT,
+                         timeout=7200, env=dict(os.environ, CI="true"))
+    if res.returncode != 0:
+        raise SystemExit(f"python {' '.join(argv)}: exit {res.returncode}\n{res.stderr}")
+    return res.stdout
+
+
+@timing
+def bench() -> Figures:
+    out = python("-m", "bntui.bench", "--app")
+    return {
+        "bench-train": table_with(out, "| seed-digits, full batch | engine steps/s"),
+        "bench-bn": table_with(out, "| (N, D) |"),
+        "bench-gradcheck": table_with(out, "| numerical check"),
+        "bench-scale": table_with(out, "| rows |"),
+        "bench-app": table_with(out, "| measure |"),
+    }
+
+
+@timing
+def ceiling() -> Figures:
+    out = python("benchmarks/ceiling.py")
+    return {"bench-ceiling": table_with(out, "| seed-digits, full batch | engine / PyTorch")}
 
 
 def main(argv: list[str] | None = None) -> int:
