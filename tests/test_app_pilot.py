@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from textual import events
+from app_helpers import send_key, text, until
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Select, TabbedContent
@@ -70,28 +68,6 @@ async def finish(app: BntuiApp, pilot: Pilot) -> None:
         except WorkerCancelled:
             continue
     await pilot.pause()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll `condition` on the app's event loop; False if it never held."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
-def send_key(app: BntuiApp, key: str) -> None:
-    """Queue one key press as the terminal driver would, without waiting for idle."""
-    char = {"space": " "}.get(key, key if len(key) == 1 else None)
-    event = events.Key(key, char)
-    event.set_sender(app)
-    app.post_message(event)
-
-
-def text(widget: Widget) -> str:
-    return str(widget.render())
 
 
 def note(app: BntuiApp, pane: type[Widget]) -> str:
