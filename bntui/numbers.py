@@ -21,8 +21,9 @@ def fmt_err(x: float | None) -> str:
     return "—" if x is None else f"{x:.2e}"
 
 
-CHAOS_NOTE = ("≈ chaotic: nudging the initial weights by 1e-14 moves this figure by more than "
-              "1e-5, so its last digits are the CPU's rounding")
+CHAOS_NOTE = ("≈ chaotic: the same run from weights nudged in their 14th digit moves this "
+              "figure by more than 1e-5 — its digits are the CPU's rounding; another CPU "
+              "prints another number of the same kind")
 
 
 def fmt_run(x: float, chaotic: bool) -> str:

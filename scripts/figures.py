@@ -170,7 +170,7 @@ def lab_bn() -> Figures:
         "bn.spread": f"{spread:.0f}",
         "bn.saturated": f"{sat[0]:.0f}–{sat[-1]:.0f}",
         "bn.both": f"{min(both):g} to {max(both):g}",
-        "bn.only-high": f"{min(x for x in only if x > max(both)):g}",
+        "bn.only-high": ", ".join(f"{x:g}" for x in only if x > max(both)),
         "bn.only-low": f"{min(only):g}–{max(x for x in only if x < min(both)):g}",
     }
 

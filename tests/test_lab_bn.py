@@ -249,3 +249,15 @@ def test_chaotic_figures_are_measured_and_marked(capsys: pytest.CaptureFixture[s
     assert main(["lab", "bn", "--lrs", "1", "--sweep-steps", "20"]) == 0
     out = capsys.readouterr().out
     assert "≈40" in out and "≈ chaotic" in out
+
+
+def test_the_sweep_says_edge_where_the_cpu_decides() -> None:
+    """At lr 3 the plain network sits on the edge: whether it diverges depends on the CPU's
+    rounding (measured: it diverged with this machine's OpenBLAS kernel and with
+    Sandybridge's, and trained with Prescott's).  The sweep trains each run again from
+    weights nudged in their 14th digit and calls a run whose verdict flips "edge", so the
+    rates where only BN trains are the same on any CPU (three kernels measured)."""
+    r = lab.run_bn_lab(lab.LAB_DEFAULT)
+    assert r.bn_only_lrs == [0.001, 0.003, 0.01, 10.0]
+    three = next(row for row in r.sweep if row.lr == 3.0)
+    assert three.bn.verdict == "trains" and three.plain.verdict in ("edge", "trains")

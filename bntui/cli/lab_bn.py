@@ -116,4 +116,7 @@ def report(r: lab.BnLabResult) -> str:
                + (", ".join(f"{x:g}" for x in only) if only else "none of these rates"))
     if "≈" in "\n".join(out):
         out.append(CHAOS_NOTE)
+    if any("edge" in (row.bn.verdict, row.plain.verdict) for row in r.sweep):
+        out.append("edge: the same run, nudged in its 14th digit, gets the other verdict — "
+                   "on another CPU it may fall either way")
     return "\n".join(out)

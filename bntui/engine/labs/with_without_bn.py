@@ -47,7 +47,7 @@ from bntui.engine.session import Session, build_dataset
 
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.50, 0.75, 0.95)
 DEFAULT_LRS: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-VERDICTS = ("trains", "slow", "diverged")
+VERDICTS = ("trains", "slow", "diverged", "edge")  # edge: the nudged run says otherwise
 TRAINS_BELOW = 0.5  # × ln K: a final loss at most half the chance level "trains"
 DIVERGED_ABOVE = 1.25  # × max(start, ln K): a final loss above this "diverged"
 SATURATED_SLOPE = 0.05  # an activation slope below 5 % of its peak counts as saturated
@@ -117,7 +117,7 @@ class TwinRun:
 class SweepCell:
     start_loss: float
     final_loss: float
-    verdict: str  # one of VERDICTS
+    verdict: str  # one of VERDICTS: "edge" when the nudged run's verdict differs
     final_move: float | None = None  # under the nudge (see chaos)
 
     @property
@@ -138,7 +138,7 @@ class SweepRow:
     @property
     def bn_only(self) -> bool:
         """Only the BN network trains at this learning rate."""
-        return self.bn.verdict == "trains" and self.plain.verdict != "trains"
+        return self.bn.verdict == "trains" and self.plain.verdict in ("slow", "diverged")
 
     def to_dict(self) -> dict[str, object]:
         return {"lr": self.lr, "bn": self.bn.to_dict(), "plain": self.plain.to_dict(),
@@ -344,11 +344,15 @@ def lr_sweep(cfg: RunConfig, lrs: list[float] | tuple[float, ...] = DEFAULT_LRS,
             if not s.history.loss and result.stopped:
                 start = float("inf")
             final = final_loss(s.history.loss) if s.history.loss else float("nan")
-            chaos.nudge(twin).train(steps=steps, eval_every=max(1, steps))
-            move = chaos.moved(final, final_loss(twin.history.loss))
-            cells.append(SweepCell(start, final,
-                                   verdict(start, final, chance, result.stopped is not None),
-                                   move))
+            twin_result = chaos.nudge(twin).train(steps=steps, eval_every=max(1, steps))
+            twin_final = final_loss(twin.history.loss) if twin.history.loss else float("nan")
+            move = chaos.moved(final, twin_final)
+            said = verdict(start, final, chance, result.stopped is not None)
+            # a run on the edge: the same run nudged in its 14th digit is judged otherwise,
+            # so which side it falls on is the CPU's rounding
+            if said != verdict(start, twin_final, chance, twin_result.stopped is not None):
+                said = "edge"
+            cells.append(SweepCell(start, final, said, move))
         rows.append(SweepRow(lr, cells[0], cells[1]))
     return rows
 
