@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bntui.engine import generators
-from bntui.engine.csvfile import read_csv
+from bntui.engine.csvfile import Progress, read_csv
 from bntui.engine.errors import BntuiError
 from bntui.engine.generators import GENERATED
 
@@ -117,13 +117,15 @@ def load_dataset(
     name: str, *, seed: int = 0, samples: int | None = None, noise: float | None = None,
     val_fraction: float | None = None, standardize: bool | None = None,
     split: str = "random", n_train: int | None = None, classes: int | None = None,
+    progress: Progress | None = None,
 ) -> Dataset:
     """Load dataset ``name`` (see ``DATASET_NAMES``) or a CSV file, split and scale it.
 
     ``val_fraction`` defaults to 0.2 (0 for seed-toy).  ``split`` is "random" (seeded
     shuffle), "head" (first rows train, no shuffle) or "none" (all rows train);
     ``n_train``, when given, fixes the number of training rows instead of ``val_fraction``.
-    ``standardize=None`` picks the dataset's default scaling.
+    ``standardize=None`` picks the dataset's default scaling.  ``progress``: called with
+    the rows read so far while a CSV file is read (see `csvfile.read_csv`).
     """
     key = _resolve_name(name)
     seed = generators.as_int(seed, "seed")
@@ -151,7 +153,7 @@ def load_dataset(
     data_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if key == "csv":
         path = os.fspath(name)
-        X, y, feature_names, class_names = read_csv(path)
+        X, y, feature_names, class_names = read_csv(path, progress)
         display_name = path
         description = (f"CSV file {os.path.basename(path)}: {X.shape[0]} rows, "
                        f"{X.shape[1]} features, {len(class_names)} classes")
