@@ -19,7 +19,13 @@ import pytest
 
 from bntui.engine import RunConfig, Session
 from bntui.engine import evaluation as ev
-from bntui.engine.csvfile import PROGRESS_ROWS, count_lines, read_csv, read_csv_precise
+from bntui.engine.csvfile import (
+    PROGRESS_ROWS,
+    Stopped,
+    count_lines,
+    read_csv,
+    read_csv_precise,
+)
 from bntui.engine.regions import (
     VIEW_ROWS,
     decision_regions,
@@ -165,6 +171,22 @@ def test_the_readers_count_their_rows_as_they_go(tmp_path: Path, reader) -> None
     assert seen == [PROGRESS_ROWS, 2 * PROGRESS_ROWS]  # rising, never past the rows
     plain = reader(str(path))
     assert np.array_equal(plain[0], X) and np.array_equal(plain[1], y)
+
+
+@pytest.mark.parametrize("reader", [read_csv, read_csv_precise])
+def test_progress_can_stop_a_reader(tmp_path: Path, reader) -> None:
+    """A load the app no longer waits for stops at its next report (the fast reader
+    does not fall back to the precise one)."""
+    path = _csv(tmp_path / "big.csv", 2 * PROGRESS_ROWS)
+    seen: list[int] = []
+
+    def stop(rows: int) -> None:
+        seen.append(rows)
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        reader(str(path), stop)
+    assert seen == [PROGRESS_ROWS]
 
 
 def test_count_lines(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from bntui.engine.errors import BntuiError
 
-__all__ = ["count_lines", "read_csv", "read_csv_precise"]
+__all__ = ["Stopped", "count_lines", "read_csv", "read_csv_precise"]
 
 CsvData = tuple[np.ndarray, np.ndarray, list[str], list[str]]
 Progress = Callable[[int], object]  # called with the number of rows read so far
@@ -37,13 +37,20 @@ class _NotPlain(Exception):
     """The fast reader met something only the precise reader can judge."""
 
 
+class Stopped(Exception):
+    """Raised by a reader's `progress` to stop reading (the reader raises it again)."""
+
+
 def read_csv(path: str, progress: Progress | None = None) -> CsvData:
     """Features ``(N, D)`` float64, labels ``0..K-1``, feature names and class names.
     `progress`, if given, is called every `PROGRESS_ROWS` rows with the rows read so far
-    (from the reading thread; the precise reader, if it runs, counts again from 0)."""
+    (from the reading thread; the precise reader, if it runs, counts again from 0); it may
+    raise `Stopped` to stop reading."""
     try:
         fast = _read_plain(path, progress)
-    except Exception:  # anything unusual: the precise reader reads it or names the cell
+    except Exception as exc:  # anything unusual: the precise reader reads it or names the cell
+        if isinstance(exc, Stopped) or isinstance(exc.__cause__, Stopped):
+            raise Stopped from None  # (numpy hands a converter's exception on as a cause)
         fast = None
     return fast if fast is not None else read_csv_precise(path, progress)
 

@@ -308,6 +308,7 @@ class BntuiApp(App[None]):
         self.stop_training()
         self.load_id += 1
         self.load_status = None
+        self.workers.cancel_group(self, "load")
         session.inspect_rows = INSPECTION_ROWS  # the stepper's and the check's batch
         self.config = session.config
         self.check = None
@@ -345,8 +346,10 @@ class BntuiApp(App[None]):
             return
         self.load_id += 1
         self.load_status = first_loading(self.load_id, config)
-        job = LoadJob(self.load_id, config, self.post_message, source, what)
-        self.run_worker(partial(load_run, job), thread=True, group="load",
+        job = LoadJob(self.load_id, config, self.post_message, source, what,
+                      lambda: get_current_worker().is_cancelled)
+        # exclusive: a load still under way is cancelled (it stops at its next progress)
+        self.run_worker(partial(load_run, job), thread=True, group="load", exclusive=True,
                         exit_on_error=False, name="load")
 
     @on(LoadProgress)

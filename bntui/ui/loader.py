@@ -4,8 +4,10 @@
 optimizer, and draws the samples the views read (the plots' plane sample and the
 evaluation sample), so that everything that reads every row happens here and not on the
 screen's thread.  It posts `LoadProgress` while it reads and exactly one `Loaded` at the
-end: the session, or the one-line error that says why there is none.  The app keeps the
-newest load only (`Loaded.load`): a load asked for later replaces an earlier one.
+end: the session, or the one-line error that says why there is none — unless the load
+was cancelled (a newer load replaced it, or the app is closing): then it stops at the
+next progress report, without a word.  The app keeps the newest load only
+(`Loaded.load`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from bntui.engine.config import RunConfig
-from bntui.engine.csvfile import count_lines
+from bntui.engine.csvfile import Stopped, count_lines
 from bntui.engine.errors import BntuiError
 from bntui.engine.session import Session, build_dataset
 
@@ -85,6 +87,7 @@ class LoadJob:
     post: Callable[[Message], object]
     source: Widget | None = None
     what: str = "applied"
+    cancelled: Callable[[], bool] = lambda: False  # read in the loading thread
 
 
 def first_loading(load: int, config: RunConfig) -> Loading:
@@ -94,7 +97,8 @@ def first_loading(load: int, config: RunConfig) -> Loading:
 
 
 def load_run(job: LoadJob) -> None:
-    """Build the job's session in this thread; post progress and one `Loaded`, always."""
+    """Build the job's session in this thread; post progress and one `Loaded` (unless
+    cancelled)."""
     cfg = job.config
     session: Session | None = None
     error: str | None = None
@@ -107,6 +111,8 @@ def load_run(job: LoadJob) -> None:
             job.post(LoadProgress(loading))
 
         def progress(rows: int) -> None:
+            if job.cancelled():
+                raise Stopped
             job.post(LoadProgress(replace(loading, rows=rows)))
 
         dataset = build_dataset(cfg, progress)
@@ -115,6 +121,8 @@ def load_run(job: LoadJob) -> None:
         session = Session(cfg, dataset)
         session.plane_sample()  # the samples the views read: drawn here, not on screen
         session.eval_interval()
+    except Stopped:
+        return  # cancelled: no one is waiting for it
     except BntuiError as exc:
         error = str(exc)
     except MemoryError:
