@@ -191,6 +191,7 @@ class BntuiApp(App[None]):
         self._size_classes()
 
     def _first_load(self) -> None:
+        """Load the configuration the app was started with (a bad one: the default)."""
         try:
             self.load(self.config)
         except BntuiError as exc:  # a bad config from the command line: fall back
@@ -369,8 +370,8 @@ class BntuiApp(App[None]):
                 source.show_error(f"{error} — nothing was changed")  # type: ignore[attr-defined]
             elif self.session is None:
                 self._fall_back(error)
-            else:
-                self.notify(error, severity="error", timeout=10)
+            else:  # (no pane asked: one line in the loading panel)
+                self.load_error = f"{error} — nothing was changed"
             return
         self.install(message.session)
         if source is not None:
