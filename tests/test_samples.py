@@ -26,6 +26,7 @@ from bntui.engine.csvfile import (
     read_csv,
     read_csv_precise,
 )
+from bntui.engine.datasets import QUICK_ROWS, builds_quickly
 from bntui.engine.regions import (
     VIEW_ROWS,
     decision_regions,
@@ -142,6 +143,14 @@ def test_without_exact_end_the_run_ends_on_the_grid_and_estimates_are_marked() -
     small.estimate()
     assert small.history.eval_exact[-1] is True
     assert small.history.val_loss[-1] == small.evaluate()["val_loss"]
+
+
+def test_builds_quickly_tells_made_sets_from_read_ones() -> None:
+    """The app builds the first kind at once and loads the second in a worker."""
+    assert builds_quickly("seed-toy") and builds_quickly("moons")
+    assert builds_quickly("spiral", QUICK_ROWS) and not builds_quickly("spiral", QUICK_ROWS + 1)
+    for read in ("big.csv", "digits", "iris", "no-such-set", 3):
+        assert not builds_quickly(read)
 
 
 def test_same_dataset_names_the_fields_a_dataset_is_built_from() -> None:

@@ -22,7 +22,8 @@ from bntui.engine.csvfile import Progress, read_csv
 from bntui.engine.errors import BntuiError
 from bntui.engine.generators import GENERATED
 
-__all__ = ["DATASET_NAMES", "GENERATED", "Dataset", "describe_datasets", "load_dataset"]
+__all__ = ["DATASET_NAMES", "GENERATED", "Dataset", "builds_quickly", "describe_datasets",
+           "load_dataset"]
 
 DATASET_NAMES: tuple[str, ...] = (
     "seed-toy", "digits", "iris", "wine", "breast-cancer",
@@ -209,6 +210,27 @@ def load_dataset(
         class_names=list(class_names), description=description,
         is_2d=X.shape[1] == 2, scaling=scaling, mean=mean, scale=scale,
     )
+
+
+QUICK_ROWS = 20_000  # a generated set up to this size is made in milliseconds
+
+
+def builds_quickly(name: object, samples: object = None) -> bool:
+    """Whether `load_dataset(name, samples=…)` takes milliseconds: the toy set and the
+    generated sets up to `QUICK_ROWS` rows (nothing to read, nothing heavy to import).
+    CSV files and scikit-learn's sets are read (the app loads those in a worker), and so
+    is any name this cannot judge (`load_dataset` will say what is wrong with it)."""
+    try:
+        key = _resolve_name(name)
+    except BntuiError:
+        return False
+    if key == "seed-toy":
+        return True
+    if key not in GENERATED:
+        return False
+    if samples is None:
+        return generators.SPECS[key].default_samples <= QUICK_ROWS
+    return isinstance(samples, int) and samples <= QUICK_ROWS
 
 
 def _resolve_name(name: object) -> str:

@@ -45,6 +45,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from bntui.engine.config import PRESETS, RunConfig, preset
+from bntui.engine.datasets import builds_quickly
 from bntui.engine.errors import BntuiError
 from bntui.engine.files import write_atomic
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
@@ -183,9 +184,13 @@ class BntuiApp(App[None]):
                 return
 
     def on_mount(self) -> None:
-        # the first screen is drawn first, then the data load in a worker, then (once the
+        # a dataset made in milliseconds (the default preset's) is in the first screen;
+        # one to read loads in a worker once the first screen is drawn; then (once the
         # first session is there) the panes the first screen does not show mount
-        self.call_after_refresh(self._first_load)
+        if builds_quickly(self.config.dataset, self.config.samples):
+            self._first_load()
+        else:
+            self.call_after_refresh(self._first_load)
         self.set_interval(REDRAW_EVERY, self._tick)
         self.start_panel = self.show_start
         self._size_classes()
@@ -336,10 +341,13 @@ class BntuiApp(App[None]):
 
     def load(self, config: RunConfig, source: Widget | None = None,
              what: str = "applied") -> None:
-        """Install a session for `config`: at once if it keeps the dataset, else from a
-        thread worker (the outcome, with `what`, is written in `source`'s note).  Raises
-        BntuiError, at once, for a config the engine refuses before reading anything."""
+        """Install a session for `config`: at once if it keeps the dataset or its dataset
+        is made in milliseconds, else from a thread worker (the outcome, with `what`, is
+        written in `source`'s note).  Raises BntuiError, at once, for a config the engine
+        refuses before reading anything."""
         session = self.build_now(config)
+        if session is None and builds_quickly(config.dataset, config.samples):
+            session = Session(config)
         if session is not None:
             self.install(session)
             if source is not None:
