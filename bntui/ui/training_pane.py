@@ -88,6 +88,7 @@ class TrainingPane(Vertical):
         b = self.query_one("#play", Button)
         b.label = "⏸ Pause (space)" if playing else "▶ Play (space)"
         b.variant = "error" if playing else "success"
+        b.refresh(layout=True)  # a label of another width (a label alone lays nothing out)
 
     def watch_snapshot(self) -> None:
         self.draw()
