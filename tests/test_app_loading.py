@@ -172,6 +172,11 @@ async def test_the_stepper_and_the_plots_read_samples_and_say_so(big_csv: Path) 
         info = text(app.query_one("#ds-info"))
         assert "plots: 2,000 of 16,000 training rows" in info
         assert len(app.query_one(DatasetPane).query_one(PlaneView).labels) == 2000
+        await pilot.press("6", "g")
+        assert await until(lambda: app.check is not None, 60)
+        await pilot.pause()
+        summary = text(app.query_one("#check-summary"))
+        assert "the stepper's batch: 256 of 16,000 rows" in summary
     # full batch: the stepper's batch is cut to INSPECTION_ROWS, a prefix of the split
     app = BntuiApp(big_config(big_csv, batch_size=None))
     async with app.run_test(size=SIZE) as pilot:
