@@ -13,7 +13,9 @@ bursts and the ratio is the median of the rounds' ratios, since these machines a
   4. scale: generated CSVs of 10³ … 10⁶ rows (10 features, 4 classes), 64:relu,64:relu,C,
      batch 256: CSV load seconds, headless steps/s (training only), 300 steps end to end
      (`bntui train` as a subprocess, with its final evaluation) and its peak memory, and
-     the app's steps/s while playing on the training tab (drawing its plots);
+     the app as a learner runs it (`bntui.bench_app`: its command in tmux; the first
+     screen, the data loaded, steps/s while playing on the training tab, against the
+     headless rate of the same round, and its peak memory);
      `--scale-only` runs this table alone, `--scale-rows 1000,100000` picks the sizes;
   5. with --app, the app's responsiveness (benchmarks/app_timing.py's measures).
 torch is optional: its columns say "—" without it.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import subprocess
@@ -35,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import bntui
+from bntui.bench_app import AppRun, app_in_terminal, has_tmux
 from bntui.engine import BatchNorm, RunConfig, Session, load_dataset, preset
 from bntui.engine.activations import Activation
 from bntui.engine.gradcheck import numeric_gradients
@@ -290,7 +294,8 @@ def _end_to_end(path: Path) -> tuple[float, float]:
 
 
 async def _app_steps_per_second(path: Path, seconds: float) -> float:
-    """Steps/s of the app as it is, playing on the training tab (its plots redrawn)."""
+    """Steps/s of the app in Textual's headless Pilot, playing on the training tab (its
+    plots redrawn, nothing written to a terminal): the table's fallback without tmux."""
     from bntui.ui.app import BntuiApp
 
     app = BntuiApp(_scale_config(path))
@@ -309,15 +314,18 @@ async def _app_steps_per_second(path: Path, seconds: float) -> float:
     return rate
 
 
-def bench_scale(repeats: int, sizes: tuple[int, ...], app_seconds: float = 3.0) -> list[str]:
+def bench_scale(repeats: int, sizes: tuple[int, ...], app_seconds: float = 5.0) -> list[str]:
     """The scale table: every measure of every size in one round, rounds repeated
-    (interleaved, so a busy spell slows every size), medians."""
+    (interleaved, so a busy spell slows every size), medians; the app against the
+    headless rate of its own round."""
     folder = Path(tempfile.mkdtemp(prefix="bntui-scale-"))
     paths = {n: write_scale_csv(folder / f"rows-{n}.csv", n) for n in sizes}
     load: dict[int, list[float]] = {n: [] for n in sizes}
     rate: dict[int, list[float]] = {n: [] for n in sizes}
     e2e: dict[int, list[float]] = {n: [] for n in sizes}
     peak: dict[int, list[float]] = {n: [] for n in sizes}
+    app: dict[int, list[AppRun]] = {n: [] for n in sizes}
+    terminal = has_tmux()
     for _ in range(repeats):
         for n, path in paths.items():
             t0 = time.perf_counter()
@@ -329,16 +337,30 @@ def bench_scale(repeats: int, sizes: tuple[int, ...], app_seconds: float = 3.0) 
             seconds, mb = _end_to_end(path)
             e2e[n].append(seconds)
             peak[n].append(mb)
-    app = {n: asyncio.run(_app_steps_per_second(path, app_seconds))
-           for n, path in paths.items()}
+            if terminal:
+                app[n].append(app_in_terminal(path, app_seconds))
+            else:  # no terminal to run it in: the app in Textual's Pilot, its rate alone
+                app[n].append(AppRun(math.nan, math.nan, asyncio.run(
+                    _app_steps_per_second(path, app_seconds)), None))
     med = statistics.median
+
+    def cell(values: list[float], form: str) -> str:
+        values = [v for v in values if v is not None and not math.isnan(v)]
+        return format(med(values), form) if values else "—"
+
     rows = [f"| rows | CSV MB | load s | headless steps/s | {SCALE_STEPS} steps end to end s "
-            "| peak MB (end to end) | app steps/s while drawing |",
-            "|---|---|---|---|---|---|---|"]
+            "| peak MB (end to end) | app: first screen s | app: data loaded s "
+            "| app steps/s while playing | app / headless | app peak MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, path in paths.items():
-        rows.append(f"| {n:,} | {path.stat().st_size / 1e6:.1f} | {med(load[n]):.3f} | "
-                    f"{med(rate[n]):,.0f} | {med(e2e[n]):.2f} | {med(peak[n]):.0f} | "
-                    f"{app[n]:,.1f} |")
+        runs = app[n]
+        share = [r.rate / h for r, h in zip(runs, rate[n], strict=True)]
+        rows.append(
+            f"| {n:,} | {path.stat().st_size / 1e6:.1f} | {med(load[n]):.3f} | "
+            f"{med(rate[n]):,.0f} | {med(e2e[n]):.2f} | {med(peak[n]):.0f} | "
+            f"{cell([r.first for r in runs], '.2f')} | {cell([r.ready for r in runs], '.2f')} | "
+            f"{cell([r.rate for r in runs], ',.0f')} | {100 * med(share):.0f} % | "
+            f"{cell([r.peak_mb for r in runs], '.0f')} |")
     for path in paths.values():
         path.unlink()
     folder.rmdir()

@@ -19,28 +19,55 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from bntui.engine.errors import BntuiError
 
-__all__ = ["read_csv", "read_csv_precise"]
+__all__ = ["Stopped", "count_lines", "read_csv", "read_csv_precise"]
 
 CsvData = tuple[np.ndarray, np.ndarray, list[str], list[str]]
+Progress = Callable[[int], object]  # called with the number of rows read so far
+PROGRESS_ROWS = 50_000  # rows between two calls of a reader's `progress`
 
 
 class _NotPlain(Exception):
     """The fast reader met something only the precise reader can judge."""
 
 
-def read_csv(path: str) -> CsvData:
-    """Features ``(N, D)`` float64, labels ``0..K-1``, feature names and class names."""
+class Stopped(Exception):
+    """Raised by a reader's `progress` to stop reading (the reader raises it again)."""
+
+
+def read_csv(path: str, progress: Progress | None = None) -> CsvData:
+    """Features ``(N, D)`` float64, labels ``0..K-1``, feature names and class names.
+    `progress`, if given, is called every `PROGRESS_ROWS` rows with the rows read so far
+    (from the reading thread; the precise reader, if it runs, counts again from 0); it may
+    raise `Stopped` to stop reading."""
     try:
-        fast = _read_plain(path)
-    except Exception:  # anything unusual: the precise reader reads it or names the cell
+        fast = _read_plain(path, progress)
+    except Exception as exc:  # anything unusual: the precise reader reads it or names the cell
+        if isinstance(exc, Stopped) or isinstance(exc.__cause__, Stopped):
+            raise Stopped from None  # (numpy hands a converter's exception on as a cause)
         fast = None
-    return fast if fast is not None else read_csv_precise(path)
+    return fast if fast is not None else read_csv_precise(path, progress)
+
+
+def count_lines(path: str, block: int = 1 << 20) -> int:
+    """The lines of a file (its newlines, plus a last line without one), read in blocks
+    at C speed: what a reader's `progress` will count up to, about (a header and blank
+    lines are lines, not rows).  0 for a file that cannot be read: the reader says why."""
+    lines, last = 0, b"\n"
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(block):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return 0
+    return lines + (last != b"\n")
 
 
 # the fast reader ------------------------------------------------------------------------
@@ -73,7 +100,7 @@ def _label(cell: str) -> str:
     return label
 
 
-def _read_plain(path: str) -> CsvData | None:
+def _read_plain(path: str, progress: Progress | None = None) -> CsvData | None:
     """The file through ``np.loadtxt``, or None when only the precise reader may judge."""
     first, before, through = _first_record(path)
     width = len(first)
@@ -82,7 +109,15 @@ def _read_plain(path: str) -> CsvData | None:
     named_features = not all(_is_number(cell) for cell in first[:-1])
     codes: dict[str, int] = {}
 
+    rows, left = 0, PROGRESS_ROWS  # the label converter runs once a row: it counts them
+
     def code(cell: str) -> int:
+        nonlocal rows, left
+        left -= 1
+        if not left:
+            rows, left = rows + PROGRESS_ROWS, PROGRESS_ROWS
+            if progress is not None:
+                progress(rows)
         label = _label(cell)
         k = codes.get(label)
         if k is None:
@@ -150,8 +185,9 @@ def _whole_number(cell: str) -> int | None:
     return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
-def read_csv_precise(path: str) -> CsvData:
-    """The cell-by-cell reader: slow, and the one that names a bad file's row and column."""
+def read_csv_precise(path: str, progress: Progress | None = None) -> CsvData:
+    """The cell-by-cell reader: slow, and the one that names a bad file's row and column
+    (`progress` as in `read_csv`, over the rows it converts)."""
     what = f"CSV file {path!r}"
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -191,6 +227,8 @@ def read_csv_precise(path: str) -> CsvData:
     d = width - 1
     X = np.empty((len(data), d), dtype=np.float64)
     for i, (line, row) in enumerate(data):
+        if progress is not None and i and i % PROGRESS_ROWS == 0:
+            progress(i)
         for j in range(d):
             cell = row[j]
             where = f"{what} row {line} column {j + 1}"

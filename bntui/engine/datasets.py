@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from bntui.engine import generators
-from bntui.engine.csvfile import read_csv
+from bntui.engine.csvfile import Progress, read_csv
 from bntui.engine.errors import BntuiError
 from bntui.engine.generators import GENERATED
 
-__all__ = ["DATASET_NAMES", "GENERATED", "Dataset", "describe_datasets", "load_dataset"]
+__all__ = ["DATASET_NAMES", "GENERATED", "Dataset", "builds_quickly", "describe_datasets",
+           "load_dataset"]
 
 DATASET_NAMES: tuple[str, ...] = (
     "seed-toy", "digits", "iris", "wine", "breast-cancer",
@@ -117,13 +118,15 @@ def load_dataset(
     name: str, *, seed: int = 0, samples: int | None = None, noise: float | None = None,
     val_fraction: float | None = None, standardize: bool | None = None,
     split: str = "random", n_train: int | None = None, classes: int | None = None,
+    progress: Progress | None = None,
 ) -> Dataset:
     """Load dataset ``name`` (see ``DATASET_NAMES``) or a CSV file, split and scale it.
 
     ``val_fraction`` defaults to 0.2 (0 for seed-toy).  ``split`` is "random" (seeded
     shuffle), "head" (first rows train, no shuffle) or "none" (all rows train);
     ``n_train``, when given, fixes the number of training rows instead of ``val_fraction``.
-    ``standardize=None`` picks the dataset's default scaling.
+    ``standardize=None`` picks the dataset's default scaling.  ``progress``: called with
+    the rows read so far while a CSV file is read (see `csvfile.read_csv`).
     """
     key = _resolve_name(name)
     seed = generators.as_int(seed, "seed")
@@ -151,7 +154,7 @@ def load_dataset(
     data_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if key == "csv":
         path = os.fspath(name)
-        X, y, feature_names, class_names = read_csv(path)
+        X, y, feature_names, class_names = read_csv(path, progress)
         display_name = path
         description = (f"CSV file {os.path.basename(path)}: {X.shape[0]} rows, "
                        f"{X.shape[1]} features, {len(class_names)} classes")
@@ -207,6 +210,27 @@ def load_dataset(
         class_names=list(class_names), description=description,
         is_2d=X.shape[1] == 2, scaling=scaling, mean=mean, scale=scale,
     )
+
+
+QUICK_ROWS = 20_000  # a generated set up to this size is made in milliseconds
+
+
+def builds_quickly(name: object, samples: object = None) -> bool:
+    """Whether `load_dataset(name, samples=…)` takes milliseconds: the toy set and the
+    generated sets up to `QUICK_ROWS` rows (nothing to read, nothing heavy to import).
+    CSV files and scikit-learn's sets are read (the app loads those in a worker), and so
+    is any name this cannot judge (`load_dataset` will say what is wrong with it)."""
+    try:
+        key = _resolve_name(name)
+    except BntuiError:
+        return False
+    if key == "seed-toy":
+        return True
+    if key not in GENERATED:
+        return False
+    if samples is None:
+        return generators.SPECS[key].default_samples <= QUICK_ROWS
+    return isinstance(samples, int) and samples <= QUICK_ROWS
 
 
 def _resolve_name(name: object) -> str:

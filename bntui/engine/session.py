@@ -6,6 +6,11 @@ generator), keeps the history of loss and accuracy, records traces and runs grad
 checks on the current batch.  A NaN or infinite loss stops training with a clear message
 and puts back the parameters, running statistics and optimizer state of the last good
 step.
+
+What a view reads stays bounded on a big dataset: the inspection batch (the stepper's,
+the gradient check's) is cut to `inspect_rows` rows when that is set (the app sets
+`INSPECTION_ROWS`), plots read `plane_sample()`, and evaluations while training follow
+engine/evaluation.py's schedule.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import numpy as np
 from bntui.engine import evaluation
 from bntui.engine.arch import parse_arch
 from bntui.engine.config import RunConfig
+from bntui.engine.csvfile import Progress
 from bntui.engine.datasets import Dataset, load_dataset
 from bntui.engine.errors import BntuiError
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.network import Network, Parts
 from bntui.engine.optimizers import Optimizer, make_optimizer
+from bntui.engine.regions import VIEW_ROWS, PlaneSample, plane_sample
 from bntui.engine.threads import engine_threads
 from bntui.engine.trace import Trace, record_trace
 
@@ -75,13 +82,24 @@ class TrainResult:
     evaluation: dict[str, float | None] | None = None
 
 
-def build_dataset(cfg: RunConfig) -> Dataset:
+INSPECTION_ROWS = 2048  # the app's cut of the inspection batch (`Session.inspect_rows`)
+DATASET_FIELDS = ("dataset", "seed", "samples", "noise", "val_fraction", "standardize",
+                  "split", "n_train", "classes")  # the RunConfig fields `build_dataset` reads
+
+
+def build_dataset(cfg: RunConfig, progress: Progress | None = None) -> Dataset:
+    """The config's dataset (`progress`: see `load_dataset`)."""
     split = cfg.split
     return load_dataset(
         cfg.dataset, seed=cfg.seed, samples=cfg.samples, noise=cfg.noise,
         val_fraction=cfg.val_fraction, standardize=cfg.standardize, split=split,
-        n_train=cfg.n_train, classes=cfg.classes,
+        n_train=cfg.n_train, classes=cfg.classes, progress=progress,
     )
+
+
+def same_dataset(a: RunConfig, b: RunConfig) -> bool:
+    """Whether two configs build the same dataset (one can reuse the other's)."""
+    return all(getattr(a, f) == getattr(b, f) for f in DATASET_FIELDS)
 
 
 def build_parts(cfg: RunConfig) -> Parts:
@@ -135,7 +153,11 @@ class Session:
         self.epoch = 0
         self.history = History()
         self.stopped: str | None = None
+        # the most rows `inspection_batch` gives (None: the whole batch, as the command
+        # line has it; the app sets INSPECTION_ROWS)
+        self.inspect_rows: int | None = None
         self._sample: evaluation.Sample | None = None
+        self._plane: PlaneSample | None = None
         self._exact_figures: dict[str, float | None] | None = None  # of the last exact one
 
     # batches -------------------------------------------------------------------------
@@ -199,6 +221,7 @@ class Session:
         on_step: Callable[[Session], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         eval_every: int | None = None,
+        exact_end: bool = True,
     ) -> TrainResult:
         """Take `steps` optimizer steps (or `epochs` passes over the training set).
 
@@ -208,7 +231,9 @@ class Session:
         last step, after a non-finite loss, and when `should_stop` pauses it — except
         with an explicit `eval_every`, whose points stay on their grid however the run
         is sliced into calls (the app pauses every 0.1 s; its curves must not depend on
-        the clock).
+        the clock).  `exact_end=False` leaves out the evaluation of every row at the end
+        (the last step is evaluated only if the grid says so): the app, whose runs end
+        at a key press, records an `estimate` instead, which costs the same at any size.
         """
         if steps is None and epochs is None:
             steps, epochs = self.config.steps, self.config.epochs
@@ -227,12 +252,13 @@ class Session:
             self.stopped = None
             self._exact_figures = None
             with np.errstate(all="ignore"):  # a diverging run is reported once, below
-                taken, eval_time = self._loop(steps, every, on_step, should_stop)
+                taken, eval_time = self._loop(steps, every, on_step, should_stop, exact_end)
             self.epoch = self.step_count // self.steps_per_epoch
             seconds = time.perf_counter() - t0 - eval_time
             h = self.history
             exact = bool(h.eval_step) and h.eval_step[-1] == self.step_count and h.eval_exact[-1]
-            if self.stopped is not None or (taken and not exact and not explicit):
+            if exact_end and (self.stopped is not None or (taken and not exact
+                                                            and not explicit)):
                 self.evaluate(record=True)  # paused, or parameters put back after a NaN
                 exact = True
         return TrainResult(taken, seconds, self.stopped,
@@ -244,6 +270,7 @@ class Session:
         every: int,
         on_step: Callable[[Session], None] | None,
         should_stop: Callable[[], bool] | None,
+        exact_end: bool = True,
     ) -> tuple[int, float]:
         net, opt = self.network, self.optimizer
         snapshot = self._snapshot()
@@ -268,13 +295,13 @@ class Session:
             self.history.step.append(self.step_count)
             self.history.loss.append(loss)
             self.history.batch_accuracy.append(float(hits) / len(yb))
-            last = taken == steps
+            last = exact_end and taken == steps
             if last or self.step_count % every == 0:
                 e0 = time.perf_counter()
                 if last:
                     self.evaluate(record=True)
                 else:
-                    self._estimate()
+                    self.estimate()
                 eval_time += time.perf_counter() - e0
             if on_step is not None:
                 on_step(self)
@@ -296,12 +323,25 @@ class Session:
                 self.config.seed, (self.X_train, self.y_train), (self.X_val, self.y_val))
         return self._sample
 
-    def _estimate(self) -> None:
-        """An evaluation on the sample (exact when the sample is both whole splits)."""
+    def eval_interval(self) -> int:
+        """Steps between two estimates in a run of open-ended length (the app's play):
+        engine/evaluation.py's `interval` for this batch size and sample, which keeps
+        evaluating a small share of the training work at any size of the data."""
+        return evaluation.interval(0, self.batch_size, self._eval_sample().rows)
+
+    def estimate(self) -> dict[str, float | None]:
+        """An evaluation on the sample, recorded in the history (exact when the sample is
+        both whole splits; marked as an estimate otherwise)."""
         sample = self._eval_sample()
-        with np.errstate(all="ignore"):
+        with engine_threads(), np.errstate(all="ignore"):
             out = evaluation.figures(self.network, sample.splits())
         self._record(out, exact=sample.exact)
+        return out
+
+    @property
+    def eval_rows(self) -> tuple[int, int]:
+        """(rows an estimate reads, rows of both splits)."""
+        return self._eval_sample().rows, self.dataset.n_train + self.dataset.n_val
 
     def _record(self, out: dict[str, float | None], exact: bool) -> None:
         """Append an evaluation to the history; it replaces one of the same step."""
@@ -319,9 +359,26 @@ class Session:
             self._exact_figures = out
 
     # inspection ----------------------------------------------------------------------
+    @property
+    def inspection_rows(self) -> int:
+        """Rows of the inspection batch: the batch size, cut to `inspect_rows`."""
+        m = self.batch_size
+        return m if self.inspect_rows is None else min(m, max(2, self.inspect_rows))
+
     def inspection_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """The batch the stepper and the gradient check look at (the first of the set)."""
-        return self.X_train[: self.batch_size], self.y_train[: self.batch_size]
+        """The batch the stepper, the BatchNorm view and the gradient check look at: the
+        first `inspection_rows` rows of the training split — a prefix, not a draw: the
+        split is a seeded shuffle (unless asked for "head" or "none"), so the prefix is a
+        seeded sample of the set, the same rows at every step, and a view, not a copy."""
+        m = self.inspection_rows
+        return self.X_train[:m], self.y_train[:m]
+
+    def plane_sample(self) -> PlaneSample:
+        """The training rows the plots show and the plane they are drawn in: a sample of
+        at most `VIEW_ROWS` rows, seeded by the config's seed, drawn once per session."""
+        if self._plane is None:
+            self._plane = plane_sample(self.dataset, VIEW_ROWS, self.config.seed)
+        return self._plane
 
     def trace(self, training: bool = True) -> Trace:
         X, y = self.inspection_batch()

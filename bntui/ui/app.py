@@ -13,15 +13,23 @@ state it shows (`BINDS`) and gets it pushed down through `data_bind`; panes post
 up (`ConfigChange`, `TrainRequest`, `CheckRequest`) and never reach into the app.
 Training and checking run in thread workers that report by messages.  A mistake in a
 pane's input is shown inline in that pane and the session the learner had stays as it was.
+
+No screen waits for the data: a session whose dataset must be read is built in a thread
+worker (`bntui.ui.loader`) while the first screen, or the current session, stays on
+show with a loading panel; a change that keeps the dataset (the architecture, the
+optimizer, a reset) builds at once.  Keys that act on the session, pressed before the
+first one is there, wait for it and then run in order.  What the views read of a big
+dataset is bounded by the engine's samples (`Session.inspection_batch`, `plane_sample`).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -37,11 +45,12 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from bntui.engine.config import PRESETS, RunConfig, preset
+from bntui.engine.datasets import builds_quickly
 from bntui.engine.errors import BntuiError
 from bntui.engine.files import write_atomic
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.persist import load_session, save_session
-from bntui.engine.session import Session
+from bntui.engine.session import INSPECTION_ROWS, Session, same_dataset
 from bntui.engine.trace import Trace
 from bntui.handout import handout, info_for
 from bntui.ui.check_pane import CheckRequest
@@ -49,6 +58,8 @@ from bntui.ui.export_screen import ExportScreen
 from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
 from bntui.ui.keys import bindings, palette
+from bntui.ui.loader import Loaded, Loading, LoadJob, LoadProgress, first_loading, load_run
+from bntui.ui.loading_panel import LoadingPanel
 from bntui.ui.messages import ConfigChange, TrainRequest
 from bntui.ui.region_view import PlaneView
 from bntui.ui.registry import PANES
@@ -62,6 +73,20 @@ from bntui.ui.training_worker import TrainEnded, TrainJob, TrainProgress, train_
 DEFAULT_PRESET = "seed-softmax"
 REDRAW_EVERY = 0.2  # seconds between two redraws while training (whatever the step rate)
 NARROW, WIDE, SHORT = 100, 140, 30  # size classes of the screen: -narrow, -wide, -short
+
+
+def needs_session(action: Callable[..., None]) -> Callable[..., None]:
+    """An action on the session: pressed before the first session is there (it loads in a
+    worker), it waits for it and runs, in order with the others, once it is."""
+
+    @functools.wraps(action)
+    def run(self: BntuiApp, *args: Any) -> None:
+        if self.session is None:
+            self._waiting.append(partial(action, self, *args))
+            return
+        action(self, *args)
+
+    return run
 
 
 class CheckDone(Message):
@@ -93,6 +118,8 @@ class BntuiApp(App[None]):
     note: var[str] = var("", init=False)
     start_panel: var[bool] = var(False, init=False)
     failure: var[str] = var("", init=False)  # why the last run failed ("" if it did not)
+    load_status: var[Loading | None] = var(None, init=False)  # a dataset loading in a worker
+    load_error: var[str] = var("", init=False)  # why the first dataset could not load
 
     def __init__(self, config: RunConfig | None = None,
                  start_panel: bool | None = None) -> None:
@@ -103,11 +130,15 @@ class BntuiApp(App[None]):
             preset(DEFAULT_PRESET), steps=100)
         self.show_start = config is None if start_panel is None else start_panel
         self.lock = threading.Lock()  # the session is trained in a thread: read it under this
-        self._deferred: list[tuple[str, Widget]] = []
+        self._deferred: list[tuple[str, Widget]] = []  # panes mounted after the first session
+        self._mounting = False
         self._train_job: TrainJob | None = None
         self.run_id = 0  # the current training run; older runs' messages are ignored
         self.ended_run = 0  # the last run whose end the views show
         self._pending: Snapshot | None = None  # the newest progress, drawn at the next tick
+        self._status: Static | None = None  # the status line
+        self.load_id = 0  # the newest load; older loads' results are dropped
+        self._waiting: list[Callable[[], None]] = []  # actions pressed before the session
         self.region_size = (48, 24)
         self.session_path = "bntui-session.npz"
         self.export_path = "bntui-walkthrough.md"
@@ -127,7 +158,11 @@ class BntuiApp(App[None]):
                     else:
                         self._deferred.append((spec.id, pane))
         yield StartPanel(id="start")
-        yield Static(id="status")
+        panel = LoadingPanel(id="loading")
+        self._bind(panel)
+        yield panel
+        self._status = Static(id="status")
+        yield self._status
         yield Footer()
 
     def _bind(self, pane: Widget) -> None:
@@ -137,7 +172,8 @@ class BntuiApp(App[None]):
             pane.data_bind(**{name: getattr(BntuiApp, name) for name in names})
 
     async def _mount_deferred(self) -> None:
-        """Mount the panes the first screen does not show (quitting first is fine)."""
+        """Mount the panes the first screen does not show (quitting first is fine): after
+        the first session is installed, so that they do not slow its loading down."""
         while self._deferred:
             tab, pane = self._deferred.pop(0)
             if not self.is_running or self._exit:
@@ -148,17 +184,23 @@ class BntuiApp(App[None]):
                 return
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._mount_deferred)
+        # a dataset made in milliseconds (the default preset's) is in the first screen;
+        # one to read loads in a worker once the first screen is drawn; then (once the
+        # first session is there) the panes the first screen does not show mount
+        if builds_quickly(self.config.dataset, self.config.samples):
+            self._first_load()
+        else:
+            self.call_after_refresh(self._first_load)
         self.set_interval(REDRAW_EVERY, self._tick)
         self.start_panel = self.show_start
         self._size_classes()
+
+    def _first_load(self) -> None:
+        """Load the configuration the app was started with (a bad one: the default)."""
         try:
-            session = Session(self.config)
+            self.load(self.config)
         except BntuiError as exc:  # a bad config from the command line: fall back
-            self.notify(str(exc), severity="error", timeout=10)
-            self.config = replace(preset(DEFAULT_PRESET), steps=100)
-            session = Session(self.config)
-        self.install(session)
+            self._fall_back(str(exc))
 
     def on_resize(self, event: events.Resize) -> None:
         self._size_classes(event.size)  # (this runs before App's own handler: not self.size)
@@ -243,16 +285,20 @@ class BntuiApp(App[None]):
 
     def update_status(self) -> None:
         s, snap = self.session, self.snapshot
-        status = self.query("#status")
-        if s is None or not status:
+        status = self._status
+        if status is None:
+            return
+        if s is None:
+            loading = self.load_status
+            status.update(loading.text() if loading is not None else "", layout=False)
             return
         state = "training…" if self.playing else (
             f"stopped by an error ({self.failure})" if self.failure else "paused")
         ds = s.dataset
         step = snap.step if snap is not None else s.step_count
-        status.first(Static).update(
-            f"step {step:,} · {state} · {ds.name} ({ds.n_train} train) · "
-            f"{s.network.describe()} · {s.optimizer.name} lr {s.optimizer.lr:g}")
+        status.update(f"step {step:,} · {state} · {ds.name} ({ds.n_train} train) · "
+                      f"{s.network.describe()} · {s.optimizer.name} lr {s.optimizer.lr:g}",
+                      layout=False)  # one line: no new layout
 
     # the session and its snapshots -----------------------------------------------------
     def wants(self) -> Wants:
@@ -263,13 +309,95 @@ class BntuiApp(App[None]):
                      size=self.region_size)
 
     def install(self, session: Session) -> None:
-        """Make `session` the current one; every view follows."""
+        """Make `session` the current one (a load still under way is dropped); every view
+        follows, and the actions pressed while there was none run."""
         self.stop_training()
+        self.load_id += 1
+        self.load_status = None
+        self.workers.cancel_group(self, "load")
+        session.inspect_rows = INSPECTION_ROWS  # the stepper's and the check's batch
         self.config = session.config
         self.check = None
         self.failure = ""
         self.session = session
         self.refresh_snapshot()
+        waiting, self._waiting = self._waiting, []
+        for action in waiting:
+            action()
+        if self._deferred and not self._mounting:
+            self._mounting = True
+            self.call_after_refresh(self._mount_deferred)
+
+    # loading -----------------------------------------------------------------------------
+    def build_now(self, config: RunConfig) -> Session | None:
+        """A session for `config` at once when it keeps the current dataset (a new
+        architecture, optimizer, reset: no row is read again), else None: it must load.
+        Raises BntuiError for a config the engine refuses."""
+        config.validate()
+        current = self.session
+        if current is not None and same_dataset(config, current.config):
+            return Session(config, current.dataset)
+        return None
+
+    def load(self, config: RunConfig, source: Widget | None = None,
+             what: str = "applied") -> None:
+        """Install a session for `config`: at once if it keeps the dataset or its dataset
+        is made in milliseconds, else from a thread worker (the outcome, with `what`, is
+        written in `source`'s note).  Raises BntuiError, at once, for a config the engine
+        refuses before reading anything."""
+        session = self.build_now(config)
+        if session is None and builds_quickly(config.dataset, config.samples):
+            session = Session(config)
+        if session is not None:
+            self.install(session)
+            if source is not None:
+                source.show_ok(f"{what} — {session.network.describe()}")  # type: ignore[attr-defined]
+            return
+        self.load_id += 1
+        self.load_status = first_loading(self.load_id, config)
+        job = LoadJob(self.load_id, config, self.post_message, source, what,
+                      lambda: get_current_worker().is_cancelled)
+        # exclusive: a load still under way is cancelled (it stops at its next progress)
+        self.run_worker(partial(load_run, job), thread=True, group="load", exclusive=True,
+                        exit_on_error=False, name="load")
+
+    @on(LoadProgress)
+    def load_progress(self, message: LoadProgress) -> None:
+        if message.loading.load == self.load_id:
+            self.load_status = message.loading
+
+    @on(Loaded)
+    def loaded(self, message: Loaded) -> None:
+        if message.load != self.load_id:
+            return  # a load replaced by a newer one (or by a session opened meanwhile)
+        self.load_status = None
+        source = message.source
+        if message.session is None:
+            error = message.error or "the dataset could not be loaded"
+            if source is not None:
+                source.show_error(f"{error} — nothing was changed")  # type: ignore[attr-defined]
+            elif self.session is None:
+                self._fall_back(error)
+            else:  # (no pane asked: one line in the loading panel)
+                self.load_error = f"{error} — nothing was changed"
+            return
+        self.install(message.session)
+        if source is not None:
+            source.show_ok(f"{message.what} — {message.session.network.describe()}")  # type: ignore[attr-defined]
+
+    def _fall_back(self, error: str) -> None:
+        """The first session could not be built: say why in one line and open the
+        default preset instead, so that the app is usable."""
+        self.load_error = f"{error} — opened the {DEFAULT_PRESET} preset instead"
+        self.config = replace(preset(DEFAULT_PRESET), steps=100)
+        self.load(self.config)
+
+    def watch_load_status(self) -> None:
+        self.update_status()
+
+    @on(LoadingPanel.Closed)
+    def loading_closed(self) -> None:
+        self.load_error = ""
 
     def refresh_snapshot(self) -> None:
         """A complete snapshot of the session now (nothing is training)."""
@@ -296,15 +424,19 @@ class BntuiApp(App[None]):
             self.refresh_snapshot()
 
     # stepping ------------------------------------------------------------------------
+    @needs_session
     def action_next_step(self) -> None:
         self.index += 1
 
+    @needs_session
     def action_prev_step(self) -> None:
         self.index -= 1
 
+    @needs_session
     def action_first_step(self) -> None:
         self.index = 0
 
+    @needs_session
     def action_last_step(self) -> None:
         self.index = len(self.trace or [None]) - 1
 
@@ -330,12 +462,15 @@ class BntuiApp(App[None]):
                 i -= 1  # the first step of the previous layer
         self.index = i
 
+    @needs_session
     def action_next_layer(self) -> None:
         self._jump_layer(1)
 
+    @needs_session
     def action_prev_layer(self) -> None:
         self._jump_layer(-1)
 
+    @needs_session
     def action_toggle_eval(self) -> None:
         self.trace_training = not self.trace_training
 
@@ -349,6 +484,7 @@ class BntuiApp(App[None]):
             self.start_panel = False
         self.active_tab = tab
 
+    @needs_session
     def action_exercise(self) -> None:
         """Exercise mode in the stepper: each step's tensor (or formula) hidden and asked."""
         self.active_tab = "stepper"
@@ -370,13 +506,17 @@ class BntuiApp(App[None]):
 
     # start panel and tour -----------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
-        """Any key closes the start panel; the key still does what it does."""
+        """Any key closes the start panel (and the line of a dataset that failed to
+        load); the key still does what it does."""
         self.start_panel = False
+        if self.session is not None:
+            self.load_error = ""
 
     @on(StartPanel.Closed)
     def start_closed(self) -> None:
         self.start_panel = False
 
+    @needs_session
     def action_tour(self) -> None:
         """Start the guided tour (or come back to its current stop)."""
         session = self.session
@@ -426,6 +566,7 @@ class BntuiApp(App[None]):
             self.tour -= 1
 
     # save, open, export -------------------------------------------------------------------
+    @needs_session
     def action_save(self) -> None:
         session = self.session
         if session is None:
@@ -450,6 +591,7 @@ class BntuiApp(App[None]):
         self.push_screen(FileScreen("Open a saved session", "Open", self.session_path, open_),
                          self._file_done)
 
+    @needs_session
     def action_export(self) -> None:
         if self.session is None:
             return
@@ -488,6 +630,8 @@ class BntuiApp(App[None]):
     # configuration -------------------------------------------------------------------
     @on(ConfigChange)
     def change_config(self, message: ConfigChange) -> None:
+        """A pane's change: a new session at once, or loaded behind the current one (the
+        outcome goes to the pane's note either way)."""
         changes = dict(message.changes)
         try:
             if "preset" in changes:
@@ -502,15 +646,12 @@ class BntuiApp(App[None]):
                     cfg = cfg.with_optimizer(str(changes.pop("optimizer")))
                 cfg = _apply(cfg, changes)
                 what = "applied"
-            cfg.validate()
-            session = Session(cfg)
+            self.load(cfg, message.source, what)
         except BntuiError as exc:
             message.source.show_error(f"{exc} — nothing was changed")  # type: ignore[attr-defined]
-            return
-        self.install(session)
-        message.source.show_ok(f"{what} — {session.network.describe()}")  # type: ignore[attr-defined]
 
     # training ------------------------------------------------------------------------
+    @needs_session
     def action_train_step(self) -> None:
         self.start_training(1)
 
@@ -521,22 +662,27 @@ class BntuiApp(App[None]):
         elif message.play:
             self.action_toggle_play()
         elif message.steps:
-            self.start_training(message.steps)
+            self.run_steps(message.steps)
 
+    @needs_session
+    def run_steps(self, steps: int) -> None:
+        self.start_training(steps)
+
+    @needs_session
     def action_toggle_play(self) -> None:
         if self.playing:
             self.stop_training()
         else:
             self.start_training(None)
 
+    @needs_session
     def action_reset(self) -> None:
         self.stop_training()
         try:
-            session = Session(self.config)
+            self.load(self.config)  # the same dataset: a new session at once
         except BntuiError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.install(session)
         self.note = "reset: the weights are back at their initial values"
 
     def start_training(self, steps: int | None) -> None:
@@ -584,6 +730,7 @@ class BntuiApp(App[None]):
             self.notify(message.session.stopped, severity="warning", timeout=8)
 
     # gradient check ------------------------------------------------------------------
+    @needs_session
     def action_gradcheck(self) -> None:
         if self.session is None:
             return

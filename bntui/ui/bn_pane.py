@@ -24,11 +24,16 @@ VIEWS = (("Zbn in training mode (batch statistics)", "Zbn_train"),
          ("Zbn in eval mode (running statistics)", "Zbn_eval"),
          ("training − eval", "Zbn_diff"))
 SHOWN_FEATURES = 8
+PANE_ID = "bn"
 
 
 class BNPane(Vertical):
-    BINDS = ("snapshot",)
+    BINDS = ("snapshot", "active_tab")
     snapshot: var[Snapshot | None] = var(None, init=False)
+    active_tab: var[str] = var("", init=False)  # drawn only while on screen
+
+    def watch_active_tab(self) -> None:
+        self.draw()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="bn-bar", classes="bar"):
@@ -69,7 +74,7 @@ class BNPane(Vertical):
         stats = self.query_one("#bn-stats", Static)
         grid = self.query_one(TensorGrid)
         snap, bn = self.snapshot, self.current()
-        if snap is None or snap.bn is None:
+        if snap is None or snap.bn is None or self.active_tab != PANE_ID:
             return
         if bn is None:
             stats.update("this network has no BatchNorm layer: add one in the Model pane")

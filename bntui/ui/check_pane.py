@@ -46,7 +46,9 @@ class CheckPane(Vertical):
 
     def watch_check(self, record: CheckRecord | None) -> None:
         if record is not None:
-            self.show(record.report, record.seconds)
+            session = record.session
+            self.show(record.report, record.seconds,
+                      (session.inspection_rows, session.dataset.n_train))
         elif not self.checking:
             self.query_one(DataTable).clear()
             self.query_one("#check-notes", Static).update("")
@@ -55,7 +57,9 @@ class CheckPane(Vertical):
     def busy(self, text: str) -> None:
         self.query_one("#check-summary", Static).update(Text(text, style="italic yellow"))
 
-    def show(self, report: GradcheckReport, seconds: float) -> None:
+    def show(self, report: GradcheckReport, seconds: float,
+             rows: tuple[int, int] | None = None) -> None:
+        """The report; `rows`: (rows checked, training rows), said when a part."""
         table = self.query_one(DataTable)
         table.clear()
         for row in report.rows():
@@ -80,7 +84,9 @@ class CheckPane(Vertical):
             s.append(f"vs {label} ")
             s.append("—" if v is None else f"{v:.2e}", style=error_style(v))
             s.append("   ")
-        s.append(f"({seconds:.1f} s, loss {report.loss:.6g})", style="grey50")
+        part = "" if rows is None or rows[0] >= rows[1] else (
+            f", the stepper's batch: {rows[0]:,} of {rows[1]:,} rows")
+        s.append(f"({seconds:.1f} s, loss {report.loss:.6g}{part})", style="grey50")
         self.query_one("#check-summary", Static).update(s)
         self.query_one("#check-notes", Static).update(
             "\n".join(f"• {n}" for n in report.trap_notes()))

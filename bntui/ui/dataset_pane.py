@@ -1,5 +1,6 @@
 """The Dataset pane: choose a dataset (or a CSV file), its size, noise and split; see its
-numbers and a preview of its points (a PCA plane for more than two features)."""
+numbers and a preview of its points (a PCA plane for more than two features): on a big
+dataset, the engine's sample of them, with the sizes of every sample the app reads."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Select, Static
 
-from bntui.engine.datasets import DATASET_NAMES, GENERATED, Dataset, describe_datasets
+from bntui.engine.datasets import DATASET_NAMES, GENERATED, describe_datasets
 from bntui.engine.errors import BntuiError
-from bntui.engine.regions import plane_of
 from bntui.engine.session import Session
 from bntui.ui.form import FormPane, Note, parse_number
 from bntui.ui.messages import ConfigChange
@@ -24,13 +24,24 @@ CSV = "csv file…"
 class PreviewView(PlaneView):
     """The training points in the dataset's plane (PCA for more than two features)."""
 
-    def replot(self, dataset: Dataset) -> None:
-        plane = plane_of(dataset)
+    def replot(self, session: Session) -> None:
+        dataset, view = session.dataset, session.plane_sample()
+        plane = view.plane
         title = dataset.name if len(dataset.name) < 30 else "…" + dataset.name[-28:]
         if plane.explained is not None:
             title += f" — PCA, {100 * sum(plane.explained):.0f}% of variance"
-        self.show_points(plane.project(dataset.X_train), dataset.y_train, plane.labels, title,
-                         [str(n) for n in dataset.class_names])
+        self.show_points(view.points, view.labels, plane.labels, title,
+                         [str(n) for n in dataset.class_names], view.total)
+
+
+def samples_line(session: Session) -> str:
+    """What the app reads of a big dataset (empty when it reads every row)."""
+    view, (read, rows) = session.plane_sample(), session.eval_rows
+    if view.whole and read >= rows:
+        return ""
+    return (f"\n[dim]a big set, read in samples fixed by the seed — plots: {view.rows:,} of "
+            f"{view.total:,} training rows · stepper: {session.inspection_rows:,} rows · "
+            f"curves while training: ≈ on {read:,} of {rows:,} rows[/dim]")
 
 
 class DatasetPane(FormPane):
@@ -83,8 +94,9 @@ class DatasetPane(FormPane):
             f"[b]{dataset.name}[/b]: {dataset.description}\n"
             f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
             f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
+            + samples_line(session)
         )
-        self.query_one(PreviewView).replot(dataset)
+        self.query_one(PreviewView).replot(session)
 
     def changes(self) -> dict[str, Any]:
         name = self.query_one("#ds-name", Select).value

@@ -52,8 +52,9 @@ def state_text(view: OptimizerView) -> Text:
 
 
 class OptimizerPane(FormPane):
-    BINDS = ("session", "snapshot")
+    BINDS = ("session", "snapshot", "active_tab")
     snapshot: var[Snapshot | None] = var(None, init=False)
+    active_tab: var[str] = var("", init=False)  # the state is drawn only while on screen
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -120,8 +121,15 @@ class OptimizerPane(FormPane):
         self.query_one("#opt-formula", Static).update(
             f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}")
 
-    def watch_snapshot(self, snap: Snapshot | None) -> None:
-        if snap is not None and snap.optimizer is not None:
+    def watch_snapshot(self) -> None:
+        self.draw_state()
+
+    def watch_active_tab(self) -> None:
+        self.draw_state()
+
+    def draw_state(self) -> None:
+        snap = self.snapshot
+        if snap is not None and snap.optimizer is not None and self.active_tab == "optimizer":
             self.query_one("#opt-state", Static).update(state_text(snap.optimizer))
 
     def changes(self) -> dict[str, Any]:

@@ -39,6 +39,16 @@ class Legend(Static):
     Legend { height: auto; max-height: 3; width: 1fr; }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown = Text()
+
+    def show(self, text: Text) -> None:
+        """Show `text` (only if it changed: an update lays the screen out again)."""
+        if text != self.shown:
+            self.shown = text
+            self.update(text)
+
 
 class Chart(Vertical):
     """A `Legend` line over a plot (the plot keeps its id: queries find it as before)."""
@@ -72,7 +82,7 @@ def set_legend(plot: PlotextPlot, title: str,
         t.append("   ")
         t.append(marker, style=f"bold {rich_color(color)}")
         t.append(f" {label}")
-    chart.query_one(Legend).update(t)
+    chart.query_one(Legend).show(t)
 
 
 def thin(xs: list, ys: list, most: int = 400) -> tuple[list, list]:

@@ -135,7 +135,8 @@ def regions_of(session: Session, size: tuple[int, int]) -> RegionMap | None:
     """The decision regions on a grid of `size` (columns, rows); None when the engine
     cannot draw them (a non-finite network)."""
     try:
-        return decision_regions(session.network, session.dataset, cols=size[0], rows=size[1])
+        return decision_regions(session.network, session.plane_sample(), cols=size[0],
+                                rows=size[1])
     except Exception:
         return None
 

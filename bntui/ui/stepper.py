@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the exercise engine loads when exercise mode is first used
     from bntui.engine.labs.exercise import Question, Verdict
 
 GOOD, OK = 1e-7, 1e-4
+PANE_ID = "stepper"
 
 
 def error_style(err: float | None) -> str:
@@ -43,6 +44,14 @@ def error_style(err: float | None) -> str:
     if err is None:
         return "grey50"
     return "green" if err < GOOD else "yellow" if err < OK else "bold red"
+
+
+def batch_words(rows: int, total: int) -> str:
+    """The stepper's batch and what it is of: "batch: 256 of 80,000 rows" (the training
+    split's rows)."""
+    if rows >= total:
+        return f"batch: all {total:,} rows"
+    return f"batch: {rows:,} of {total:,} rows"
 
 
 def network_map(network: Network, step: TraceStep | None) -> Text:
@@ -71,8 +80,9 @@ class StepperPane(Vertical):
     """Shows `snapshot.trace.steps[index]`; the app owns the position and the trace and
     pushes them down (`BINDS`), the tour panel above the grid follows the same state."""
 
-    BINDS = ("snapshot", "index", "note", "exercise", "tour")
+    BINDS = ("snapshot", "index", "note", "exercise", "tour", "active_tab")
     snapshot: var[Snapshot | None] = var(None, init=False)
+    active_tab: var[str] = var(PANE_ID, init=False)  # drawn only while on screen
     index: var[int] = var(0, init=False)
     note: var[str] = var("", init=False)
     exercise: var[bool] = var(False, init=False)
@@ -80,7 +90,6 @@ class StepperPane(Vertical):
 
     def __init__(self) -> None:
         super().__init__()
-        self.labels: np.ndarray | None = None  # the trace's labels, for exercise questions
         self.question: Question | None = None
         self.verdicts: dict[int, Verdict] = {}  # step → verdict, for `_verdict_trace`
         self._verdict_trace: Trace | None = None
@@ -106,19 +115,28 @@ class StepperPane(Vertical):
     def watch_snapshot(self) -> None:
         self.draw()
 
+    def watch_active_tab(self) -> None:
+        self.draw()
+
     def watch_index(self) -> None:
         self.draw()
 
     def watch_note(self) -> None:
         self.draw()
 
-    def watch_exercise(self, on: bool) -> None:
+    def watch_exercise(self) -> None:
         self.verdicts.clear()
         self._score = [0, 0]
-        self.labels = None
-        if on and self.snapshot is not None:  # the labels of the batch the trace was recorded on
-            self.labels = self.snapshot.session.inspection_batch()[1]
         self.draw()
+
+    def _labels(self) -> np.ndarray | None:
+        """In exercise mode, the labels of the batch the trace was recorded on (a view of
+        the session's inspection batch: read when asked, so a session that arrives after
+        exercise mode was turned on is asked about too)."""
+        snap = self.snapshot
+        if not self.exercise or snap is None:
+            return None
+        return snap.session.inspection_batch()[1]
 
     @property
     def score(self) -> tuple[int, int]:
@@ -136,7 +154,7 @@ class StepperPane(Vertical):
         """Lay out the step on show (a few Statics and the grid; the grid draws only the
         cells on screen)."""
         snap, step = self.snapshot, self.step
-        if snap is None or step is None or snap.trace is None:
+        if snap is None or step is None or snap.trace is None or self.active_tab != PANE_ID:
             return
         t0 = time.perf_counter()
         network, trace, index = snap.session.network, snap.trace, step.index
@@ -152,7 +170,8 @@ class StepperPane(Vertical):
         where.append(step.name, style="bold reverse")
         where.append("  (shape hidden)  " if asks_shape else f"  ({shape})  ")
         mode = "training mode (batch statistics)" if trace.training else "eval mode"
-        where.append(f"{mode}, {trace.batch_size} samples", style="grey50")
+        where.append(f"{mode} · {batch_words(trace.batch_size, snap.session.dataset.n_train)}",
+                     style="grey50")
         self.query_one("#where", Static).update(where)
         self.query_one("#formula", Static).update(Text(step.formula))
         self.query_one("#why", Static).update(Text(step.explanation))
@@ -188,7 +207,8 @@ class StepperPane(Vertical):
         """The open question at this step (None: exercise mode off, nothing to work out,
         already answered, or the engine cannot ask here — `_problem` says why)."""
         self._problem = ""
-        if not self.exercise or self.labels is None:
+        labels = self._labels()
+        if labels is None:
             return None
         from bntui.engine.labs.exercise import question_at
 
@@ -198,7 +218,7 @@ class StepperPane(Vertical):
         if index in self.verdicts:
             return None
         try:
-            return question_at(trace, network, self.labels, index)
+            return question_at(trace, network, labels, index)
         except BntuiError as exc:  # e.g. a pass the engine asks nothing about
             self._problem = str(exc)
             return None

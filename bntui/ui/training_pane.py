@@ -3,10 +3,19 @@ and the decision regions.
 
 It draws the app's `Snapshot` (bound from the app with the play state and the active
 tab): the step, the curves and the regions of one moment, the same one the status line
-and the stepper show.  Plots are drawn only while the pane is on screen.
+and the stepper show.  Plots are drawn only while the pane is on screen, and only what
+changed: the curves when the history grew (while training, at most every
+`CURVES_EVERY` seconds), the map when the snapshot carries a new one (while training, at
+most every `REGIONS_EVERY` seconds, see `training_worker`); the status line lays the
+screen out again only when it needs another line.  The step and the loss follow every
+redraw of the app (`REDRAW_EVERY`).  An accuracy the engine estimated on its evaluation
+sample (`History.eval_exact`) is marked "≈", and the line says how many rows the
+estimates read.
 """
 
 from __future__ import annotations
+
+import time
 
 from rich.text import Text
 from textual import on
@@ -23,10 +32,26 @@ from bntui.ui.region_view import PlaneView
 from bntui.ui.state import Snapshot
 
 PANE_ID = "training"
+CURVES_EVERY = 1.0  # seconds between two redraws of the curves while training (the costly part)
 
 
 class RegionView(PlaneView):
     """The decision regions of the snapshot (the app asks the engine for this size)."""
+
+
+class StatusLine(Static):
+    """Text that changes often: a new layout of the screen (which costs more than the
+    rest of a redraw) only when the text needs another number of lines."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._lines = 0
+
+    def show(self, text: Text) -> None:
+        width = self.content_region.width
+        lines = len(text.wrap(self.app.console, width)) if width else 0
+        self.update(text, layout=lines != self._lines or not width)
+        self._lines = lines
 
 
 class TrainingPane(Vertical):
@@ -38,6 +63,9 @@ class TrainingPane(Vertical):
     def __init__(self) -> None:
         super().__init__()
         self._drawn: Snapshot | None = None
+        self._curves: tuple[object, ...] | None = None  # what the curves were drawn from
+        self._curves_at = 0.0  # when (time.monotonic)
+        self._map: object = None  # the region map drawn
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-controls"):
@@ -47,7 +75,7 @@ class TrainingPane(Vertical):
             yield Label("steps")
             yield Button("▶ Play (space)", id="play", variant="success", compact=True)
             yield Button("Reset (r)", id="reset", variant="warning", compact=True)
-        yield Static(id="train-status")
+        yield StatusLine(id="train-status")
         yield Note()
         with Horizontal(id="plots"):
             yield RegionView(id="regions")
@@ -60,6 +88,7 @@ class TrainingPane(Vertical):
         b = self.query_one("#play", Button)
         b.label = "⏸ Pause (space)" if playing else "▶ Play (space)"
         b.variant = "error" if playing else "success"
+        b.refresh(layout=True)  # a label of another width (a label alone lays nothing out)
 
     def watch_snapshot(self) -> None:
         self.draw()
@@ -79,18 +108,30 @@ class TrainingPane(Vertical):
         if h.loss:
             t.append(f"   loss {h.loss[-1]:.5g}")
         if h.eval_step:
-            t.append(f"   train acc {100 * h.train_accuracy[-1]:.1f} %")
+            mark = "" if h.eval_exact[-1] else "≈"
+            t.append(f"   train acc {mark}{100 * h.train_accuracy[-1]:.1f} %")
             if h.val_accuracy[-1] is not None:
-                t.append(f"   validation acc {100 * h.val_accuracy[-1]:.1f} %")
+                t.append(f"   validation acc {mark}{100 * h.val_accuracy[-1]:.1f} %")
+            if mark:
+                read, rows = session.eval_rows
+                t.append(f"   (≈: estimated on {read:,} of {rows:,} rows)", style="grey50")
         t.append(f"   ({session.optimizer.describe()}, batch {session.batch_size})",
                  style="grey50")
-        self.query_one("#train-status", Static).update(t)
+        self.query_one(StatusLine).show(t)
         if snap.stopped:
             self.query_one(Note).error(snap.stopped)
-        self.query_one(LossPlot).replot(h)
-        self.query_one(AccuracyPlot).replot(h)
+        # the session, the lengths and the last evaluation (one can be replaced in place)
+        drawn = (session, len(h.loss), len(h.eval_step),
+                 h.eval_exact[-1] if h.eval_step else None,
+                 h.train_accuracy[-1] if h.eval_step else None)
+        recent = self.playing and time.monotonic() - self._curves_at < CURVES_EVERY
+        if drawn != self._curves and not recent:
+            self._curves, self._curves_at = drawn, time.monotonic()
+            self.query_one(LossPlot).replot(h)
+            self.query_one(AccuracyPlot).replot(h)
         regions = snap.regions
-        if regions is not None:
+        if regions is not None and regions is not self._map:
+            self._map = regions
             title = "decision regions"
             if regions.plane.explained is not None:
                 title += f" (PCA plane, {100 * sum(regions.plane.explained):.0f}% of variance)"

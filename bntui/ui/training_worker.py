@@ -7,6 +7,12 @@ loss that diverged, an exception in the engine — it posts exactly one `TrainEn
 complete snapshot taken after the last step, so the status line, the training pane, the
 stepper and the plots all end on the session's step.  How often the app redraws is the
 app's business (a timer), not the step rate's.
+
+What a run costs besides its steps does not grow with the data: the curves' points are
+the engine's estimates on its evaluation sample, every `Session.eval_interval()` steps
+(a grid of step numbers, so the curves never depend on the clock), and one more at the
+step the run ends on; a decision-region map (the grid alone: the points are the
+session's plane sample, projected once) at most every `REGIONS_EVERY` seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from textual.message import Message
 from bntui.engine.session import Session
 from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 
-EVAL_EVERY = 10  # evaluate (eval mode, both splits) every 10 steps: curves never depend on timing
 SLICE = 0.1  # seconds of training between two progress reports
 REGIONS_EVERY = 0.5  # seconds between two decision-region maps while training (the costly part)
 
@@ -79,6 +84,7 @@ def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
     reason, error = "done", None
     previous: Snapshot | None = None
     regions_at = 0.0
+    every = session.eval_interval()  # by step count: the curves never depend on timing
     try:
         while True:
             if cancelled():
@@ -89,7 +95,7 @@ def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
                 result = session.train(
                     steps=remaining if remaining is not None else 10**9,
                     should_stop=lambda d=deadline: cancelled() or time.monotonic() > d,
-                    eval_every=EVAL_EVERY,  # by step count: the curves never depend on timing
+                    eval_every=every, exact_end=False,  # the end: an estimate, below
                 )
                 if remaining is not None:
                     remaining -= result.steps
@@ -113,7 +119,7 @@ def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
         with job.lock:
             h = session.history
             if reason != "failed" and (not h.eval_step or h.eval_step[-1] != session.step_count):
-                session.evaluate(record=True)
+                session.estimate()  # exact on a small set; on a sample of a big one
             snapshot = take_snapshot(session, job.training_mode(), job.wants().everything(),
                                      job.check())
     except Exception as exc:

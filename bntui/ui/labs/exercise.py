@@ -97,11 +97,12 @@ class ExerciseLab(LabView):
     def _make(self, config: RunConfig, set_number: int, kind: str) -> Exercise:
         """Questions about the app's network as it is now (trained or not), else a fresh
         one built from `config`."""
-        from bntui.engine.session import Session
+        from bntui.engine.session import INSPECTION_ROWS, Session
 
         app_session = getattr(self.app, "session", None)
         same = app_session is not None and app_session.config == config
         session = Session(config, dataset=app_session.dataset if same else None)
+        session.inspect_rows = INSPECTION_ROWS  # the stepper's batch, as the app cuts it
         if same:
             with self.app.lock:  # type: ignore[attr-defined]
                 state = app_session.network.state()
