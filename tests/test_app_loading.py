@@ -226,14 +226,79 @@ async def test_a_run_draws_maps_and_curves_at_their_cadence_and_evaluates_on_the
         await idle_training(app, pilot)
         seconds = time.monotonic() - t0
         played = {k: counts[k] - before[k] for k in counts}
-        # +2: the map or curves a run starts on, and the complete snapshot it ends with
-        assert played["maps"] <= seconds / 0.5 + 2, (played, seconds)
+        # +3: the map or curves a run starts on, the complete snapshot it ends with, and
+        # the one with the exact figures that replace the pause's estimate
+        assert played["maps"] <= seconds / 0.5 + 3, (played, seconds)
         assert played["shown"] <= played["maps"] + 1
-        assert played["replots"] <= seconds / CURVES_EVERY + 2, (played, seconds)
+        assert played["replots"] <= seconds / CURVES_EVERY + 3, (played, seconds)
         assert counts["plane"] == 1  # once per session, by the loader
         h = session.history
         assert h.eval_step[:-1] == [every * k for k in range(1, len(h.eval_step))]
         assert h.eval_step[-1] == session.step_count
-        assert not any(h.eval_exact)  # estimates on 2 × 2,048 of 20,000 rows
+        assert not any(h.eval_exact[:-1])  # estimates on 2 × 2,048 of 20,000 rows
+        # the pause ends on an estimate too; every row is evaluated behind it
+        assert await until(lambda: not app.evaluating and h.eval_exact[-1], timeout=60)
+        await pilot.pause(0.05)
+        assert h.eval_step[-1] == session.step_count
         status = text(app.query_one("#train-status"))
-        assert "train acc ≈" in status and "estimated on 4,096 of 20,000 rows" in status
+        assert "train acc ≈" not in status and "estimated on" not in status
+
+
+async def test_a_pause_on_a_big_set_is_evaluated_exactly_behind_it(
+        big_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pause shows the estimate at once and says every row is being evaluated; the next
+    run stops that evaluation between two chunks (nothing is recorded); the one after the
+    next pause replaces the estimate with the figures of every row at that step."""
+    import time
+
+    from bntui.engine import evaluation
+
+    real = evaluation.loss_and_accuracy
+    gate = threading.Event()
+    interrupted: list[int] = []
+
+    def held(network, X, y, chunk=evaluation.CHUNK_ROWS, should_stop=None):  # type: ignore[no-untyped-def]
+        while len(y) > evaluation.SAMPLE_ROWS and not gate.is_set():  # every row: held, as
+            # a slow evaluation of a million rows would be (an estimate reads a sample)
+            if should_stop is not None and should_stop():
+                interrupted.append(1)
+                raise evaluation.Interrupted
+            time.sleep(0.01)
+        return real(network, X, y, chunk, should_stop)
+
+    monkeypatch.setattr(evaluation, "loss_and_accuracy", held)
+    app = BntuiApp(big_config(big_csv))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        session = app.session
+        h = session.history
+
+        async def play_a_while_then_pause() -> None:
+            start = session.step_count
+            assert await until(lambda: session.step_count >= start + 3 * session.eval_interval(),
+                               60)
+            send_key(app, "space")
+            await idle_training(app, pilot, runs=app.run_id)
+            assert app.evaluating and h.eval_exact[-1] is False
+            await pilot.pause(0.2)
+            status = text(app.query_one("#train-status"))
+            assert "train acc ≈" in status and "every row being evaluated" in status
+
+        send_key(app, "space")
+        await play_a_while_then_pause()
+        send_key(app, "space")  # play again before the evaluation ends: it stops
+        assert await until(lambda: interrupted and not app.evaluating, 20)
+        await play_a_while_then_pause()
+        gate.set()
+        assert await until(lambda: not app.evaluating and h.eval_exact[-1], 60)
+        await pilot.pause(0.1)
+        monkeypatch.setattr(evaluation, "loss_and_accuracy", real)
+        now = session.evaluate()
+        assert h.eval_step[-1] == session.step_count
+        assert (h.train_accuracy[-1], h.val_accuracy[-1], h.val_loss[-1]) == (
+            now["train_accuracy"], now["val_accuracy"], now["val_loss"])
+        assert len(interrupted) == 1
+        status = text(app.query_one("#train-status"))
+        assert f"train acc {100 * now['train_accuracy']:.1f} %" in status
+        assert "≈" not in status

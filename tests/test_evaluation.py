@@ -164,6 +164,39 @@ def test_evaluation_is_bounded_by_the_chunk() -> None:
                if isinstance(a, np.ndarray) and a.ndim == 2)
 
 
+def test_an_evaluation_stops_between_chunks_when_asked() -> None:
+    """`should_stop` is asked before every chunk; saying so raises Interrupted at once."""
+    s = Session(big())
+    asked: list[int] = []
+
+    def stop_at_third() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(ev.Interrupted):
+        ev.figures(s.network, s.whole_splits(), should_stop=stop_at_third)
+    assert len(asked) == 3  # 16,000 training rows are four chunks: it stopped in the middle
+    assert ev.figures(s.network, s.whole_splits(), should_stop=lambda: False) == s.evaluate()
+
+
+def test_an_exact_evaluation_made_on_a_copy_is_recorded_only_at_its_step() -> None:
+    """What the app does behind a paused run: evaluate a copy, record it if still current."""
+    import copy
+
+    s = Session(big())
+    s.train(steps=300, exact_end=False)
+    assert s.history.eval_exact[-1] is False
+    step, frozen = s.step_count, copy.deepcopy(s.network)
+    figures = ev.figures(frozen, s.whole_splits())
+    assert s.record_exact(step, figures)
+    assert_exact_figures(s)
+    assert len(s.history.eval_step) == len(set(s.history.eval_step))  # replaced, not added
+    s.train(steps=5, exact_end=False)
+    n = len(s.history.eval_step)
+    assert not s.record_exact(step, figures)  # stale: the session moved on
+    assert len(s.history.eval_step) == n
+
+
 # the history's marks, in files and in --json ---------------------------------------------
 def test_a_session_file_from_before_the_marks_loads(tmp_path: Path) -> None:
     s = Session(big(samples=200))

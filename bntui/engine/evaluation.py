@@ -20,6 +20,7 @@ the data:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,15 +42,24 @@ def interval(steps: int, batch_size: int, rows: int) -> int:
     return max(1, steps // POINTS, math.ceil(rows / per_step))
 
 
+class Interrupted(Exception):
+    """An evaluation given up between two chunks because `should_stop()` turned true."""
+
+
 def loss_and_accuracy(network: Network, X: np.ndarray, y: np.ndarray,
-                      chunk: int = CHUNK_ROWS) -> tuple[float | None, float | None]:
+                      chunk: int = CHUNK_ROWS,
+                      should_stop: Callable[[], bool] | None = None,
+                      ) -> tuple[float | None, float | None]:
     """Mean loss and accuracy of `(X, y)` in eval mode, `chunk` rows at a time (the same
-    figures as one pass over all rows, to rounding); (None, None) without rows."""
+    figures as one pass over all rows, to rounding); (None, None) without rows.
+    `should_stop` is asked before every chunk; when it says so, `Interrupted` is raised."""
     n = len(y)
     if n == 0:
         return None, None
     total, hits = 0.0, 0
     for start in range(0, n, chunk):
+        if should_stop is not None and should_stop():
+            raise Interrupted
         Xc, yc = X[start:start + chunk], y[start:start + chunk]
         logits = network.logits(Xc)  # eval mode, nothing kept: the same numbers as forward
         loss = network.loss_layer.forward(logits, yc)
@@ -61,11 +71,14 @@ def loss_and_accuracy(network: Network, X: np.ndarray, y: np.ndarray,
     return (total if n <= chunk else total / n), hits / n
 
 
-def figures(network: Network, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figures:
-    """``{split}_loss`` and ``{split}_accuracy`` of every split."""
+def figures(network: Network, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+            should_stop: Callable[[], bool] | None = None) -> Figures:
+    """``{split}_loss`` and ``{split}_accuracy`` of every split (`Interrupted` if
+    `should_stop()` turns true between two chunks)."""
     out: Figures = {}
     for split, (X, y) in splits.items():
-        out[f"{split}_loss"], out[f"{split}_accuracy"] = loss_and_accuracy(network, X, y)
+        out[f"{split}_loss"], out[f"{split}_accuracy"] = loss_and_accuracy(
+            network, X, y, should_stop=should_stop)
     return out
 
 

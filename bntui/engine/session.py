@@ -310,12 +310,24 @@ class Session:
     def evaluate(self, record: bool = False) -> dict[str, float | None]:
         """Loss and accuracy on both splits, in eval mode (running statistics): every
         row, a chunk of rows at a time."""
-        splits = {"train": (self.X_train, self.y_train), "val": (self.X_val, self.y_val)}
         with engine_threads(), np.errstate(all="ignore"):
-            out = evaluation.figures(self.network, splits)
+            out = evaluation.figures(self.network, self.whole_splits())
         if record:
             self._record(out, exact=True)
         return out
+
+    def whole_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every row of both splits: what an exact evaluation reads."""
+        return {"train": (self.X_train, self.y_train), "val": (self.X_val, self.y_val)}
+
+    def record_exact(self, step: int, out: dict[str, float | None]) -> bool:
+        """Record an exact evaluation made elsewhere (on a copy of the network taken at
+        `step`, say, so that the session was not held meanwhile): only if the session is
+        still at that step, in place of its estimate there.  True if recorded."""
+        if step != self.step_count:
+            return False
+        self._record(out, exact=True)
+        return True
 
     def _eval_sample(self) -> evaluation.Sample:
         if self._sample is None:

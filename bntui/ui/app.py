@@ -68,7 +68,14 @@ from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 from bntui.ui.stepper import StepperPane
 from bntui.ui.tour import STOPS, stop_index, tour_layer
 from bntui.ui.training_pane import RegionView
-from bntui.ui.training_worker import TrainEnded, TrainJob, TrainProgress, train_run
+from bntui.ui.training_worker import (
+    ExactDone,
+    TrainEnded,
+    TrainJob,
+    TrainProgress,
+    exact_run,
+    train_run,
+)
 
 DEFAULT_PRESET = "seed-softmax"
 REDRAW_EVERY = 0.2  # seconds between two redraws while training (whatever the step rate)
@@ -113,6 +120,7 @@ class BntuiApp(App[None]):
     active_tab: var[str] = var("stepper", init=False)
     check: var[CheckRecord | None] = var(None, init=False)
     checking: var[bool] = var(False, init=False)
+    evaluating: var[bool] = var(False, init=False)  # every row, behind a run's estimate
     exercise: var[bool] = var(False, init=False)
     tour: var[int | None] = var(None, init=False)
     note: var[str] = var("", init=False)
@@ -319,6 +327,7 @@ class BntuiApp(App[None]):
         self.config = session.config
         self.check = None
         self.failure = ""
+        self.evaluating = False  # one behind the old session's run stops
         self.session = session
         self.refresh_snapshot()
         waiting, self._waiting = self._waiting, []
@@ -690,6 +699,7 @@ class BntuiApp(App[None]):
             return
         self.run_id += 1
         self.failure = ""
+        self.evaluating = False  # an exact evaluation behind the last run stops
         self.playing = True
         job = TrainJob(self.run_id, self.session, steps, self.lock, self.wants,
                        lambda: self.trace_training, lambda: self.check, self.post_message)
@@ -728,6 +738,29 @@ class BntuiApp(App[None]):
         if message.reason == "stopped" and message.session.stopped:
             self.note = message.session.stopped
             self.notify(message.session.stopped, severity="warning", timeout=8)
+        h = message.session.history
+        if message.reason != "failed" and h.eval_step and not h.eval_exact[-1]:
+            self.evaluating = True  # the run ended on an estimate: every row, behind it
+            self._exact(message.session, message.run)
+
+    @work(thread=True, exclusive=True, group="exact", exit_on_error=False)
+    def _exact(self, session: Session, run: int) -> None:
+        """The exact evaluation of a paused run, on a copy of its network; the next run,
+        another session or quitting stops it between two chunks of rows."""
+        worker = get_current_worker()
+        exact_run(session, self.lock,
+                  lambda: worker.is_cancelled or run != self.run_id or session is not self.session,
+                  self.post_message)
+
+    @on(ExactDone)
+    def exact_done(self, message: ExactDone) -> None:
+        if message.session is not self.session:
+            return
+        self.evaluating = False
+        with self.lock:
+            recorded = message.session.record_exact(message.step, message.figures)
+        if recorded and not self.playing:
+            self.refresh_snapshot()
 
     # gradient check ------------------------------------------------------------------
     @needs_session

@@ -55,10 +55,11 @@ class StatusLine(Static):
 
 
 class TrainingPane(Vertical):
-    BINDS = ("snapshot", "playing", "active_tab")
+    BINDS = ("snapshot", "playing", "active_tab", "evaluating")
     snapshot: var[Snapshot | None] = var(None, init=False)
     playing: var[bool] = var(False, init=False)
     active_tab: var[str] = var("", init=False)
+    evaluating: var[bool] = var(False, init=False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,6 +94,10 @@ class TrainingPane(Vertical):
     def watch_snapshot(self) -> None:
         self.draw()
 
+    def watch_evaluating(self) -> None:
+        self._drawn = None  # the same snapshot, another line
+        self.draw()
+
     def watch_active_tab(self) -> None:
         self.draw()
 
@@ -114,7 +119,9 @@ class TrainingPane(Vertical):
                 t.append(f"   validation acc {mark}{100 * h.val_accuracy[-1]:.1f} %")
             if mark:
                 read, rows = session.eval_rows
-                t.append(f"   (≈: estimated on {read:,} of {rows:,} rows)", style="grey50")
+                more = "; every row being evaluated…" if self.evaluating else ""
+                t.append(f"   (≈: estimated on {read:,} of {rows:,} rows{more})",
+                         style="grey50")
         t.append(f"   ({session.optimizer.describe()}, batch {session.batch_size})",
                  style="grey50")
         self.query_one(StatusLine).show(t)

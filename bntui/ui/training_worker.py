@@ -13,18 +13,27 @@ the engine's estimates on its evaluation sample, every `Session.eval_interval()`
 (a grid of step numbers, so the curves never depend on the clock), and one more at the
 step the run ends on; a decision-region map (the grid alone: the points are the
 session's plane sample, projected once) at most every `REGIONS_EVERY` seconds.
+
+When a run ends on an estimate (a big dataset), `exact_run` evaluates every row behind
+it, on a copy of the network, so that the session is never held for it: it posts
+`ExactDone` and the figures replace the estimate if the session is still at that step.
+The next run, a reset or quitting stops it between two chunks of rows.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from textual.message import Message
 
+from bntui.engine import evaluation
 from bntui.engine.session import Session
+from bntui.engine.threads import engine_threads
 from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 
 SLICE = 0.1  # seconds of training between two progress reports
@@ -126,3 +135,29 @@ def train_run(job: TrainJob, shutdown: Callable[[], bool]) -> None:
         error = error or f"{type(exc).__name__}: {exc}"
         reason = "failed"
     job.post(TrainEnded(job.run, session, snapshot, reason, error))
+
+
+class ExactDone(Message):
+    """Every row of both splits evaluated with the network of `session` at `step`."""
+
+    def __init__(self, session: Session, step: int, figures: evaluation.Figures) -> None:
+        super().__init__()
+        self.session = session
+        self.step = step
+        self.figures = figures
+
+
+def exact_run(session: Session, lock: threading.Lock, stale: Callable[[], bool],
+              post: Callable[[Message], object]) -> None:
+    """Evaluate every row on a copy of the session's network taken under `lock`; post
+    `ExactDone` unless `stale()` turned true first (asked between chunks of rows)."""
+    with lock:
+        step = session.step_count
+        network = copy.deepcopy(session.network)
+        splits = session.whole_splits()
+    try:
+        with engine_threads(), np.errstate(all="ignore"):
+            figures = evaluation.figures(network, splits, should_stop=stale)
+    except evaluation.Interrupted:
+        return
+    post(ExactDone(session, step, figures))
