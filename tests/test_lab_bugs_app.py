@@ -4,10 +4,7 @@ picking another bug reruns it."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
+from app_helpers import until
 from textual.widgets import DataTable, Select
 
 from bntui.engine import RunConfig
@@ -17,15 +14,6 @@ from bntui.ui.labs.bugs import BugLossPlot, BugsLab
 from bntui.ui.labs_pane import LabsPane
 
 SIZE = (120, 40)
-
-
-async def until(condition: Callable[[], object], timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 def verdicts(lab: BugsLab) -> set[tuple[int, str]]:
@@ -41,13 +29,13 @@ def verdicts(lab: BugsLab) -> set[tuple[int, str]]:
 async def test_bug_zoo_lab_shows_the_engines_verdicts() -> None:
     app = BntuiApp(RunConfig(dataset="moons", arch="8:tanh,6:relu,C", seed=2))
     async with app.run_test(size=SIZE) as pilot:
-        assert await until(lambda: app.session is not None)
+        assert await until(lambda: app.session is not None, 60)
         await pilot.press("8")
-        assert await until(lambda: app.query(LabsPane))
+        assert await until(lambda: app.query(LabsPane), 60)
         pane = app.query_one(LabsPane)
         pane.show_lab("bugs")
         lab = app.query_one(BugsLab)
-        assert await until(lambda: pane.current is lab and lab.ready)
+        assert await until(lambda: pane.current is lab and lab.ready, 60)
         first = zoo.BUG_IDS[0]
         assert lab.report is not None and lab.report.bug.id == first
         assert lab.report.config.seed == 2  # the app's seed, the bug's own scenario
@@ -57,7 +45,7 @@ async def test_bug_zoo_lab_shows_the_engines_verdicts() -> None:
         # pick another bug: the lab reruns and the table follows
         lab.ready = False
         lab.query_one("#bug-pick", Select).value = "dbeta-sum-zbn"
-        assert await until(lambda: lab.ready and lab.report.bug.id == "dbeta-sum-zbn")
+        assert await until(lambda: lab.ready and lab.report.bug.id == "dbeta-sum-zbn", 60)
         assert verdicts(lab) == {(1, "dbeta"), (2, "dbeta")}
         assert "dβ = Σᵢ Zbn" in str(lab.query_one("#bug-formula").render())
         await pilot.pause()
