@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from app_helpers import settle, text, until
 from textual.widgets import Input, Select
 
-from bntui.engine import RunConfig
+from bntui.engine import RunConfig, preset
 from bntui.numbers import fmt
 from bntui.ui.app import BntuiApp
 from bntui.ui.export_screen import ExportScreen
@@ -96,6 +97,30 @@ async def test_the_tour_stops_where_it_says_and_quotes_the_trace() -> None:
         assert app.tour == len(STOPS) - 2 and app.trace_training is True
         await pilot.press("escape")
         assert app.tour is None and not panel.display
+
+
+@pytest.mark.parametrize(("name", "std_formula"), [
+    ("seed-softmax", "std = running_std"),  # seed 000's convention keeps a running std
+    ("seed-digits", "std = √(running_var + ε)"),
+])
+async def test_the_tours_eval_stop_quotes_the_records_formulas(name: str,
+                                                               std_formula: str) -> None:
+    """The eval stop names the statistics eval mode really uses, in the words of the node
+    records (no 'running var' where the convention keeps a running std)."""
+    app = BntuiApp(preset(name), start_panel=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("w")
+        for _ in STOPS[:-1]:
+            await pilot.press("enter")
+        assert app.tour == len(STOPS) - 1 and app.trace_training is False
+        words = " ".join(text(app.query_one(TourPanel)).split())
+        std = next(s for s in app.trace.steps if s.name == "std"
+                   and s.layer == tour_layer(app.session.network) and s.phase == "forward")
+        assert std.formula == std_formula
+        assert "mu = running_mean" in words and std_formula in words
+        if "running_std" in std_formula:
+            assert "running_var" not in words
 
 
 async def test_the_tour_never_blocks_the_keys() -> None:

@@ -58,7 +58,7 @@ def _mu(step: TraceStep, trace: Trace, trained: int) -> str:
 
 
 def _std(step: TraceStep, trace: Trace, trained: int) -> str:
-    return (f"std is one spread per feature, with ε inside the root so that it is never 0: "
+    return (f"std is one spread per feature, {step.formula}, with ε so that it is never 0: "
             f"std = {vector(step.value)}")
 
 
@@ -92,10 +92,10 @@ def _dz(step: TraceStep, trace: Trace, trained: int) -> str:
 def _eval(step: TraceStep, trace: Trace, trained: int) -> str:
     std = next((s for s in trace.steps if s.name == "std" and s.layer == step.layer), None)
     text = (f"Eval mode (key e): BatchNorm normalises with the running statistics it "
-            f"averaged while training, not with the batch's. Here mu = running mean = "
+            f"averaged while training, not with the batch's. Here {step.formula} = "
             f"{vector(step.value)}")
-    if std is not None:
-        text += f", std = √(running var + ε) = {vector(std.value)}"
+    if std is not None:  # the record's formula: √(running_var + ε), or a running std kept
+        text += f", {std.formula} = {vector(std.value)}"
     if trained == 0:
         text += (". Untrained, they still hold their start values: train a few steps "
                  "(t or space) and come back with w.")
