@@ -4,7 +4,7 @@ picking another bug reruns it."""
 
 from __future__ import annotations
 
-from app_helpers import until
+from app_helpers import text, until
 from textual.widgets import DataTable, Select
 
 from bntui.engine import RunConfig
@@ -49,3 +49,24 @@ async def test_bug_zoo_lab_shows_the_engines_verdicts() -> None:
         assert verdicts(lab) == {(1, "dbeta"), (2, "dbeta")}
         assert "dβ = Σᵢ Zbn" in str(lab.query_one("#bug-formula").render())
         await pilot.pause()
+
+
+async def test_the_status_line_says_which_bug_the_network_has() -> None:
+    """`bntui --bug BUG_ID` opens the app on the bug's network: the status line says so,
+    and the network is the bug's (its parts are not the engine's own)."""
+    from dataclasses import replace
+
+    from bntui.engine.config import preset
+
+    app = BntuiApp(replace(preset("seed-softmax"), bug="eps-outside-sqrt"), start_panel=False)
+    async with app.run_test(size=(80, 24)) as pilot:  # seen on the smallest screen too
+        assert await until(lambda: app.session is not None, 60)
+        await pilot.pause(0.1)
+        assert "with the bug eps-outside-sqrt" in text(app.query_one("#status"))
+        assert app.session.config.bug == "eps-outside-sqrt"
+        assert app.session.network.parts.batchnorm is zoo.EpsOutsideBN
+    plain = BntuiApp(preset("seed-softmax"), start_panel=False)
+    async with plain.run_test(size=SIZE) as pilot:
+        assert await until(lambda: plain.session is not None, 60)
+        await pilot.pause(0.1)
+        assert "bug" not in text(plain.query_one("#status"))

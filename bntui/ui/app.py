@@ -304,7 +304,8 @@ class BntuiApp(App[None]):
             f"stopped by an error ({self.failure})" if self.failure else "paused")
         ds = s.dataset
         step = snap.step if snap is not None else s.step_count
-        status.update(f"step {step:,} · {state} · {ds.name} ({ds.n_train} train) · "
+        bug = f"with the bug {s.config.bug} · " if s.config.bug else ""  # before it is cut
+        status.update(f"step {step:,} · {state} · {bug}{ds.name} ({ds.n_train} train) · "
                       f"{s.network.describe()} · {s.optimizer.name} lr {s.optimizer.lr:g}",
                       layout=False)  # one line: no new layout
 
