@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bntui.engine.network import Network
+from bntui.engine.threads import engine_threads
 
 EVAL_SHARE = 0.1  # evaluated rows, at most this share of the training work
 TRAIN_ROW_COST = 2  # one trained row costs about two evaluated rows (measured: 2.2)
@@ -74,11 +75,12 @@ def loss_and_accuracy(network: Network, X: np.ndarray, y: np.ndarray,
 def figures(network: Network, splits: dict[str, tuple[np.ndarray, np.ndarray]],
             should_stop: Callable[[], bool] | None = None) -> Figures:
     """``{split}_loss`` and ``{split}_accuracy`` of every split (`Interrupted` if
-    `should_stop()` turns true between two chunks)."""
+    `should_stop()` turns true between two chunks), on the engine's BLAS threads."""
     out: Figures = {}
-    for split, (X, y) in splits.items():
-        out[f"{split}_loss"], out[f"{split}_accuracy"] = loss_and_accuracy(
-            network, X, y, should_stop=should_stop)
+    with engine_threads(), np.errstate(all="ignore"):  # a diverged network: inf, not a warning
+        for split, (X, y) in splits.items():
+            out[f"{split}_loss"], out[f"{split}_accuracy"] = loss_and_accuracy(
+                network, X, y, should_stop=should_stop)
     return out
 
 

@@ -310,8 +310,7 @@ class Session:
     def evaluate(self, record: bool = False) -> dict[str, float | None]:
         """Loss and accuracy on both splits, in eval mode (running statistics): every
         row, a chunk of rows at a time."""
-        with engine_threads(), np.errstate(all="ignore"):
-            out = evaluation.figures(self.network, self.whole_splits())
+        out = evaluation.figures(self.network, self.whole_splits())
         if record:
             self._record(out, exact=True)
         return out
@@ -345,8 +344,7 @@ class Session:
         """An evaluation on the sample, recorded in the history (exact when the sample is
         both whole splits; marked as an estimate otherwise)."""
         sample = self._eval_sample()
-        with engine_threads(), np.errstate(all="ignore"):
-            out = evaluation.figures(self.network, sample.splits())
+        out = evaluation.figures(self.network, sample.splits())
         self._record(out, exact=sample.exact)
         return out
 

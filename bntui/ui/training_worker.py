@@ -28,12 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from textual.message import Message
 
 from bntui.engine import evaluation
 from bntui.engine.session import Session
-from bntui.engine.threads import engine_threads
 from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 
 SLICE = 0.1  # seconds of training between two progress reports
@@ -156,8 +154,7 @@ def exact_run(session: Session, lock: threading.Lock, stale: Callable[[], bool],
         network = copy.deepcopy(session.network)
         splits = session.whole_splits()
     try:
-        with engine_threads(), np.errstate(all="ignore"):
-            figures = evaluation.figures(network, splits, should_stop=stale)
+        figures = evaluation.figures(network, splits, should_stop=stale)
     except evaluation.Interrupted:
         return
     post(ExactDone(session, step, figures))
