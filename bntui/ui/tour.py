@@ -58,8 +58,8 @@ def _mu(step: TraceStep, trace: Trace, trained: int) -> str:
 
 
 def _std(step: TraceStep, trace: Trace, trained: int) -> str:
-    return (f"std is one spread per feature, {step.formula}, with ε so that it is never 0: "
-            f"std = {vector(step.value)}")
+    return (f"std is one spread per feature: {step.formula}, ε keeping it above 0. "
+            f"Here std = {vector(step.value)}")
 
 
 def _znorm(step: TraceStep, trace: Trace, trained: int) -> str:
