@@ -7,11 +7,12 @@ drives an engine `Session`, and prints text or one JSON object.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bntui.cli.render import Progress, compact, table
 from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
-from bntui.engine.errors import BntuiError
+from bntui.engine.errors import BntuiError, Diverged
 from bntui.engine.jsonable import dumps
 from bntui.engine.session import Session
 from bntui.engine.threads import engine_threads
@@ -85,7 +86,21 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _session(args: argparse.Namespace) -> Session:
-    return Session(config_from_args(args))
+    """The session the flags describe; its cost reckoned before anything is allocated
+    (refused in one line if it cannot fit, a warning line if it will be very slow)."""
+    from bntui.engine.session import build_dataset, cost
+
+    config = config_from_args(args)
+    dataset = build_dataset(config)
+    checking = args.command == "gradcheck" and not args.no_numeric
+    est = cost(config, dataset, entries=getattr(args, "entries", 16))
+    if not est.fits:
+        raise BntuiError(est.refusal())
+    warning = est.warning(check=checking)
+    if warning:
+        print(f"bntui {args.command}: warning: {warning} (Ctrl-C stops)", file=sys.stderr,
+              flush=True)
+    return Session(config, dataset)
 
 
 def _pretrain(session: Session, steps: int | None, quiet: bool) -> None:
@@ -93,7 +108,7 @@ def _pretrain(session: Session, steps: int | None, quiet: bool) -> None:
     if steps:
         result = _train_with_progress(session, steps, quiet)
         if result.stopped:
-            raise BntuiError(result.stopped)
+            raise Diverged(result.stopped)
 
 
 def _train_with_progress(session: Session, steps: int | None, quiet: bool,
@@ -101,10 +116,13 @@ def _train_with_progress(session: Session, steps: int | None, quiet: bool,
     total = steps if epochs is None else epochs * session.steps_per_epoch
     bar = Progress(total or 0, enabled=not quiet)
     start = session.step_count
+    from bntui.cli import INTERRUPTED
+
     try:
         return session.train(
             steps=steps, epochs=epochs,
             on_step=lambda s: bar.update(s.step_count - start, s.history.loss[-1]),
+            should_stop=INTERRUPTED.is_set,
         )
     finally:
         bar.close()
@@ -126,12 +144,62 @@ def _loaded_session(args: argparse.Namespace) -> Session:
     return load_session(args.load)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Where the run is to be written, checked before any training: a missing folder, a
+    folder without permission or a missing torch is one line now, not a lost run later."""
+    from bntui.engine.files import check_writable
+
+    if args.save is not None:
+        check_writable(args.save, "session file")
+    if args.export_torch is not None:
+        from bntui.engine.export import _import_torch
+
+        _import_torch()
+        check_writable(args.export_torch, "torch export")
+
+
+def _write_outputs(args: argparse.Namespace, session: Session, out: dict) -> str | None:
+    """Save and export; a write that fails now (a full disk, say) saves the session to a
+    file of its own in the temporary folder instead, so the run is never lost.  The
+    failure's line, or None."""
+    from bntui.engine.persist import save_session
+
+    failed: str | None = None
+    if args.save is not None:
+        try:
+            out["saved"] = str(save_session(session, args.save))
+        except BntuiError as exc:
+            failed = str(exc)
+    if args.export_torch is not None and failed is None:
+        from bntui.engine.export import export_torch
+
+        try:
+            export_torch(session.network, args.export_torch)
+            out["exported"] = args.export_torch
+        except BntuiError as exc:
+            failed = str(exc)
+    if failed is not None and "saved" not in out:
+        import tempfile
+        import time
+
+        rescue = os.path.join(tempfile.gettempdir(),
+                              f"bntui-session-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz")
+        try:
+            out["saved"] = str(save_session(session, rescue))
+            failed += f"; the trained session was saved to {rescue} instead"
+        except BntuiError as exc:
+            failed += f"; saving it to {rescue} failed too ({exc})"
+    return failed
+
+
 def train(args: argparse.Namespace) -> int:
-    session = _loaded_session(args) if args.load else _session(args)
+    _check_outputs(args)
+    session = _loaded_session(args) if args.load is not None else _session(args)
     cfg = session.config
-    steps = args.steps if args.load else (None if cfg.epochs is not None else cfg.steps)
-    epochs = args.epochs if args.load else cfg.epochs
-    if args.load and steps is None and epochs is None:
+    loaded = args.load is not None
+    steps = args.steps if loaded else (None if cfg.epochs is not None else cfg.steps)
+    epochs = args.epochs if loaded else cfg.epochs
+    if loaded and steps is None and epochs is None:
         steps = 0
     result = _train_with_progress(session, steps, args.json, epochs=epochs)
     net = session.network
@@ -161,15 +229,12 @@ def train(args: argparse.Namespace) -> int:
         "steps_per_second": result.steps / result.seconds if result.seconds > 0 else None,
         "stopped": result.stopped,
     }
-    if args.save:
-        from bntui.engine.persist import save_session
+    from bntui.cli import INTERRUPTED
 
-        out["saved"] = str(save_session(session, args.save))
-    if args.export_torch:
-        from bntui.engine.export import export_torch
-
-        export_torch(session.network, args.export_torch)
-        out["exported"] = args.export_torch
+    interrupted = INTERRUPTED.is_set()
+    if interrupted:
+        out["stopped"] = f"interrupted (Ctrl-C) after {session.step_count} steps"
+    failed = _write_outputs(args, session, out)
     if args.json:
         if args.history:
             out["history"] = session.history.to_dict()
@@ -190,11 +255,19 @@ def train(args: argparse.Namespace) -> int:
         va = ev["val_accuracy"]
         print(f"   validation {100 * va:.2f} % ({ds.n_val} samples)" if va is not None
               else "   validation — (no validation split)")
-        if args.save:
+        if "saved" in out:
             print(f"saved      {out['saved']}")
-        if args.export_torch:
+        if "exported" in out:
             print(f"exported   {args.export_torch} (torch.nn.Sequential; "
                   "bntui.engine.load_torch reads it)")
+    if failed is not None:
+        print(f"bntui train: error: {failed}", file=sys.stderr)
+        return 2
+    if interrupted:
+        print(f"bntui train: interrupted after {session.step_count} steps"
+              + ("; what was trained is written above" if "saved" in out or "exported" in out
+                 else ""), file=sys.stderr)
+        return 130
     if result.stopped:
         print(f"bntui train: {result.stopped}", file=sys.stderr)
         return 1
@@ -250,7 +323,8 @@ def gradcheck(args: argparse.Namespace) -> int:
                      f"declared {' '.join(v['declared']) or 'none'}"))
     if args.tol is not None:
         judged = [v for v in worst.values() if v is not None]
-        if judged and max(judged) > args.tol:
+        # NaN compares false with everything: an error that is not a number fails
+        if judged and not all(v <= args.tol for v in judged):
             if not args.json:
                 print(f"bntui gradcheck: a relative error exceeds --tol {args.tol:g}",
                       file=sys.stderr)

@@ -59,7 +59,9 @@ def fraction(what: str):
     return parse
 
 
-def int_at_least(what: str, low: int):
+def int_at_least(what: str, low: int, high: int | None = None):
+    """A whole number from `low` (to `high`, when a larger one could only exhaust the
+    machine: the engine's own limit, named where the value is used)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -69,7 +71,21 @@ def int_at_least(what: str, low: int):
             ) from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{what} must be at least {low} (got {value})")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{what} must be at most {high:,} (got {value:,})")
         return value
+
+    return parse
+
+
+def path(what: str):
+    """A file name that is not empty (an empty one would silently mean 'nowhere')."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} must name a file (got an empty name)")
+        if "\0" in text:
+            raise argparse.ArgumentTypeError(f"{what} must not contain a NUL character")
+        return text
 
     return parse
 
@@ -147,14 +163,14 @@ def build_parser() -> Parser:
                     help="steps between evaluations (default: a schedule that keeps them "
                          "within ~10 %% of the training work, at most ~100 a run)")
     tr.add_argument("--history", action="store_true", help="include the history in --json")
-    tr.add_argument("--load", metavar="FILE",
+    tr.add_argument("--load", metavar="FILE", type=path("--load"),
                     help="resume a saved session (its configuration, weights, optimizer state "
                     "and history); only --steps/--epochs may be given with it")
-    tr.add_argument("--save", metavar="FILE",
+    tr.add_argument("--save", metavar="FILE", type=path("--save"),
                     help="save the whole session after training (a versioned .npz, written "
                     "atomically); training N, saving, loading and training M more gives the "
                     "same numbers as N + M in one go")
-    tr.add_argument("--export-torch", metavar="FILE",
+    tr.add_argument("--export-torch", metavar="FILE", type=path("--export-torch"),
                     help="save the trained network as a torch.nn.Sequential (needs torch)")
     tr.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -211,7 +227,7 @@ def build_parser() -> Parser:
     wk.add_argument("--format", choices=("text", "json", "md", "html"),
                     help="text (default), json, md (a Markdown handout) or html (a "
                     "standalone page)")
-    wk.add_argument("--output", metavar="FILE",
+    wk.add_argument("--output", metavar="FILE", type=path("--output"),
                     help="write to FILE (atomically) instead of stdout")
     wk.add_argument("--json", action="store_true", help="the same as --format json")
     return top

@@ -29,6 +29,7 @@ from bntui.engine.errors import BntuiError
 
 _ALPHA = re.compile(r"^([a-z_\-]+)\s*(?:=\s*([^()]+)|\(\s*([^()]*)\s*\))$")
 OPTIONS = ("bn", "nobn", "bias", "nobias")
+MAX_ALPHA = 1000.0  # a steeper slope than this only overflows
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,9 @@ def parse_arch(spec: str) -> ArchSpec:
                     raise _fail(
                         spec, tpos, tok, block_no, f"α of {canon} must be a number"
                     ) from None
-                if not (alpha == alpha and abs(alpha) != float("inf") and alpha >= 0):
-                    raise _fail(spec, tpos, tok, block_no, f"α of {canon} must be finite and ≥ 0")
+                if not (alpha == alpha and 0 <= alpha <= MAX_ALPHA):
+                    raise _fail(spec, tpos, tok, block_no,
+                                f"α of {canon} must be between 0 and {MAX_ALPHA:g}")
             act = canon
         blocks.append(
             BlockSpec(

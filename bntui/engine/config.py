@@ -82,6 +82,22 @@ class RunConfig:
             raise BntuiError(f"dtype must be one of {', '.join(DTYPES)} (got '{self.dtype}')")
         if self.eval_every is not None and self.eval_every < 1:
             raise BntuiError(f"eval-every must be at least 1 (got {self.eval_every})")
+        # what building the session would refuse, found without loading or allocating
+        # anything: the app and `serve` must refuse a bad flag before any screen starts
+        from bntui.engine.arch import parse_arch
+        from bntui.engine.datasets import check_dataset
+        from bntui.engine.optimizers import make_optimizer
+
+        arch = parse_arch(self.arch)
+        check_dataset(self.dataset, seed=self.seed, samples=self.samples, noise=self.noise,
+                      val_fraction=self.val_fraction, standardize=self.standardize,
+                      split=self.split, classes=self.classes)
+        make_optimizer(self.optimizer, self.lr, **dict(self.hyper))
+        self.bn.make(1, "float64")  # the BatchNorm conventions, checked by the layer
+        if self.batch_size == 1 and any(b.batchnorm for b in arch.blocks):
+            raise BntuiError(
+                "batch size 1 with BatchNorm: expected more than 1 value per feature when "
+                "training (use a batch size of 2 or more, or an architecture without bn)")
         if self.bug is not None:
             from bntui.engine.labs.bugs import get_bug  # the zoo imports this module
 

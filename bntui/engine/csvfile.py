@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -183,6 +184,17 @@ def _whole_number(cell: str) -> int | None:
     except ValueError:
         return None
     return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
+def check_readable(path: str) -> None:
+    """One line if `path` cannot be opened as a CSV file (before anything is read)."""
+    what = f"CSV file {path!r}"
+    if os.path.isdir(path):
+        raise BntuiError(f"{what} is a directory, not a file")
+    if not os.path.exists(path):
+        raise BntuiError(f"{what} not found")
+    if not os.access(path, os.R_OK):
+        raise BntuiError(f"{what} could not be read: permission denied")
 
 
 def read_csv_precise(path: str, progress: Progress | None = None) -> CsvData:

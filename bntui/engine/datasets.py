@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bntui.engine import generators
-from bntui.engine.csvfile import Progress, read_csv
+from bntui.engine.csvfile import Progress, check_readable, read_csv
 from bntui.engine.errors import BntuiError
 from bntui.engine.generators import GENERATED
 
@@ -114,20 +114,13 @@ def describe_datasets() -> list[dict[str, str]]:
     return rows
 
 
-def load_dataset(
+def check_dataset(
     name: str, *, seed: int = 0, samples: int | None = None, noise: float | None = None,
     val_fraction: float | None = None, standardize: bool | None = None,
-    split: str = "random", n_train: int | None = None, classes: int | None = None,
-    progress: Progress | None = None,
-) -> Dataset:
-    """Load dataset ``name`` (see ``DATASET_NAMES``) or a CSV file, split and scale it.
-
-    ``val_fraction`` defaults to 0.2 (0 for seed-toy).  ``split`` is "random" (seeded
-    shuffle), "head" (first rows train, no shuffle) or "none" (all rows train);
-    ``n_train``, when given, fixes the number of training rows instead of ``val_fraction``.
-    ``standardize=None`` picks the dataset's default scaling.  ``progress``: called with
-    the rows read so far while a CSV file is read (see `csvfile.read_csv`).
-    """
+    split: str = "random", classes: int | None = None,
+) -> tuple[str, str, float]:
+    """Check `load_dataset`'s arguments without loading anything (a CSV file must exist
+    and be readable); (the canonical name or "csv", the split, the validation share)."""
     key = _resolve_name(name)
     seed = generators.as_int(seed, "seed")
     if seed < 0:
@@ -150,7 +143,30 @@ def load_dataset(
         fraction = generators.as_float(val_fraction, "val_fraction")
         if not 0.0 <= fraction < 1.0:
             raise BntuiError(f"val_fraction must be at least 0 and below 1, not {fraction:g}")
+    if key == "csv":
+        check_readable(os.fspath(name))
+    elif key in GENERATED:
+        generators.resolve_options(key, samples, noise, classes)
+    return key, split, fraction
 
+
+def load_dataset(
+    name: str, *, seed: int = 0, samples: int | None = None, noise: float | None = None,
+    val_fraction: float | None = None, standardize: bool | None = None,
+    split: str = "random", n_train: int | None = None, classes: int | None = None,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Load dataset ``name`` (see ``DATASET_NAMES``) or a CSV file, split and scale it.
+
+    ``val_fraction`` defaults to 0.2 (0 for seed-toy).  ``split`` is "random" (seeded
+    shuffle), "head" (first rows train, no shuffle) or "none" (all rows train);
+    ``n_train``, when given, fixes the number of training rows instead of ``val_fraction``.
+    ``standardize=None`` picks the dataset's default scaling.  ``progress``: called with
+    the rows read so far while a CSV file is read (see `csvfile.read_csv`).
+    """
+    key, split, fraction = check_dataset(
+        name, seed=seed, samples=samples, noise=noise, val_fraction=val_fraction,
+        standardize=standardize, split=split, classes=classes)
     data_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if key == "csv":
         path = os.fspath(name)

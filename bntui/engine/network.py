@@ -25,6 +25,7 @@ view of one flat buffer (`engine/flat.py`).  Two passes:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -361,6 +362,32 @@ class Network:
         for k, p in self.named_params():
             p[...] = state[k]
         self.load_running(state)
+
+    def nonfinite(self) -> str | None:
+        """The first parameter or running statistic holding a NaN or ±inf, in words
+        ("layer 1's running_var"); None when every value is finite."""
+        return self.nonfinite_params() or self.nonfinite_running()
+
+    def nonfinite_params(self) -> str | None:
+        """`nonfinite` of the parameters alone: one sum over the flat buffer, cheap
+        enough for every step (a sum that overflows means values near 1e308, which have
+        diverged too)."""
+        if math.isfinite(float(self.flat.params.sum())):
+            return None
+        return next((f"layer {name.split('.')[0]}'s {name.split('.')[1]}"
+                     for name, p in self.named_params() if not np.isfinite(p).all()),
+                    "a parameter")
+
+    def nonfinite_running(self) -> str | None:
+        """`nonfinite` of the running statistics alone (a sum per array)."""
+        for block in self.blocks:
+            bn = block.bn
+            if bn is None:
+                continue
+            for stat in ("running_mean", "running_var", "running_std"):
+                if not math.isfinite(float(getattr(bn, stat).sum())):
+                    return f"layer {block.index}'s {stat}"
+        return None
 
     def load_running(self, state: dict[str, np.ndarray]) -> None:
         for block in self.blocks:

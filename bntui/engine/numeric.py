@@ -204,7 +204,23 @@ def _param_column(network: Network, base: Base, k: int, y: np.ndarray, training:
 def node_gradients(network: Network, base: Base, k: int, name: str, idx: np.ndarray,
                    steps: np.ndarray, y: np.ndarray,
                    training: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Sampled entries `idx` of block k's tensor `name`: (values, kinks)."""
+    """Sampled entries `idx` of block k's tensor `name`: (values, kinks); the variants
+    go through the network a chunk at a time (`MAX_BYTES`), however many are asked for."""
+    t0 = base.caches[k][name]
+    width = max(b.dense.fan_out for b in network.blocks)
+    rows = t0.shape[0] if t0.ndim == 2 else 1
+    per_entry = 2 * max(t0.size, rows * width) * 8 * 4
+    values = np.empty(idx.size)
+    kinks = np.zeros(idx.size, dtype=bool)
+    for sl in _chunks(idx.size, per_entry):
+        values[sl], kinks[sl] = _node_chunk(network, base, k, name, idx[sl], steps, y,
+                                            training)
+    return values, kinks
+
+
+def _node_chunk(network: Network, base: Base, k: int, name: str, idx: np.ndarray,
+                steps: np.ndarray, y: np.ndarray,
+                training: bool) -> tuple[np.ndarray, np.ndarray]:
     t0 = base.caches[k][name]
     n = idx.size
     if t0.ndim == 2:  # entry (r, c) of (N, D) sits at (c, r) of the feature-major copy

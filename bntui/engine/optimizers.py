@@ -92,6 +92,19 @@ class Optimizer:
         self.t += 1
         self._apply(flat.params, flat.grads, self._flat_slots(flat))
 
+    def nonfinite(self) -> str | None:
+        """The first state slot holding a NaN or ±inf ("Adam's v"); None when all are
+        finite (a sum per flat buffer: cheap enough for every step)."""
+        cached = self.__dict__.get("_flat")
+        if cached is not None and self._flat_valid(cached):
+            buffers = cached[3].items()
+        else:
+            buffers = ((n, v) for d in self.state.values() for n, v in d.items())
+        for name, buf in buffers:
+            if not math.isfinite(float(np.sum(buf))):
+                return f"{self.name}'s {name}"
+        return None
+
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         self._apply(p, g, {name: self._buf(key, name, p) for name in self.slots})
 
@@ -306,13 +319,19 @@ DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05,
               "rmsprop": 0.005, "adam": 0.01}
 
 
+def optimizer_class(name: str) -> type[Optimizer]:
+    """The optimizer class of `name`, or one line naming the choices."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in OPTIMIZERS:
+        raise BntuiError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[key]
+
+
 def make_optimizer(name: str, lr: float | None = None, *, cls: type[Optimizer] | None = None,
                    **hyper: float) -> Optimizer:
     """Build an optimizer by name (`sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`,
     `adam`); `cls`, a subclass of that optimizer (a variant of the bug zoo), instead of it."""
-    key = name.strip().lower().replace("-", "_")
-    if key not in OPTIMIZERS:
-        raise BntuiError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
+    key = optimizer_class(name).name
     if cls is not None and not issubclass(cls, OPTIMIZERS[key]):
         raise BntuiError(f"{cls.__name__} is a variant of {cls.name}, not of {key} "
                          f"(use --optimizer {cls.name})")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bntui.engine import evaluation
+from bntui.engine import budget, evaluation
 from bntui.engine.arch import parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.csvfile import Progress
@@ -30,7 +30,7 @@ from bntui.engine.datasets import Dataset, load_dataset
 from bntui.engine.errors import BntuiError
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.network import Network, Parts
-from bntui.engine.optimizers import Optimizer, make_optimizer
+from bntui.engine.optimizers import Optimizer, make_optimizer, optimizer_class
 from bntui.engine.regions import VIEW_ROWS, PlaneSample, plane_sample
 from bntui.engine.threads import engine_threads
 from bntui.engine.trace import Trace, record_trace
@@ -111,7 +111,27 @@ def build_parts(cfg: RunConfig) -> Parts:
     return get_bug(cfg.bug).parts
 
 
+def training_rows(cfg: RunConfig, dataset: Dataset) -> int:
+    """The rows of one training batch: the batch size, or the whole training split."""
+    n = dataset.n_train
+    return n if cfg.batch_size is None or cfg.batch_size >= n else cfg.batch_size
+
+
+def cost(cfg: RunConfig, dataset: Dataset, entries: int = 16) -> budget.Estimate:
+    """The memory and time the config's network needs on `dataset` (nothing allocated;
+    `entries`: of each intermediate tensor, sampled by a gradient check)."""
+    return budget.estimate(cfg.arch, dataset.n_features, dataset.n_classes,
+                           training_rows(cfg, dataset), dtype=cfg.dtype,
+                           optimizer_slots=len(optimizer_class(cfg.optimizer).slots),
+                           entries=entries)
+
+
 def build_network(cfg: RunConfig, dataset: Dataset, parts: Parts | None = None) -> Network:
+    """The config's network for `dataset`; refused in one line if it cannot fit in the
+    memory this machine has (`budget`), before anything is allocated."""
+    est = cost(cfg, dataset)
+    if not est.fits:
+        raise BntuiError(est.refusal())
     arch = parse_arch(cfg.arch)
     dtype = np.float32 if cfg.dtype == "float32" else np.float64
     return Network.build(
@@ -137,15 +157,7 @@ class Session:
         self.y_train = self.dataset.y_train
         self.X_val = self.dataset.X_val.astype(dtype, copy=False)
         self.y_val = self.dataset.y_val
-        n = self.dataset.n_train
-        bs = config.batch_size
-        self.batch_size = n if bs is None or bs >= n else bs
-        has_bn = any(b.bn is not None for b in self.network.blocks)
-        if has_bn and self.batch_size < 2:
-            raise BntuiError(
-                "batch size 1 with BatchNorm: expected more than 1 value per feature when "
-                "training (use a batch size of 2 or more, or an architecture without bn)"
-            )
+        self.batch_size = training_rows(config, self.dataset)
         self._batch_rng = np.random.default_rng([config.seed, 1])
         self._order: np.ndarray = np.arange(0)
         self._cursor = 0
@@ -280,16 +292,24 @@ class Session:
                 break
             Xb, yb = self.next_batch()
             loss, hits = net.train_step(Xb, yb)
-            if not math.isfinite(loss):
+            bad = (f"the loss became {loss}" if not math.isfinite(loss)
+                   else net.nonfinite_running())
+            if bad is None:
+                snapshot = self._snapshot(into=snapshot)
+                opt.step_flat(net.flat)  # every parameter in one pass
+                bad = net.nonfinite_params() or opt.nonfinite()
+            if bad is not None:
                 self._restore(snapshot)
+                if bad.startswith("the loss"):
+                    what = bad
+                else:
+                    what = f"{bad} became infinite or NaN"
                 self.stopped = (
-                    f"training stopped at step {self.step_count + 1}: the loss became "
-                    f"{loss} (learning rate {opt.lr:g} may be too high); the parameters that "
-                    f"gave the last finite loss (step {self.step_count}) were kept"
+                    f"training stopped at step {self.step_count + 1}: {what} (learning rate "
+                    f"{opt.lr:g} may be too high); the parameters, running statistics and "
+                    f"optimizer state of step {self.step_count} were kept"
                 )
                 break
-            snapshot = self._snapshot(into=snapshot)
-            opt.step_flat(net.flat)  # every parameter in one pass
             self.step_count += 1
             taken += 1
             self.history.step.append(self.step_count)
