@@ -171,6 +171,7 @@ async def test_the_stepper_and_the_plots_read_samples_and_say_so(big_csv: Path) 
         await pilot.press("3")
         info = text(app.query_one("#ds-info"))
         assert "plots: 2,000 of 16,000 training rows" in info
+        assert "first row read as a header (its cell 'x1' is not a number)" in info
         assert len(app.query_one(DatasetPane).query_one(PlaneView).labels) == 2000
         await pilot.press("6", "g")
         assert await until(lambda: app.check is not None, 60)

@@ -152,6 +152,29 @@ def test_csv_dataset_trains(tmp_path, capsys: pytest.CaptureFixture[str]) -> Non
     code, out, err = run(capsys, "train", "--dataset", str(path), "--steps", "20", "--json")
     assert code == 0, err
     assert json.loads(out)["steps"] == 20
+    assert json.loads(out)["dataset_note"] == (
+        "first row read as a header (its cell 'x1' is not a number)")
+
+
+def test_csv_header_decision_is_shown(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A header of numbers ('0,1,label', as pandas writes numbered columns) is told
+    from data by the label column, and the train report says what was decided."""
+    path = tmp_path / "pts.csv"
+    rows = ["0,1,label"] + [f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]}" for i in range(40)]
+    path.write_text("\n".join(rows) + "\n")
+    code, out, err = run(capsys, "train", "--dataset", str(path), "--steps", "5")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("dataset    ") and "40 train" not in lines[0]
+    assert "2 classes" in lines[0] and "32 train / 8 validation" in lines[0]
+    assert lines[1] == ("           first row read as a header (its label 'label' would be "
+                        "the only class with a single row)")
+    path.write_text("\n".join(rows[1:]) + "\n")
+    code, out, err = run(capsys, "train", "--dataset", str(path), "--steps", "5", "--json")
+    assert code == 0, err
+    assert json.loads(out)["dataset_note"].startswith("no header (")
+    code, out, err = run(capsys, "train", "--dataset", "moons", "--steps", "5", "--json")
+    assert code == 0 and json.loads(out)["dataset_note"] is None
 
 
 def test_diverging_training_stops_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_datasets import BAD_CSVS, csv_texts
 
-from bntui.engine.csvfile import _read_plain, read_csv, read_csv_precise
+from bntui.engine.csvfile import CsvData, _read_plain, read_csv, read_csv_precise
 from bntui.engine.errors import BntuiError
 
 # files the fast path reads itself (the precise reader gives the same)
@@ -56,12 +56,12 @@ PRECISE = {
 
 def outcome(reader, path: Path) -> tuple:  # type: ignore[no-untyped-def]
     try:
-        X, y, features, classes = reader(str(path))
+        X, y, features, classes, note = reader(str(path))
     except BntuiError as exc:
         return ("error", str(exc))
     X = np.ascontiguousarray(X)
     return ("ok", X.shape, X.dtype.str, X.tobytes(), y.dtype.str, y.tolist(), features,
-            classes)
+            classes, note)
 
 
 def assert_same(path: Path) -> tuple:
@@ -120,13 +120,13 @@ def test_header_and_labels_as_a_learner_writes_them(tmp_path: Path) -> None:
     path = tmp_path / "iris.csv"
     path.write_text('"sepal length","sepal width","species"\n5.1,3.5,"setosa"\n'
                     '7.0,3.2,"versicolor"\n6.3,3.3,"virginica"\n4.9,3.0,"setosa"\n')
-    X, y, features, classes = read_csv(str(path))
+    X, y, features, classes, _ = read_csv(str(path))
     assert features == ["sepal length", "sepal width"]
     assert classes == ["setosa", "versicolor", "virginica"]
     assert y.tolist() == [0, 1, 2, 0] and X.shape == (4, 2)
     no_header = tmp_path / "plain.csv"
     no_header.write_text("5.1,3.5,2\n7.0,3.2,10\n6.3,3.3,2\n")
-    X, y, features, classes = read_csv(str(no_header))
+    X, y, features, classes, _ = read_csv(str(no_header))
     assert features == ["x1", "x2"] and classes == ["2", "10"] and y.tolist() == [0, 1, 0]
 
 
@@ -168,3 +168,148 @@ def test_nasty_csvs_read_the_same(tmp_path: Path, text: str) -> None:
     path = tmp_path / "nasty.csv"
     path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
     assert_same(path)
+
+
+# the header decision --------------------------------------------------------------------
+def iris_rows(labels: str = "names") -> list[str]:
+    """iris as a learner exports it: 4 measurements, then the species (or its number)."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    names = [str(n) for n in bunch.target_names] if labels == "names" else ["0", "1", "2"]
+    return [",".join(f"{v:g}" for v in x) + f",{names[t]}"
+            for x, t in zip(bunch.data, bunch.target, strict=True)]
+
+
+def read_both(path: Path) -> CsvData:
+    """Both readers (and the fast path, when it answers) agree; the precise reader's answer."""
+    kind, *rest = assert_same(path)
+    assert kind == "ok", rest
+    return read_csv_precise(str(path))
+
+
+def test_a_numeric_looking_header_above_text_labels_is_a_header(tmp_path: Path) -> None:
+    """The bug: `0,1,2,3,species` (pandas' numbered columns) was a sample of class
+    'species', and a 4-class network was trained on iris' 3 classes."""
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join(["0,1,2,3,species", *iris_rows()]) + "\n")
+    assert _read_plain(str(path)) is not None  # the fast path decides it, in one read
+    data = read_both(path)
+    assert data.X.shape == (150, 4)
+    assert data.class_names == ["setosa", "versicolor", "virginica"]
+    assert np.bincount(data.y).tolist() == [50, 50, 50]
+    assert data.feature_names == ["0", "1", "2", "3"]
+    assert data.note.startswith("first row read as a header") and "'species'" in data.note
+    # and the precise reader decides the same when it is the one reading the file
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("\n".join(["0,1,2,3,species", *iris_rows()[:-1], '"5.9",3,5.1,1.8,'
+                                 "virginica"]) + "\n")
+    assert _read_plain_or_none(quoted) is None
+    data = read_both(quoted)
+    assert data.X.shape == (150, 4) and len(data.class_names) == 3 and "'species'" in data.note
+
+
+@pytest.mark.parametrize(("head", "labels", "why"), [
+    ("0,1,2,3,4", "numbers", "would be the only class with a single row"),
+    ("0,1,2,3,label", "numbers", "is text, every other label a number"),
+    ("0,1,2,3,4", "names", "is a number, every other label text"),
+    ("0,1,2,3,class", "names", "would be the only class with a single row"),
+    ("0,1,2,3,target", "names", "would be the only class with a single row"),
+    ("1,2,3,4,y", "names", "would be the only class with a single row"),
+    ('0,1,2,3,"species"', "names", "would be the only class with a single row"),
+    ("0,1,2,3,3.0", "numbers", "would be the only class with a single row"),
+])
+def test_numeric_looking_headers(tmp_path: Path, head: str, labels: str, why: str) -> None:
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join([head, *iris_rows(labels)]) + "\n")
+    data = read_both(path)
+    assert data.X.shape == (150, 4) and len(data.class_names) == 3
+    assert data.feature_names == head.split(",")[:4]
+    assert data.note.startswith("first row read as a header") and why in data.note
+
+
+def test_a_header_less_file_stays_header_less(tmp_path: Path) -> None:
+    for labels in ("names", "numbers"):
+        path = tmp_path / f"{labels}.csv"
+        path.write_text("\n".join(iris_rows(labels)) + "\n")
+        data = read_both(path)
+        assert data.X.shape == (150, 4) and data.feature_names == ["x1", "x2", "x3", "x4"]
+        assert data.note.startswith("no header") and "a class of other rows too" in data.note
+    # a first label that is a class of other rows: "2" and "2.0" are one class
+    path = tmp_path / "same.csv"
+    path.write_text("1,2,2\n3,4,2.0\n5,6,1\n7,8,1\n")
+    assert read_both(path)[0].shape == (4, 2)
+
+
+def test_a_text_header_stays_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join(["sepal length,sepal width,petal length,petal width,species",
+                               *iris_rows()]) + "\n")
+    data = read_both(path)
+    assert data.X.shape == (150, 4) and data.feature_names[0] == "sepal length"
+    assert data.note == "first row read as a header (its cell 'sepal length' is not a number)"
+
+
+def test_ambiguous_and_tiny_files_keep_their_first_row(tmp_path: Path) -> None:
+    """When another class has a single row too, the first row's label does not stand out:
+    the row is data, and the note says which other class is as small."""
+    cases = {
+        "1,2,a\n3,4,b\n5,6,b\n7,8,c\n": ("'a' is a class of one row, like 'c'", 4),
+        "1,2,chat\n3,4,éléphant\n5,6,猫\n": ("like 'éléphant'", 3),
+        "0,1,species\n5.1,3.5,setosa\n": ("like 'setosa'", 2),  # one data row: no telling
+        "1,2,0\n3,4,1\n": ("like '1'", 2),
+    }
+    for i, (text, (why, rows)) in enumerate(cases.items()):
+        path = tmp_path / f"{i}.csv"
+        path.write_text(text)
+        data = read_both(path)
+        assert len(data.X) == rows, text
+        assert data.note.startswith("no header") and why in data.note, data.note
+
+
+def test_the_note_is_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    long_label = "a very long label\nwith a newline in it, written by a spreadsheet"
+    path.write_text(f'0,1,"{long_label}"\n' + "1,2,a\n3,4,a\n5,6,b\n7,8,b\n")
+    data = read_csv(str(path))
+    assert len(data.X) == 4 and "\n" not in data.note and len(data.note) < 120, data.note
+    assert data.note == read_csv_precise(str(path)).note
+
+
+LABEL_SETS = [["setosa", "versicolor", "virginica"], ["0", "1"], ["3", "7", "10", "2"],
+              ["cat", "dog"], ["b", "a", "c", "d"]]
+
+
+@st.composite
+def headed_csvs(draw: st.DrawFn) -> tuple[str, bool, int, int]:
+    """A small CSV whose classes have 2 rows or more, with or without a header whose
+    feature cells are numbers; the text, whether it has a header, its rows and classes."""
+    classes = draw(st.sampled_from(LABEL_SETS))
+    k = draw(st.integers(2, len(classes)))
+    width = draw(st.integers(1, 4))
+    labels = [c for c in classes[:k] for _ in range(draw(st.integers(2, 5)))]
+    labels = draw(st.permutations(labels))
+    number = st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: f"{v:g}")
+    rows = [",".join([*(draw(number) for _ in range(width)), label]) for label in labels]
+    header = draw(st.booleans())
+    if header:
+        fresh = ["species", "label", "class", "target", "y", "99", "4.0", "-1"]
+        name = draw(st.sampled_from([f for f in fresh if f not in classes[:k]
+                                     and not (f == "4.0" and "4" in classes[:k])]))
+        rows.insert(0, ",".join([*(str(j) for j in range(width)), name]))
+    return "\n".join(rows) + "\n", header, len(labels), k
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=headed_csvs())
+def test_numeric_headers_are_told_from_data(tmp_path: Path,
+                                            case: tuple[str, bool, int, int]) -> None:
+    """Whatever the labels, a header of numbers above classes of 2 rows or more is a
+    header, and the same file without it has none; both readers agree."""
+    text, header, rows, k = case
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    data = read_both(path)
+    assert len(data.X) == rows and len(data.class_names) == k
+    assert data.note.startswith("first row read as a header" if header else "no header"), data.note

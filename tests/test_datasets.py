@@ -283,6 +283,17 @@ def test_csv_numeric_header_detected_by_label(tmp_path: Path) -> None:
     assert ds.feature_names == ["1", "2"] and ds.n_train == 2
 
 
+def test_csv_header_decision_is_the_dataset_note(tmp_path: Path) -> None:
+    path = tmp_path / "numhead.csv"
+    path.write_text("0,1,species\n" + "".join(f"{i},{i % 3},{'ab'[i % 2]}\n" for i in range(8)))
+    ds = load_dataset(str(path), val_fraction=0)
+    assert ds.n_train == 8 and ds.class_names == ["a", "b"] and ds.feature_names == ["0", "1"]
+    assert ds.note == ("first row read as a header (its label 'species' would be the only "
+                       "class with a single row)")
+    assert ds.summary()["note"] == ds.note
+    assert load_dataset("moons").note == ""  # only a read file has one
+
+
 def test_csv_split_and_rejected_options(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("".join(f"{i},{i * i},{i % 2}\n" for i in range(10)))

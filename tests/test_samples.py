@@ -175,7 +175,7 @@ def test_the_readers_count_their_rows_as_they_go(tmp_path: Path, reader) -> None
     rows = 2 * PROGRESS_ROWS + 123
     path = _csv(tmp_path / "big.csv", rows)
     seen: list[int] = []
-    X, y, _, _ = reader(str(path), seen.append)
+    X, y, *_ = reader(str(path), seen.append)
     assert len(y) == rows
     assert seen == [PROGRESS_ROWS, 2 * PROGRESS_ROWS]  # rising, never past the rows
     plain = reader(str(path))

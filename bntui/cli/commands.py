@@ -209,6 +209,7 @@ def train(args: argparse.Namespace) -> int:
     out = {
         "preset": args.preset,
         "dataset": session.dataset.name,
+        "dataset_note": session.dataset.note or None,
         "arch": cfg.arch,
         "network": net.describe(),
         "params": net.n_params(),
@@ -243,6 +244,8 @@ def train(args: argparse.Namespace) -> int:
         ds = session.dataset
         print(f"dataset    {ds.name}: {ds.n_train} train / {ds.n_val} validation, "
               f"{ds.n_features} features, {ds.n_classes} classes ({ds.scaling})")
+        if ds.note:
+            print(f"           {ds.note}")
         print(f"network    {net.describe()}   ({net.n_params():,} parameters)")
         print(f"optimizer  {session.optimizer.describe()}, batch {session.batch_size}, "
               f"seed {cfg.seed}, {cfg.dtype}")

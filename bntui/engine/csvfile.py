@@ -9,9 +9,13 @@ the same arrays for every file (tested on the bundled cases and on fuzzed files)
 fast path only changes the time: a million rows in about a second instead of a minute.
 
 The rules, in both readers: cells are stripped of spaces; lines whose cells are all empty
-are skipped; the first line is a header if a feature cell in it is not a number, or if
-its label is not a number while every other label is; numeric labels must be whole
-numbers ("3", "3.0") and sort as numbers, any other labels sort as text.
+are skipped; numeric labels must be whole numbers ("3", "3.0") and sort as numbers, any
+other labels sort as text.  The first line is a header when it does not look like a
+sample of the file (:func:`header_decision`, one rule for both readers): a feature cell in
+it is not a number, or its label stands out from every other row's — text where they are
+all numbers, a number where they are all text, or the one class with a single row.  The
+fast reader loads the first line as data and drops it once the label column is read, so
+the file is read once.  The readers say what they decided in one line (`CsvData.note`).
 """
 
 from __future__ import annotations
@@ -20,16 +24,30 @@ import csv
 import math
 import os
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from bntui.engine.errors import BntuiError
 
-__all__ = ["Stopped", "count_lines", "read_csv", "read_csv_precise"]
+__all__ = ["CsvData", "Stopped", "count_lines", "header_decision", "read_csv",
+           "read_csv_precise"]
 
-CsvData = tuple[np.ndarray, np.ndarray, list[str], list[str]]
+
+class CsvData(NamedTuple):
+    """What a reader gives: features ``(N, D)`` float64, labels ``0..K-1``, the feature
+    and class names, and one line saying whether the first row was read as a header and
+    why ("first row read as a header (…)" or "no header (…)")."""
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list[str]
+    class_names: list[str]
+    note: str
+
+
 Progress = Callable[[int], object]  # called with the number of rows read so far
 PROGRESS_ROWS = 50_000  # rows between two calls of a reader's `progress`
 
@@ -69,6 +87,56 @@ def count_lines(path: str, block: int = 1 << 20) -> int:
     except OSError:
         return 0
     return lines + (last != b"\n")
+
+
+# the header rule ------------------------------------------------------------------------
+def header_decision(first: list[str], later: Mapping[str, int]) -> tuple[bool, str]:
+    """Whether the first row (its stripped cells, `first`) is a header, and a one-line
+    note saying why, from the labels of the rows after it (`later`: label → rows).
+
+    The rule: the first row is a header when a feature cell in it is not a number, or
+    when its label stands out from every other row's label — text where they are all
+    numbers, a number where they are all text, or the one class with a single row (a
+    class name like "species" above a file whose classes each have many rows)."""
+    for cell in first[:-1]:
+        if not _is_number(cell):
+            return True, f"first row read as a header (its cell {_shown(cell)} is not a number)"
+    # an empty label is missing, not a class: the reader names its row
+    label, later = first[-1], {other: count for other, count in later.items() if other}
+    if not label:
+        return False, "no header (the first row is all numbers and its label is empty)"
+    if not later:
+        return False, "no header (the first row is all numbers and no other row has a label)"
+    numbers = [_is_number(other) for other in later]
+    if not _is_number(label) and all(numbers):
+        return True, (f"first row read as a header (its label {_shown(label)} is text, "
+                      "every other label a number)")
+    if _is_number(label) and not any(numbers):
+        return True, (f"first row read as a header (its label {_shown(label)} is a number, "
+                      "every other label text)")
+    numeric = _is_number(label) and all(numbers)  # then "3" and "3.0" are one class
+
+    def key(cell: str) -> object:
+        whole = _whole_number(cell) if numeric else None
+        return cell if whole is None else whole
+
+    rows: Counter[object] = Counter()
+    for other, count in later.items():
+        rows[key(other)] += count
+    if rows[key(label)]:
+        return False, (f"no header (the first row is all numbers and its label "
+                       f"{_shown(label)} is a class of other rows too)")
+    single = next((other for other in later if rows[key(other)] == 1), None)
+    if single is None:
+        return True, (f"first row read as a header (its label {_shown(label)} would be the "
+                      "only class with a single row)")
+    return False, (f"no header (the first row is all numbers; its label {_shown(label)} is "
+                   f"a class of one row, like {_shown(single)})")
+
+
+def _shown(cell: str, limit: int = 30) -> str:
+    """A cell quoted for a one-line note, cut to `limit` characters."""
+    return repr(cell if len(cell) <= limit else cell[:limit - 1] + "…")
 
 
 # the fast reader ------------------------------------------------------------------------
@@ -134,10 +202,14 @@ def _read_plain(path: str, progress: Progress | None = None) -> CsvData | None:
         return None
     X, c = table[:, :-1], table[:, -1].astype(np.intp)
     names = list(codes)
-    header = named_features
-    if not header and not _is_number(first[-1]) and len(c) > 1:
-        later = np.flatnonzero(np.bincount(c[1:], minlength=len(names)))
-        header = all(_is_number(names[k]) for k in later)
+    if named_features:
+        header, note = header_decision(first, {})
+    else:  # the first row was read as data: the label column says whether it is one
+        if not len(c):
+            return None
+        rows = np.bincount(c[1:], minlength=len(names))
+        header, note = header_decision(first, {names[k]: int(rows[k])
+                                               for k in np.flatnonzero(rows)})
         if header:
             X, c = X[1:], c[1:]
     if len(c) < 2 or not np.isfinite(X).all():
@@ -155,7 +227,8 @@ def _read_plain(path: str, progress: Progress | None = None) -> CsvData | None:
     index = {key: k for k, key in enumerate(unique)}
     lookup = np.zeros(len(names), dtype=np.int64)
     lookup[present] = [index[key] for key in keys]
-    return X, lookup[c], _feature_names(first, header), [str(key) for key in unique]
+    return CsvData(X, lookup[c], _feature_names(first, header), [str(key) for key in unique],
+                   note)
 
 
 def _feature_names(first: list[str], header: bool) -> list[str]:
@@ -229,9 +302,7 @@ def read_csv_precise(path: str, progress: Progress | None = None) -> CsvData:
                 f"{what} row {line} has {len(row)} columns but row {rows[0][0]} has {width}")
 
     first = rows[0][1]
-    header = not all(_is_number(cell) for cell in first[:-1]) or (
-        not _is_number(first[-1]) and len(rows) > 1
-        and all(_is_number(row[-1]) for _, row in rows[1:]))
+    header, note = header_decision(first, Counter(row[-1] for _, row in rows[1:]))
     data = rows[1:] if header else rows
     if len(data) < 2:
         raise BntuiError(f"{what} has {len(data)} data rows; need at least 2")
@@ -272,8 +343,4 @@ def read_csv_precise(path: str, progress: Progress | None = None) -> CsvData:
         raise BntuiError(f"{what} has only one class ({str(unique[0])!r}); need at least 2")
     index = {key: k for k, key in enumerate(unique)}
     y = np.array([index[key] for key in keys], dtype=np.int64)
-    if header:
-        feature_names = [name or f"x{j + 1}" for j, name in enumerate(first[:-1])]
-    else:
-        feature_names = [f"x{j + 1}" for j in range(d)]
-    return X, y, feature_names, [str(key) for key in unique]
+    return CsvData(X, y, _feature_names(first, header), [str(key) for key in unique], note)

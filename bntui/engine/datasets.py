@@ -64,6 +64,7 @@ class Dataset:
     scaling: str
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
+    note: str = ""  # one line on how the data was read: a CSV file's header decision
 
     @property
     def n_features(self) -> int:
@@ -94,10 +95,10 @@ class Dataset:
         return np.ascontiguousarray(X)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-able overview: name, sizes, scaling and description."""
+        """JSON-able overview: name, sizes, scaling, description and note."""
         return {"name": self.name, "n_train": self.n_train, "n_val": self.n_val,
                 "n_features": self.n_features, "n_classes": int(self.n_classes),
-                "scaling": self.scaling, "description": self.description}
+                "scaling": self.scaling, "description": self.description, "note": self.note}
 
 
 def describe_datasets() -> list[dict[str, str]]:
@@ -168,9 +169,10 @@ def load_dataset(
         name, seed=seed, samples=samples, noise=noise, val_fraction=val_fraction,
         standardize=standardize, split=split, classes=classes)
     data_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    note = ""
     if key == "csv":
         path = os.fspath(name)
-        X, y, feature_names, class_names = read_csv(path, progress)
+        X, y, feature_names, class_names, note = read_csv(path, progress)
         display_name = path
         description = (f"CSV file {os.path.basename(path)}: {X.shape[0]} rows, "
                        f"{X.shape[1]} features, {len(class_names)} classes")
@@ -224,7 +226,7 @@ def load_dataset(
         X_val=arr(X_val, dtype=np.float64), y_val=arr(y[val_idx], dtype=np.int64),
         n_classes=len(class_names), feature_names=list(feature_names),
         class_names=list(class_names), description=description,
-        is_2d=X.shape[1] == 2, scaling=scaling, mean=mean, scale=scale,
+        is_2d=X.shape[1] == 2, scaling=scaling, mean=mean, scale=scale, note=note,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.widgets import Button, Input, Label, Select, Static
 
 from bntui.engine.datasets import DATASET_NAMES, GENERATED, describe_datasets
@@ -94,6 +95,7 @@ class DatasetPane(FormPane):
             f"[b]{dataset.name}[/b]: {dataset.description}\n"
             f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
             f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
+            + (f"\n[dim]{escape(dataset.note)}[/dim]" if dataset.note else "")
             + samples_line(session)
         )
         self.query_one(PreviewView).replot(session)
