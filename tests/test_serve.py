@@ -196,16 +196,6 @@ def test_a_bad_port_is_one_line_and_status_2() -> None:
         "bntui serve: error: --port must be between 1 and 65535 (got 70000)")
 
 
-def test_max_sessions_below_1_is_one_line_and_status_2() -> None:
-    result = subprocess.run([sys.executable, "-m", "bntui", "serve", "--max-sessions", "0"],
-                            capture_output=True, text=True, timeout=30,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0
-    assert "max-sessions must be at least 1 (got 0)" in result.stderr
-    assert result.stdout == ""
-
 
 # what a client may ask for: sizes, messages, sessions ---------------------------------
 
