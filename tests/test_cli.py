@@ -119,6 +119,7 @@ def test_walk_prints_formulas_and_tensors(capsys: pytest.CaptureFixture[str]) ->
         (["walk", "--layer", "7"], "no step matches"),
         (["serve", "--preset", "nope"], "unknown preset"),
         (["serve", "--port", "0"], "port must be at least 1"),
+        (["serve", "--max-sessions", "0"], "max-sessions must be at least 1 (got 0)"),
         (["train", "--dataset", "iris", "--arch", "8,5"], "3 classes"),
     ],
 )

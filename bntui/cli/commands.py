@@ -82,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
             app_args.append(flag if value else f"--no-{name.replace('_', '-')}")
         else:
             app_args += [flag, str(value)]
-    return run_server(args.host, args.port, app_args)
+    return run_server(args.host, args.port, app_args, args.max_sessions)
 
 
 def _session(args: argparse.Namespace) -> Session:

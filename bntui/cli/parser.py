@@ -204,6 +204,9 @@ def build_parser() -> Parser:
                     help="address to listen on (127.0.0.1); 0.0.0.0 lets your network in")
     sv.add_argument("--port", type=int_at_least("port", 1), default=8000,
                     help="port to listen on (8000)")
+    sv.add_argument("--max-sessions", type=int_at_least("max-sessions", 1), default=8,
+                    help="apps running at once, one per browser tab (8; each takes about "
+                    "80 MB); a tab beyond them is told to try again later")
 
     from bntui.cli.labs import add_lab_parser
 
