@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zip_helpers import bomb_session, npy_header
 
 import bntui
-from bntui.engine import BntuiError, RunConfig, Session, preset
-from bntui.engine.persist import FORMAT, VERSION, load_session, save_session
+from bntui.engine import BntuiError, RunConfig, Session, persist, preset
+from bntui.engine.persist import FORMAT, MAX_META_BYTES, VERSION, load_session, save_session
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
@@ -280,7 +281,45 @@ BAD_FILES: dict[str, tuple[Callable[[Path, Path], object], str]] = {
                   "optimizer is 'sgd'"),
     "rng": (lambda g, p: rewrite(g, p, meta=lambda m: m["batches"].update(rng_state={})),
             "mini-batch generator"),
+    # non-finite values, and arrays no session holds
+    "nan-gamma": (lambda g, p: rewrite(g, p, arrays=_poke("network/1.gamma", np.nan)),
+                  r"layer 1's gamma holds NaN \(array 'network/1\.gamma'\)"),
+    "inf-running-var": (lambda g, p: rewrite(g, p, arrays=_poke("network/1.running_var",
+                                                                np.inf)),
+                        "layer 1's running_var holds an infinite value"),
+    "inf-optimizer": (lambda g, p: rewrite(g, p, arrays=_poke("optimizer/2.W/v", -np.inf)),
+                      "the optimizer's v for layer 2's W holds an infinite value"),
+    "nan-history": (lambda g, p: rewrite(g, p, meta=lambda m: m["history"]["loss"].__setitem__(
+        1, float("nan"))), r"history\.loss holds nan at entry 1"),
+    "huge-hyper": (lambda g, p: rewrite(g, p, meta=lambda m: m["optimizer"]["hyper"].update(
+        beta1=10**400)), r"adam beta1 1000.*\(401 characters\) is not a finite number"),
+    "unknown-slot": (lambda g, p: rewrite(g, p, meta=_list("optimizer/1.W/zz"),
+                                          arrays=_copy("optimizer/1.W/m", "optimizer/1.W/zz")),
+                     "'optimizer/1.W/zz', but adam keeps only 'm' and 'v'"),
+    "objects": (lambda g, p: rewrite(g, p, arrays=_set("network/1.b", np.array([None] * 8))),
+                r"'network/1\.b' holds Python objects"),
+    "short-order": (lambda g, p: rewrite(g, p, arrays=lambda d: d.update(
+        {"batches/order": d["batches/order"][:5]})), "'batches/order' holds 5 positions"),
+    "size-lie": (lambda g, p: bomb_session(g, p, "network/1.W", npy_header("<f8", (2, 8)),
+                                           2**20), "unpacks to 1,048,704 bytes, but its header"
+                 r" describes 256 \(float64 of shape \(2, 8\)\)"),
 }
+
+
+def _poke(key: str, value: float) -> Callable[[dict[str, np.ndarray]], None]:
+    def poke(d: dict[str, np.ndarray]) -> None:
+        d[key] = d[key].copy()
+        d[key].flat[1] = value
+
+    return poke
+
+
+def _list(name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda m: m["arrays"].append(name)
+
+
+def _copy(src: str, dst: str) -> Callable[[dict[str, np.ndarray]], None]:
+    return lambda d: d.__setitem__(dst, d[src])
 
 
 def _foreign(path: Path) -> None:
@@ -322,6 +361,91 @@ def test_loading_does_not_touch_a_good_file(good: Path) -> None:
     s = load_session(good)
     s.train(3)
     assert good.read_bytes() == before and good.stat().st_mtime_ns == mtime
+
+
+# zip bombs and arrays read only once they fit -------------------------------------------
+GIB = 2**30
+BOMBS: dict[str, tuple[str, bytes, int, str]] = {
+    # an array whose header names a huge shape: 8 GB of zeros in an 8 MB file
+    "shape": ("network/1.W", npy_header("<f8", (100_000, 10_000)), 8 * 10**9,
+              r"array 'network/1\.W' has shape \(100000, 10000\), but the network rebuilt "
+              r"from its configuration needs \(2, 8\)"),
+    # the right shape in the header, 1 GiB behind it
+    "size": ("network/1.W", npy_header("<f8", (2, 8)), GIB,
+             r"'network/1\.W' unpacks to 1,073,741,952 bytes, but its header describes 256"),
+    # the metadata: a JSON string of 1 GiB
+    "meta": ("meta", npy_header(f"<U{GIB // 4}", ()), GIB,
+             f"its 'meta' would inflate from .* to 1,073,741,952 bytes; at most "
+             f"{MAX_META_BYTES:,} bytes"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOMBS))
+def test_zip_bombs_are_refused_from_their_headers(good: Path, tmp_path: Path,
+                                                  case: str) -> None:
+    import time
+    import tracemalloc
+    import zipfile
+
+    member, head, zeros, pattern = BOMBS[case]
+    path = bomb_session(good, tmp_path / f"bomb-{case}.npz", member, head, zeros)
+    with zipfile.ZipFile(path) as z:
+        inflated = sum(info.file_size for info in z.infolist())
+    assert path.stat().st_size < 10 * 2**20 and inflated > GIB  # a bomb: small, huge inside
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(BntuiError, match=pattern) as info:
+            load_session(path)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert path.name in str(info.value) and "\n" not in str(info.value)
+    assert peak < 20 * 2**20, f"{peak / 2**20:.1f} MiB"  # measured about 1 MiB
+    assert seconds < 5, seconds  # measured about 0.05 s
+
+
+def test_no_array_is_read_before_every_header_fits(good: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong shape in the last array: only 'meta' had its data read."""
+    read: list[str] = []
+    data = persist._Reader.data
+
+    def spy(self: Any, archive: Any, name: str, *args: Any) -> np.ndarray:
+        read.append(name)
+        return data(self, archive, name, *args)
+
+    monkeypatch.setattr(persist._Reader, "data", spy)
+    load_session(good)
+    assert read[0] == "meta" and len(read) == len(np.load(good).files)
+    read.clear()
+    path = rewrite(good, tmp_path / "late.npz",
+                   arrays=lambda d: d.update({"batches/order": d["batches/order"][:, None]}))
+    with pytest.raises(BntuiError, match="'batches/order' should be a 1-d integer array"):
+        load_session(path)
+    assert read == ["meta"]
+
+
+@pytest.mark.parametrize("write", ["compressed", "fortran"])
+def test_other_valid_npz_writings_load_exactly(good: Path, tmp_path: Path, write: str) -> None:
+    """The headers are read as numpy writes them: a compressed archive, Fortran order."""
+    with np.load(good, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    path = tmp_path / f"{write}.npz"
+    if write == "compressed":
+        np.savez_compressed(path, **data)
+    else:
+        data.update({k: np.asfortranarray(v) for k, v in data.items() if v.ndim == 2})
+        np.savez(path, **data)
+    assert_same(load_session(path), load_session(good))
+
+
+def test_an_infinite_validation_loss_in_the_history_loads(good: Path, tmp_path: Path) -> None:
+    """An evaluation of a diverging network may be infinite: history.val_loss keeps it."""
+    path = rewrite(good, tmp_path / "inf.npz",
+                   meta=lambda m: m["history"]["val_loss"].__setitem__(0, float("inf")))
+    assert load_session(path).history.val_loss[0] == float("inf")
 
 
 # whatever the bytes, a BntuiError or a session ------------------------------------------

@@ -38,10 +38,20 @@ members), readable with ``np.load(path, allow_pickle=False)``.  Its members:
 Loading rebuilds the session with ``Session(config)`` (the dataset is regenerated from
 the config's seed; a CSV dataset is read again from its path), checks that every array
 fits the rebuilt network and that the dataset is the one the session was trained on,
-then overwrites the state.  Saving is atomic: a temporary file in the same directory,
-flushed and fsync'ed, then ``os.replace``'d onto the target; an existing target is left
-untouched by a failed save.  Every problem raises :class:`BntuiError` with one line that
-names the file.  A file with a higher ``version`` asks for a newer bntui.
+then overwrites the state.  A file is untrusted bytes, and nothing is unpacked before it
+is known to fit: ``meta`` is read only if it unpacks to at most ``MAX_META_BYTES`` or to
+no more than it occupies in the file; then every array's ``.npy`` header — dtype (never
+objects), shape, and the unpacked size the zip declares — is checked against the rebuilt
+session before any array's data is read, so a small file that would inflate to
+gigabytes (a zip bomb) costs a few headers.  Parameters, running statistics and
+optimizer state holding NaN or an infinity are refused, as is a NaN or infinity in the
+history but for ``val_loss`` (an evaluation of a diverging network may be infinite;
+training records a step only when its loss is finite).
+
+Saving is atomic: a temporary file in the same directory, flushed and fsync'ed, then
+``os.replace``'d onto the target; an existing target is left untouched by a failed save.
+Every problem raises :class:`BntuiError` with one line that names the file.  A file with
+a higher ``version`` asks for a newer bntui.
 """
 
 from __future__ import annotations
@@ -51,8 +61,11 @@ import hashlib
 import json
 import math
 import os
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -75,6 +88,14 @@ OPTIMIZER = "optimizer/"
 ORDER = "batches/order"
 META_KEYS = ("format", "version", "config", "dataset", "optimizer", "history", "session",
              "batches", "arrays")
+NPY_MAGIC = b"\x93NUMPY"
+# The metadata is unpacked only up to this size from a compressed entry (bntui writes it
+# stored, as long as the history makes it, costing no more than its share of the file).
+MAX_META_BYTES = 64 * 2**20
+CHUNK = 2**20  # bytes unpacked at a time
+# Evaluations of a diverging network may give an infinite loss; training records a step
+# only when its loss is finite, and accuracies are fractions.
+NONFINITE_HISTORY = frozenset({"val_loss"})
 
 
 # saving -------------------------------------------------------------------------------
@@ -158,13 +179,37 @@ def _csv_hash(dataset: str) -> str | None:
 
 
 def load_session(path: str | os.PathLike[str]) -> Session:
-    """Read a file written by :func:`save_session` and rebuild its session."""
+    """Read a file written by :func:`save_session` and rebuild its session.
+
+    Nothing is unpacked before it is known to fit, so a small file that would inflate
+    to gigabytes (a zip bomb) is refused at the cost of reading a few headers: the
+    metadata's unpacked size is checked before it is read, its configuration rebuilds
+    the session, every array's ``.npy`` header (dtype, shape, and the size the zip says
+    the entry unpacks to) is checked against the rebuilt network, optimizer and dataset,
+    and only then is any array's data read — each one refused if it holds NaN or an
+    infinity."""
     reader = _Reader(repr(os.fspath(path)))
-    meta, arrays = reader.read(Path(path))
-    config = reader.config(reader.field(meta, "config", dict))
-    session = reader.rebuild(config, reader.field(meta, "dataset", dict))
+    with reader.open(Path(path)) as archive:
+        members = reader.members(archive)
+        meta = reader.header(reader.meta_text(archive, members[META]))
+        listed = reader.array_names(meta, list(members))
+        config = reader.config(reader.field(meta, "config", dict))
+        session = reader.rebuild(config, reader.field(meta, "dataset", dict))
+        heads = {name: reader.npy_header(archive, name, members[name]) for name in listed}
+        reader.check_arrays(session, heads)  # every header before any array's data
+        arrays = {name: reader.array(archive, name, members[name], heads[name])
+                  for name in listed}
     reader.restore(session, meta, arrays)
     return session
+
+
+class _NpyHeader(NamedTuple):
+    """What a ``.npy`` entry's header says, and where its data starts."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+    offset: int  # bytes of magic and header before the data
 
 
 class _Reader:
@@ -172,54 +217,134 @@ class _Reader:
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self.size = 0  # the file's size in bytes
 
     def fail(self, what: str) -> NoReturn:
         raise BntuiError(f"session file {self.label}: {what}") from None
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Any failure reading the archive's bytes is a truncated or corrupted file."""
+        try:
+            yield
+        except BntuiError:
+            raise
+        except Exception as exc:  # zipfile.BadZipFile (bad CRC), zlib.error, ValueError, ...
+            self.fail(f"is truncated or corrupted: {type(exc).__name__}: {exc}")
+
     # the archive ---------------------------------------------------------------------
-    def read(self, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def open(self, path: Path) -> zipfile.ZipFile:
+        """The archive, open (only its central directory read)."""
+        magic = b""
         try:
             if not path.exists():
                 self.fail("not found")
             if path.is_dir():
                 self.fail("is a directory, not a session file")
-            if path.stat().st_size == 0:
+            self.size = path.stat().st_size
+            if self.size == 0:
                 self.fail("is empty (0 bytes)")
-            loaded = np.load(path, allow_pickle=False)
+            with path.open("rb") as handle:
+                magic = handle.read(len(NPY_MAGIC))
+            if magic == NPY_MAGIC:
+                self.fail("holds a single .npy array, not a bntui session archive")
+            return zipfile.ZipFile(path)
         except BntuiError:
             raise
         except PermissionError:
             self.fail("cannot be read (permission denied)")
-        except EOFError:
-            self.fail("is truncated or corrupted (not a complete .npz archive)")
-        except ValueError as exc:
-            if "pickle" in str(exc):
+        except zipfile.BadZipFile as exc:
+            if not magic.startswith(b"PK"):
                 self.fail("is not a bntui session (not an .npz archive)")
             self.fail(f"is not a valid .npz archive (truncated or corrupted?): {exc}")
         except Exception as exc:  # untrusted bytes: any failure is a bad file
             self.fail(f"is not a valid .npz archive (truncated or corrupted?): "
                       f"{type(exc).__name__}: {exc}")
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            self.fail("holds a single .npy array, not a bntui session archive")
-        try:
-            with loaded:
-                names = list(loaded.files)
-                if META not in names:
-                    self.fail("is not a bntui session (an .npz archive without 'meta')")
-                meta = self.header(loaded[META])
-                listed = self.array_names(meta, names)
-                arrays = {name: loaded[name] for name in listed}
-        except BntuiError:
-            raise
-        except Exception as exc:  # zipfile.BadZipFile (bad CRC), ValueError, OSError, ...
-            self.fail(f"is truncated or corrupted: {type(exc).__name__}: {exc}")
-        return meta, arrays
 
-    def header(self, raw: np.ndarray) -> dict[str, Any]:
-        if raw.dtype.kind != "U" or raw.shape != ():
-            self.fail("is not a bntui session (its 'meta' is not a JSON string)")
+    def members(self, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+        """The entries by array name (``network/1.W`` for ``network/1.W.npy``)."""
+        infos = archive.infolist()
+        if META + ".npy" not in {info.filename for info in infos}:
+            self.fail(f"is not a bntui session (an .npz archive without {META!r})")
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            entry = info.filename
+            if not entry.endswith(".npy"):
+                self.fail(f"has an entry {entry!r} that is not a .npy array")
+            if entry[:-4] in members:
+                self.fail(f"has two entries named {entry!r}")
+            if info.header_offset + info.compress_size > self.size:
+                self.fail(f"is truncated (its entry {entry!r} runs past the end of the file)")
+            members[entry[:-4]] = info
+        return members
+
+    def meta_text(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+        """The JSON text of 'meta', its size bounded before a byte of it is unpacked."""
+        size, packed = info.file_size, info.compress_size
+        if size > max(MAX_META_BYTES, packed):
+            self.fail(f"its {META!r} would inflate from {packed:,} to {size:,} bytes; at most "
+                      f"{MAX_META_BYTES:,} bytes of metadata are unpacked from a compressed "
+                      "entry")
+        head = self.npy_header(archive, META, info)
+        if head.dtype.kind != "U" or head.shape != () or head.dtype.itemsize == 0:
+            self.fail(f"is not a bntui session (its {META!r} is not a JSON string)")
+        return str(self.data(archive, META, info, head)[()])
+
+    def npy_header(self, archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo
+                   ) -> _NpyHeader:
+        """The header of entry `name` (a few hundred bytes unpacked), checked against the
+        size the zip says the entry unpacks to."""
+        with self.reading(), archive.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+            else:
+                self.fail(f"array {name!r} is a .npy of format {version[0]}.{version[1]}, "
+                          "which bntui does not read")
+            offset = fp.tell()
+        if dtype.hasobject:
+            self.fail(f"array {name!r} holds Python objects (dtype {dtype}), which a session "
+                      "never does")
+        if any(n < 0 for n in shape):
+            self.fail(f"array {name!r} has a negative dimension in its shape {shape}")
+        described = offset + math.prod(shape) * dtype.itemsize
+        if info.file_size != described:
+            self.fail(f"array {name!r} unpacks to {info.file_size:,} bytes, but its header "
+                      f"describes {described:,} ({dtype} of shape {shape})")
+        return _NpyHeader(tuple(shape), dtype, bool(fortran), offset)
+
+    def data(self, archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo,
+             head: _NpyHeader) -> np.ndarray:
+        """The array of entry `name`, whose header `head` was checked: unpacked in chunks
+        into one buffer of exactly its size (the zip checks the CRC at the end)."""
+        raw = np.empty(info.file_size - head.offset, dtype=np.uint8)
+        view = memoryview(raw)
+        with self.reading(), archive.open(info) as fp:
+            if len(fp.read(head.offset)) != head.offset:
+                raise EOFError(f"{name!r} ends in its header")
+            done = 0
+            while done < raw.size:
+                got = fp.readinto(view[done:done + CHUNK])
+                if not got:
+                    raise EOFError(f"{name!r} ends after {done:,} of {raw.size:,} bytes")
+                done += got
+        return raw.view(head.dtype).reshape(head.shape, order="F" if head.fortran else "C")
+
+    def array(self, archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo,
+              head: _NpyHeader) -> np.ndarray:
+        """The data of a checked entry; NaN or infinite values are refused."""
+        value = self.data(archive, name, info, head)
+        if value.dtype.kind in "fc":
+            for bad, word in ((np.isnan, "NaN"), (np.isinf, "an infinite value")):
+                if bad(value).any():
+                    self.fail(f"{_describe(name)} holds {word} (array {name!r})")
+        return value
+
+    def header(self, text: str) -> dict[str, Any]:
         try:
-            meta = json.loads(str(raw[()]))
+            meta = json.loads(text)
         except (ValueError, RecursionError) as exc:
             self.fail(f"has broken metadata (not valid JSON: {exc})")
         if not isinstance(meta, dict):
@@ -321,11 +446,64 @@ class _Reader:
             self.fail(f"CSV file {config.dataset!r} changed since the session was saved")
         return session
 
+    def check_arrays(self, session: Session, heads: dict[str, _NpyHeader]) -> None:
+        """Every array's dtype and shape against the rebuilt session, from the headers
+        alone: with the sizes `npy_header` checked, the archive unpacks to no more than
+        the session's own arrays (each parameter at most once per optimizer slot)."""
+        net, opt = session.network, session.optimizer
+        params = net.params()
+        expected = {**params, **net.running_state()}
+        for key in expected:
+            if NETWORK + key not in heads:
+                self.fail(f"has no array {NETWORK + key!r}, which the network needs")
+        if ORDER not in heads:
+            self.fail(f"has no array {ORDER!r}")
+        for name, head in heads.items():
+            if name == ORDER:
+                self.check_order(session, head)
+            elif name.startswith(NETWORK):
+                key = name[len(NETWORK):]
+                if key not in expected:
+                    self.fail(f"has an array {name!r} that the network does not have")
+                self.check_fits(name, head, expected[key])
+            elif name.startswith(OPTIMIZER):
+                key, _, slot = name[len(OPTIMIZER):].partition("/")
+                if key not in params or not slot:
+                    self.fail(f"has an optimizer array {name!r} for no parameter of the "
+                              "network")
+                if slot not in opt.slots:
+                    self.fail(f"has an optimizer array {name!r}, but {opt.name} keeps "
+                              f"{_slot_names(opt.slots)}")
+                self.check_fits(name, head, params[key])
+            else:
+                self.fail(f"has an unexpected array {name!r}")
+
+    def check_fits(self, name: str, head: _NpyHeader, like: np.ndarray) -> None:
+        if head.shape != like.shape:
+            self.fail(f"array {name!r} has shape {head.shape}, but the network rebuilt from "
+                      f"its configuration needs {like.shape}")
+        if head.dtype != like.dtype:
+            self.fail(f"array {name!r} has dtype {head.dtype}, but the network rebuilt from "
+                      f"its configuration needs {like.dtype}")
+
+    def check_order(self, session: Session, head: _NpyHeader) -> None:
+        if len(head.shape) != 1 or head.dtype.kind not in "iu":
+            self.fail(f"array {ORDER!r} should be a 1-d integer array, not "
+                      f"{head.dtype} of shape {head.shape}")
+        n = session.dataset.n_train
+        if head.shape[0] not in (0, n):
+            self.fail(f"array {ORDER!r} holds {head.shape[0]} positions, but a shuffled order "
+                      f"of the {n} training rows holds {n} (or none, before the first batch)")
+
     def restore(
         self, session: Session, meta: dict[str, Any], arrays: dict[str, np.ndarray]
     ) -> None:
-        net_state = self.network_state(session, arrays)
-        opt_state = self.optimizer_state(session, arrays)
+        net_state = {n[len(NETWORK):]: a for n, a in arrays.items() if n.startswith(NETWORK)}
+        opt_state: dict[str, dict[str, np.ndarray]] = {}
+        for name, value in arrays.items():
+            if name.startswith(OPTIMIZER):
+                key, _, slot = name[len(OPTIMIZER):].partition("/")
+                opt_state.setdefault(key, {})[slot] = np.ascontiguousarray(value)
         opt_meta = self.field(meta, "optimizer", dict)
         history = self.history(self.field(meta, "history", dict))
         counters = self.field(meta, "session", dict)
@@ -337,7 +515,7 @@ class _Reader:
         batches = self.field(meta, "batches", dict)
         cursor = self.count(batches, "cursor", "batches.")
         rng_state = self.field(batches, "rng_state", dict, "batches.")
-        order = self.order(session, arrays.get(ORDER), cursor)
+        order = self.order(session, arrays[ORDER], cursor)
 
         opt = session.optimizer
         name = self.field(opt_meta, "name", str, "optimizer.")
@@ -350,8 +528,8 @@ class _Reader:
             self.fail(f"its {name} hyper-parameters are {sorted(hyper)}, expected "
                       f"{sorted(expected)}")
         for key, value in hyper.items():
-            if not _is_number(value) or not math.isfinite(value):
-                self.fail(f"{name} {key} {value!r} is not a finite number")
+            if not _is_finite(value):
+                self.fail(f"{name} {key} {_short(value)} is not a finite number")
         try:
             opt.lr = check_lr(hyper["lr"])
         except BntuiError as exc:
@@ -372,54 +550,9 @@ class _Reader:
         session.epoch = epoch
         session.stopped = stopped
 
-    def network_state(
-        self, session: Session, arrays: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        expected = session.network.state()
-        saved = {n[len(NETWORK):]: a for n, a in arrays.items() if n.startswith(NETWORK)}
-        for key in expected:
-            if key not in saved:
-                self.fail(f"has no array {NETWORK + key!r}, which the network needs")
-        for key, value in saved.items():
-            if key not in expected:
-                self.fail(f"has an array {NETWORK + key!r} that the network does not have")
-            self.check_fits(NETWORK + key, value, expected[key])
-        return {k: v.copy() for k, v in saved.items()}
-
-    def optimizer_state(
-        self, session: Session, arrays: dict[str, np.ndarray]
-    ) -> dict[str, dict[str, np.ndarray]]:
-        params = session.network.params()
-        state: dict[str, dict[str, np.ndarray]] = {}
-        for name, value in arrays.items():
-            if not name.startswith(OPTIMIZER):
-                continue
-            key, _, slot = name[len(OPTIMIZER):].partition("/")
-            if key not in params or not slot:
-                self.fail(f"has an optimizer array {name!r} for no parameter of the network")
-            self.check_fits(name, value, params[key])
-            state.setdefault(key, {})[slot] = np.array(value, order="C")
-        known = {n for n in arrays if n.startswith((NETWORK, OPTIMIZER))} | {ORDER}
-        stray = sorted(set(arrays) - known)
-        if stray:
-            self.fail(f"has an unexpected array {stray[0]!r}")
-        return state
-
-    def check_fits(self, name: str, value: np.ndarray, like: np.ndarray) -> None:
-        if value.shape != like.shape:
-            self.fail(f"array {name!r} has shape {value.shape}, but the network rebuilt from "
-                      f"its configuration needs {like.shape}")
-        if value.dtype != like.dtype:
-            self.fail(f"array {name!r} has dtype {value.dtype}, but the network rebuilt from "
-                      f"its configuration needs {like.dtype}")
-
-    def order(self, session: Session, order: np.ndarray | None, cursor: int) -> np.ndarray:
-        if order is None:
-            self.fail(f"has no array {ORDER!r}")
+    def order(self, session: Session, order: np.ndarray, cursor: int) -> np.ndarray:
+        """The mini-batch order (its dtype and shape checked by `check_order`)."""
         n = session.dataset.n_train
-        if order.ndim != 1 or order.dtype.kind not in "iu":
-            self.fail(f"array {ORDER!r} should be a 1-d integer array, not "
-                      f"{order.dtype} of shape {order.shape}")
         if order.size and (int(order.min()) < 0 or int(order.max()) >= n):
             self.fail(f"array {ORDER!r} points outside the {n} training rows")
         if cursor > order.size:
@@ -441,6 +574,12 @@ class _Reader:
                 v is None or _is_number(v) for v in values
             ):
                 self.fail(f"has broken metadata (history.{key} should be a list of numbers)")
+            elif key not in NONFINITE_HISTORY:
+                bad = next((i for i, v in enumerate(values)
+                            if v is not None and not _is_finite(v)), None)
+                if bad is not None:
+                    self.fail(f"has broken metadata (history.{key} holds {_short(values[bad])} at "
+                              f"entry {bad}; training records only finite values there)")
         return History(**{k: list(v) for k, v in data.items()})
 
 
@@ -450,6 +589,38 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    """A JSON number that is a finite float (10**400 is not: no float holds it)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _short(value: object, width: int = 24) -> str:
+    """`value`'s repr, cut when long (a JSON integer may have thousands of digits)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width // 2]}… ({len(text)} characters)"
+
+
+def _describe(name: str) -> str:
+    """An array in words: ``network/1.gamma`` is layer 1's gamma."""
+    if name.startswith(NETWORK):
+        layer, _, what = name[len(NETWORK):].partition(".")
+        return f"layer {layer}'s {what}"
+    if name.startswith(OPTIMIZER):
+        key, _, slot = name[len(OPTIMIZER):].partition("/")
+        return f"the optimizer's {slot} for {_describe(NETWORK + key)}"
+    return f"array {name!r}"
+
+
+def _slot_names(slots: tuple[str, ...]) -> str:
+    return ("no state" if not slots else
+            "only " + " and ".join(repr(s) for s in slots))
 
 
 def _kind_name(kind: type) -> str:
