@@ -45,18 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command if args.command != "lab" else f"lab {args.lab}"
     INTERRUPTED.clear()
     outcome: dict[str, object] = {}
-    worker = threading.Thread(target=_run, args=(args, name, outcome), daemon=True,
+    done = threading.Event()  # not Thread.join: a Ctrl-C inside join can leave the
+    # thread looking finished when it is not (CPython 3.11)
+    worker = threading.Thread(target=_run, args=(args, name, outcome, done), daemon=True,
                               name="bntui-command")
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.25)
+        while not done.wait(0.25):
+            pass
     except KeyboardInterrupt:
         INTERRUPTED.set()
         writes = [f for f in ("save", "export_torch") if getattr(args, f, None)]
-        if writes:
-            worker.join(GRACE)
-        if worker.is_alive() or not writes:
+        if not (writes and done.wait(GRACE)):
             _flush()
             lost = (" in the middle of a step: nothing was saved" if writes else "")
             print(f"bntui {name}: interrupted{lost}", file=sys.stderr, flush=True)
@@ -64,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     return int(outcome.get("code", 1))  # type: ignore[call-overload]
 
 
-def _run(args: object, name: str, outcome: dict[str, object]) -> None:
+def _run(args: object, name: str, outcome: dict[str, object],
+         done: threading.Event) -> None:
+    try:
+        _command(args, name, outcome)
+    finally:
+        done.set()
+
+
+def _command(args: object, name: str, outcome: dict[str, object]) -> None:
     from bntui.cli import commands
     from bntui.engine.errors import BntuiError, Diverged
 

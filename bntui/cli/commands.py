@@ -57,6 +57,16 @@ def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONF
     return cfg
 
 
+def refuse_what_cannot_fit(config: RunConfig) -> None:
+    """Before the app or `serve` starts: a network that cannot fit in memory is one line
+    (its dataset's shape from `least_shape`, nothing loaded)."""
+    from bntui.engine.session import least_cost
+
+    est = least_cost(config)
+    if not est.fits:
+        raise BntuiError(est.refusal())
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "lab":
         from bntui.cli.labs import run_lab
@@ -71,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
     starts), then pass the ones given on to the app each browser opens."""
     from bntui.cli.serve import serve as run_server
 
-    config_from_args(args)
+    refuse_what_cannot_fit(config_from_args(args))
     app_args: list[str] = []
     for name in (*RUN_FLAGS, "steps"):
         value = getattr(args, name, None)
@@ -93,7 +103,11 @@ def _session(args: argparse.Namespace) -> Session:
     config = config_from_args(args)
     dataset = build_dataset(config)
     checking = args.command == "gradcheck" and not args.no_numeric
-    est = cost(config, dataset, entries=getattr(args, "entries", 16))
+    from bntui.engine.budget import TRACE_TENSORS, TRAIN_TENSORS
+
+    traced = args.command in ("gradcheck", "walk")
+    est = cost(config, dataset, entries=getattr(args, "entries", 16),
+               tensors=TRACE_TENSORS if traced else TRAIN_TENSORS)
     if not est.fits:
         raise BntuiError(est.refusal())
     warning = est.warning(check=checking)

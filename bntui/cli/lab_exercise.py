@@ -10,6 +10,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import dumps
 from bntui.engine.labs.exercise import (
     KIND_CHOICES,
+    MAX_COUNT,
     AnswerError,
     Exercise,
     Question,
@@ -44,7 +45,7 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("exercise")
-    g.add_argument("--count", type=int_at_least("count", 1), default=5,
+    g.add_argument("--count", type=int_at_least("count", 1, MAX_COUNT), default=5,
                    help="questions to ask (5)")
     g.add_argument("--kind", choices=KIND_CHOICES, default="mixed",
                    help="value, shape, formula or mixed (mixed)")

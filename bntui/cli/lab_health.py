@@ -10,7 +10,13 @@ from bntui.cli.parser import int_at_least
 from bntui.cli.render import table
 from bntui.engine.errors import BntuiError
 from bntui.engine.jsonable import dumps
-from bntui.engine.labs.health import DEFAULT_STEPS, HealthReport, Histogram, run_health
+from bntui.engine.labs.health import (
+    DEFAULT_STEPS,
+    MAX_BINS,
+    HealthReport,
+    Histogram,
+    run_health,
+)
 from bntui.numbers import fmt
 
 HELP = "layer health: histograms, saturated/dead units, update ratios, first NaN"
@@ -27,7 +33,7 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", type=int_at_least("layer", 1),
                    help="also draw the histograms of this layer as text")
-    p.add_argument("--bins", type=int_at_least("bins", 2), default=20,
+    p.add_argument("--bins", type=int_at_least("bins", 2, MAX_BINS), default=20,
                    help="histogram bins (20)")
 
 

@@ -13,8 +13,9 @@ The memory model (bytes, `s` = the dtype's size, `P` parameters, `k` the optimiz
 slots, `m` the batch rows, `W` the sum of the layers' widths)::
 
     resident  = s · P · (3 + 2k)          params, grads, slots; the undo copy of both
-    batch     = s · m · (n_features + 12 W) the staged tensors of one batch (a trace
-                                           keeps about a dozen per layer)
+    batch     = s · m · (n_features + t W)  the tensors of one batch: t = 6 to train,
+                                           16 for a trace (walk, gradcheck) that keeps
+                                           every staged tensor
     transient = 8 · max(fan_in · width)   one layer's float64 initial draw
 
 Time: a training step is about 6 · m · P floating-point operations (the forward's
@@ -78,12 +79,16 @@ class Estimate:
 
 
 NODES_PER_BLOCK = 20  # the intermediate tensors a gradient check samples, per block
+TRAIN_TENSORS = 6  # (m × width) tensors per layer a training step holds at once
+TRACE_TENSORS = 16  # the same for a recorded trace (measured: about 4 and 14)
 
 
 def estimate(arch: str | ArchSpec, n_features: int, n_classes: int, batch_rows: int, *,
-             dtype: str = "float64", optimizer_slots: int = 2, entries: int = 16) -> Estimate:
+             dtype: str = "float64", optimizer_slots: int = 2, entries: int = 16,
+             tensors: int = TRAIN_TENSORS) -> Estimate:
     """The memory and time a network of `arch` needs to train on batches of `batch_rows`
-    (and to check numerically with `entries` sampled entries per intermediate tensor)."""
+    (and to check numerically with `entries` sampled entries per intermediate tensor;
+    `tensors`: of one batch, held per layer — `TRACE_TENSORS` for a trace)."""
     spec = parse_arch(arch) if isinstance(arch, str) else arch
     widths = spec.widths(n_classes)
     fan_ins = [n_features, *widths[:-1]]
@@ -93,7 +98,7 @@ def estimate(arch: str | ArchSpec, n_features: int, n_classes: int, batch_rows: 
     itemsize = np.dtype(dtype).itemsize
     m = max(int(batch_rows), 1)
     resident = itemsize * params * (3 + 2 * optimizer_slots)
-    batch = itemsize * m * (n_features + 12 * sum(widths))
+    batch = itemsize * m * (n_features + tensors * sum(widths))
     transient = 8 * max(f * w for f, w in zip(fan_ins, widths, strict=True))
     step_flops = 6.0 * m * params
     sampled = sum(NODES_PER_BLOCK * min(entries, m * w) for w in widths)

@@ -154,6 +154,14 @@ def _first_record(path: str) -> tuple[list[str], int, int]:
     raise _NotPlain("no record")
 
 
+def first_record(path: str) -> list[str]:
+    """The cells of the file's first non-empty record (its header, or its first row)."""
+    try:
+        return _first_record(path)[0]
+    except _NotPlain:
+        return []
+
+
 def _label(cell: str) -> str:
     """A label cell as the csv module reads it, then stripped; a quote anywhere but
     around the whole cell (or an empty label) is the precise reader's to judge."""

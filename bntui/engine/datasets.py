@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bntui.engine import generators
-from bntui.engine.csvfile import Progress, check_readable, read_csv
+from bntui.engine.csvfile import Progress, check_readable, first_record, read_csv
 from bntui.engine.errors import BntuiError
 from bntui.engine.generators import GENERATED
 
@@ -149,6 +149,29 @@ def check_dataset(
     elif key in GENERATED:
         generators.resolve_options(key, samples, noise, classes)
     return key, split, fraction
+
+
+_SKLEARN_SHAPES = {"digits": (64, 10, 1797), "iris": (4, 3, 150), "wine": (13, 3, 178),
+                   "breast-cancer": (30, 2, 569)}  # features, classes, rows
+
+
+def least_shape(name: str, *, samples: int | None = None, noise: float | None = None,
+                classes: int | None = None) -> tuple[int, int, int]:
+    """(features, classes, rows) of a dataset without loading it: exact for the built-in
+    sets, a lower bound for a CSV file (its header's columns, 2 classes, 2 rows)."""
+    key = _resolve_name(name)
+    if key == "seed-toy":
+        return 2, 4, len(_TOY_Y)
+    if key in GENERATED:
+        n, _, k = generators.resolve_options(key, samples, noise, classes)
+        return 2, k, n
+    if key in _SKLEARN_SHAPES:
+        return _SKLEARN_SHAPES[key]
+    try:
+        first = first_record(os.fspath(name))
+    except (OSError, UnicodeDecodeError, ValueError):
+        first = ["", ""]
+    return max(1, len(first) - 1), 2, 2
 
 
 def load_dataset(

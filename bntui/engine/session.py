@@ -117,13 +117,29 @@ def training_rows(cfg: RunConfig, dataset: Dataset) -> int:
     return n if cfg.batch_size is None or cfg.batch_size >= n else cfg.batch_size
 
 
-def cost(cfg: RunConfig, dataset: Dataset, entries: int = 16) -> budget.Estimate:
+def cost(cfg: RunConfig, dataset: Dataset, entries: int = 16,
+         tensors: int = budget.TRAIN_TENSORS) -> budget.Estimate:
     """The memory and time the config's network needs on `dataset` (nothing allocated;
-    `entries`: of each intermediate tensor, sampled by a gradient check)."""
+    `entries`, `tensors`: see `budget.estimate`)."""
     return budget.estimate(cfg.arch, dataset.n_features, dataset.n_classes,
                            training_rows(cfg, dataset), dtype=cfg.dtype,
                            optimizer_slots=len(optimizer_class(cfg.optimizer).slots),
-                           entries=entries)
+                           entries=entries, tensors=tensors)
+
+
+def least_cost(cfg: RunConfig) -> budget.Estimate:
+    """`cost` without loading the dataset: its shape as `least_shape` knows it (exact for
+    the built-in sets, a lower bound for a CSV file), for refusing a network that cannot
+    fit before the app or `serve` starts."""
+    from bntui.engine.datasets import least_shape
+
+    features, classes, rows = least_shape(cfg.dataset, samples=cfg.samples, noise=cfg.noise,
+                                          classes=cfg.classes)
+    fraction = cfg.val_fraction if cfg.val_fraction is not None else 0.2
+    n_train = cfg.n_train or max(2, rows - round(fraction * rows))
+    batch = n_train if cfg.batch_size is None else min(cfg.batch_size, n_train)
+    return budget.estimate(cfg.arch, features, classes, batch, dtype=cfg.dtype,
+                           optimizer_slots=len(optimizer_class(cfg.optimizer).slots))
 
 
 def build_network(cfg: RunConfig, dataset: Dataset, parts: Parts | None = None) -> Network:

@@ -37,6 +37,7 @@ from bntui.engine.trace import Trace, TraceStep, record_trace
 
 KINDS = ("value", "shape", "formula")
 KIND_CHOICES = (*KINDS, "mixed")
+MAX_COUNT = 200  # questions in one set
 RTOL = 1e-3  # relative tolerance of a value answer (3 significant digits also pass)
 LETTERS = "abcd"
 
@@ -443,8 +444,8 @@ def make_questions(trace: Trace, network: Network, y: np.ndarray, count: int = 5
     order of the pass.  The same arguments always give the same questions."""
     if kind not in KIND_CHOICES:
         raise BntuiError(f"kind must be one of {', '.join(KIND_CHOICES)} (got '{kind}')")
-    if count < 1:
-        raise BntuiError(f"count must be at least 1 (got {count})")
+    if not 1 <= count <= MAX_COUNT:
+        raise BntuiError(f"count must be between 1 and {MAX_COUNT} (got {count:,})")
     ps = _Pass(trace, network, np.asarray(y))
     rng = np.random.default_rng(seed)
     kinds = [kind] * count if kind != "mixed" else [

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from bntui.engine.config import RunConfig
+from bntui.engine.errors import BntuiError
 from bntui.engine.network import Block, Network
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace, record_trace
@@ -43,6 +44,7 @@ DEFAULT_STEPS = 200
 BIAS_NOTE = ("a bias right before BatchNorm: BN subtracts the batch mean, so its gradient "
              "is zero up to rounding and it barely moves")
 DEFAULT_BINS = 20
+MAX_BINS = 400  # more bins than a screen has columns would only cost memory
 
 DEFINITIONS = {
     "saturated": "sigmoid A < 0.01 or A > 0.99; tanh |A| > 0.99",
@@ -247,6 +249,8 @@ def _norm(v: np.ndarray) -> float:
 # the whole check -----------------------------------------------------------------------
 def health_check(session: Session, bins: int = DEFAULT_BINS) -> HealthReport:
     """The health of `session`'s network as it stands (the session is not changed)."""
+    if not 2 <= bins <= MAX_BINS:
+        raise BntuiError(f"bins must be between 2 and {MAX_BINS} (got {bins:,})")
     work = copy.deepcopy(session)
     net, opt = work.network, work.optimizer
     layers = layer_health(net, work.X_train, bins)
