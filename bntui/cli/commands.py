@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import BinaryIO
 
 from bntui.cli.render import Progress, compact, table
 from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
@@ -365,11 +366,18 @@ def walk(args: argparse.Namespace) -> int:
 
     what = "handout" if form in ("md", "html") else "output file"
     check_writable(args.output, what)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = _walk(args, form)
-    write_atomic(args.output, buf.getvalue(), what)
-    return code
+    codes: list[int] = []
+
+    def write(handle: BinaryIO) -> None:  # straight into the file, not held in memory
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+        try:
+            with contextlib.redirect_stdout(text):
+                codes.append(_walk(args, form))
+        finally:
+            text.detach()
+
+    write_atomic(args.output, write, what)
+    return codes[0]
 
 
 def walk_command_line(args: argparse.Namespace) -> str:
@@ -409,18 +417,19 @@ def _walk(args: argparse.Namespace, form: str) -> int:
         print(handout(form, trace, info, steps, rows=args.rows or 16, cols=args.cols or 8),
               end="")
         return 0
-    if args.json:
-        print(dumps({
-            "dataset": session.dataset.name, "arch": session.config.arch,
-            "mode": "training" if training else "eval", "loss": trace.loss,
-            "batch_size": trace.batch_size,
-            "steps": [{
+    if args.json:  # a step at a time: every tensor's values as JSON would be ~100 B each
+        from bntui.engine.jsonable import dump_chunks
+
+        head = {"dataset": session.dataset.name, "arch": session.config.arch,
+                "mode": "training" if training else "eval", "loss": trace.loss,
+                "batch_size": trace.batch_size}
+        for chunk in dump_chunks(head, "steps", ({
                 "index": s.index, "phase": s.phase, "layer": s.layer, "kind": s.kind,
                 "name": s.name, "shape": list(s.shape), "formula": s.formula,
                 "explanation": s.explanation, "stats": s.stats(), "checks": s.checks,
-                "notes": s.notes, "value": s.value.tolist(),
-            } for s in steps],
-        }))
+                "notes": s.notes, "value": s.value} for s in steps)):
+            sys.stdout.write(chunk)
+        sys.stdout.write("\n")
         return 0
     total = len(trace.steps)
     print(f"walk of {session.network.describe()} on {trace.batch_size} samples of "

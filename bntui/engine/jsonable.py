@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -34,3 +35,14 @@ def jsonable(value: object) -> object:
 def dumps(value: object) -> str:
     """The one JSON text of `value` (see the module's docstring)."""
     return json.dumps(jsonable(value), allow_nan=False)
+
+
+def dump_chunks(head: dict, key: str, items: Iterable[object]) -> Iterator[str]:
+    """The JSON text of `{**head, key: list(items)}` — the same text `dumps` gives — in
+    pieces, one item at a time: a long list of big values (every tensor of a pass) is
+    never held as Python objects all at once."""
+    start = dumps(head)
+    yield (start[:-1] + ", " if head else "{") + json.dumps(key) + ": ["
+    for i, item in enumerate(items):
+        yield (", " if i else "") + dumps(item)
+    yield "]}"

@@ -372,20 +372,30 @@ class Network:
         """`nonfinite` of the parameters alone: one sum over the flat buffer, cheap
         enough for every step (a sum that overflows means values near 1e308, which have
         diverged too)."""
-        if math.isfinite(float(self.flat.params.sum())):
+        if math.isfinite(np.add.reduce(self.flat.params)):
             return None
         return next((f"layer {name.split('.')[0]}'s {name.split('.')[1]}"
                      for name, p in self.named_params() if not np.isfinite(p).all()),
                     "a parameter")
 
-    def nonfinite_running(self) -> str | None:
-        """`nonfinite` of the running statistics alone (a sum per array)."""
+    def nonfinite_running(self, quick: bool = False) -> str | None:
+        """`nonfinite` of the running statistics alone.  `quick` (after a training step
+        whose loss was finite) sums the running variances only: a NaN or infinite batch
+        mean would have made the loss NaN, and the running std is finite wherever the
+        variance it is the root of is."""
+        if quick:
+            total = 0.0
+            for block in self.blocks:
+                if block.bn is not None:
+                    total += np.add.reduce(block.bn.running_var)
+            if math.isfinite(total):
+                return None
         for block in self.blocks:
             bn = block.bn
             if bn is None:
                 continue
             for stat in ("running_mean", "running_var", "running_std"):
-                if not math.isfinite(float(getattr(bn, stat).sum())):
+                if not np.isfinite(getattr(bn, stat)).all():
                     return f"layer {block.index}'s {stat}"
         return None
 

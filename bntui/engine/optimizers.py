@@ -18,6 +18,7 @@ through `state` and `inspect(key)`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -90,18 +91,26 @@ class Optimizer:
         of each parameter stays readable as `state[key][slot]` (views of flat buffers).
         """
         self.t += 1
-        self._apply(flat.params, flat.grads, self._flat_slots(flat))
+        bufs = self._flat_slots(flat)
+        self._apply(flat.params, flat.grads, bufs)
+        self.__dict__["_stepped"] = tuple(bufs.items())  # what `nonfinite` reads
 
     def nonfinite(self) -> str | None:
         """The first state slot holding a NaN or ±inf ("Adam's v"); None when all are
-        finite (a sum per flat buffer: cheap enough for every step)."""
-        cached = self.__dict__.get("_flat")
-        if cached is not None and self._flat_valid(cached):
-            buffers = cached[3].items()
+        finite.  Right after `step_flat`, a sum per flat buffer: cheap enough for every
+        step."""
+        stepped = self.__dict__.get("_stepped")
+        if stepped is not None:  # the flat buffers of the last step_flat
+            total = 0.0
+            for _, buf in stepped:
+                total += np.add.reduce(buf)
+            if math.isfinite(total):
+                return None
+            buffers: Iterable[tuple[str, np.ndarray]] = stepped
         else:
             buffers = ((n, v) for d in self.state.values() for n, v in d.items())
         for name, buf in buffers:
-            if not math.isfinite(float(np.sum(buf))):
+            if not np.isfinite(buf).all():
                 return f"{self.name}'s {name}"
         return None
 

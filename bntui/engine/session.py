@@ -309,7 +309,7 @@ class Session:
             Xb, yb = self.next_batch()
             loss, hits = net.train_step(Xb, yb)
             bad = (f"the loss became {loss}" if not math.isfinite(loss)
-                   else net.nonfinite_running())
+                   else net.nonfinite_running(quick=True))
             if bad is None:
                 snapshot = self._snapshot(into=snapshot)
                 opt.step_flat(net.flat)  # every parameter in one pass
