@@ -50,10 +50,11 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.files import write_atomic
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
 from bntui.engine.persist import load_session, save_session
-from bntui.engine.session import INSPECTION_ROWS, Session, same_dataset
+from bntui.engine.session import INSPECTION_ROWS, Session, least_cost, same_dataset
 from bntui.engine.trace import Trace
 from bntui.handout import handout, info_for
 from bntui.ui.check_pane import CheckRequest
+from bntui.ui.confirm_screen import ConfirmScreen
 from bntui.ui.export_screen import ExportScreen
 from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
@@ -656,9 +657,33 @@ class BntuiApp(App[None]):
                     cfg = cfg.with_optimizer(str(changes.pop("optimizer")))
                 cfg = _apply(cfg, changes)
                 what = "applied"
-            self.load(cfg, message.source, what)
+            cfg.validate()
+            est = least_cost(cfg)  # before anything is loaded or allocated
+            if not est.fits:
+                raise BntuiError(est.refusal())
         except BntuiError as exc:
             message.source.show_error(f"{exc} — nothing was changed")  # type: ignore[attr-defined]
+            return
+        warning = est.warning()
+        if warning is None:
+            self._load_or_say(cfg, message.source, what)
+            return
+
+        def answer(build: bool | None) -> None:
+            if build:
+                self._load_or_say(cfg, message.source, what)
+            else:
+                message.source.show_error("not built — nothing was changed")  # type: ignore[attr-defined]
+
+        self.push_screen(ConfirmScreen(f"{warning[0].upper()}{warning[1:]}. Build it anyway? "
+                                       "(a step cannot be interrupted once it started)",
+                                       "Build it"), answer)
+
+    def _load_or_say(self, cfg: RunConfig, source: Widget, what: str) -> None:
+        try:
+            self.load(cfg, source, what)
+        except BntuiError as exc:
+            source.show_error(f"{exc} — nothing was changed")  # type: ignore[attr-defined]
 
     # training ------------------------------------------------------------------------
     @needs_session
