@@ -92,7 +92,7 @@ class DatasetPane(FormPane):
         self.query_one("#ds-scale", Select).value = scale
         self.remember("ds-samples", "ds-noise", "ds-classes", "ds-val", "ds-scale")
         self.query_one("#ds-info", Static).update(
-            f"[b]{dataset.name}[/b]: {dataset.description}\n"
+            f"[b]{escape(dataset.name)}[/b]: {escape(dataset.description)}\n"
             f"{dataset.n_train} train / {dataset.n_val} validation · {dataset.n_features} "
             f"features · {dataset.n_classes} classes · scaling: {dataset.scaling}"
             + (f"\n[dim]{escape(dataset.note)}[/dim]" if dataset.note else "")
