@@ -37,8 +37,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- figure (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(\n<!-- /figure -->)",
-                   re.S)
+# a body never crosses another marker (an empty one must not reach the next figure's end)
+BLOCK = re.compile(r"(<!-- figure (?P<name>[\w.-]+) -->\n)(?P<body>(?:(?!<!-- /?figure ).)*?)"
+                   r"(\n<!-- /figure -->)", re.S)
 INLINE = re.compile(r"(<!-- fig (?P<name>[\w.-]+) -->)(?P<body>.*?)(<!-- /fig -->)", re.S)
 KERNEL = ""  # the OPENBLAS_CORETYPE of this pass ("" for the machine's own)
 
@@ -341,6 +342,18 @@ def ceiling() -> Figures:
     return {"bench-ceiling": table_with(out, "| seed-digits, full batch | engine / PyTorch")}
 
 
+@timing
+def budget_accuracy() -> Figures:
+    out = python("benchmarks/budget.py")
+    return {"bench-budget": table_with(out, "| network | dataset (rows)")}
+
+
+bench.names = ("bench-train", "bench-bn", "bench-gradcheck", "bench-scale",  # type: ignore[attr-defined]
+               "bench-app")
+ceiling.names = ("bench-ceiling",)  # type: ignore[attr-defined]
+budget_accuracy.names = ("bench-budget",)  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> int:
     global KERNEL
     p = argparse.ArgumentParser(prog="python scripts/figures.py", description=__doc__,
@@ -354,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     sources = SOURCES + (TIMINGS if args.bench else [])
     figures: Figures = {}
     for fn in sources:
+        names = getattr(fn, "names", None)  # a timing declares its figures: skipped at once
+        if args.only and names is not None and not set(names) & set(args.only):
+            continue
         got = fn()
         if args.only:
             got = {k: v for k, v in got.items() if k in args.only}

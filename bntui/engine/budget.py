@@ -19,7 +19,12 @@ slots, `m` the batch rows, `W` the sum of the layers' widths)::
     transient = 8 · max(fan_in · width)   one layer's float64 initial draw
 
 Time: a training step is about 6 · m · P floating-point operations (the forward's
-matrix products once, the backward's twice); the numerical gradient check runs two
+matrix products once, the backward's twice) at the machine's matrix-product speed, plus
+the passes over memory that are not matrix products: (18 + 14 k) ns per parameter (the
+optimizer's update, the gradients) and 35 ns per entry of a batch's tensors (m · W:
+BatchNorm, the activations) — fitted on this project's machine to steps from 50 ms to
+2.3 s (two widths of 300 to 6,000, 160 to 1,438 rows; `python benchmarks/budget.py`
+sets the estimates beside real steps and real peaks).  The numerical gradient check runs two
 forward passes (2 · m · P each) per parameter and per sampled entry of an
 intermediate.  The machine's speed is measured once, on a small matrix product, and only
 when a configuration is big enough for it to matter: a small network costs nothing here.
@@ -101,12 +106,13 @@ def estimate(arch: str | ArchSpec, n_features: int, n_classes: int, batch_rows: 
     batch = itemsize * m * (n_features + tensors * sum(widths))
     transient = 8 * max(f * w for f, w in zip(fan_ins, widths, strict=True))
     step_flops = 6.0 * m * params
+    memory_seconds = (params * (18 + 14 * optimizer_slots) + 35 * m * sum(widths)) * 1e-9
     sampled = sum(NODES_PER_BLOCK * min(entries, m * w) for w in widths)
     check_flops = 2.0 * (params + sampled) * (2.0 * m * params)
     step = check = None
     if check_flops > SMALL_FLOPS:  # the larger of the two
         rate = flops_per_second(dtype)
-        step, check = step_flops / rate, check_flops / rate
+        step, check = step_flops / rate + memory_seconds, check_flops / rate
     names = " → ".join(str(w) for w in [n_features, *widths])
     return Estimate(params, resident + batch + transient, step, check, available_memory(),
                     names)
