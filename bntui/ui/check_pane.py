@@ -12,6 +12,7 @@ from textual.reactive import var
 from textual.widgets import Button, DataTable, Static
 
 from bntui.engine.gradcheck import GradcheckReport
+from bntui.ui.live import LiveView
 from bntui.ui.state import CheckRecord
 from bntui.ui.stepper import error_style
 
@@ -20,7 +21,7 @@ class CheckRequest(Message):
     """Run the gradient check."""
 
 
-class CheckPane(Vertical):
+class CheckPane(LiveView, Vertical):
     """The app's last `CheckRecord` (bound), or what is happening while there is none."""
 
     BINDS = ("check", "checking")

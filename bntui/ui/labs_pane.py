@@ -16,9 +16,10 @@ from textual.widgets.option_list import Option
 from bntui.engine.config import RunConfig
 from bntui.engine.session import Session
 from bntui.ui.labs import LabView, lab_views
+from bntui.ui.live import LiveView
 
 
-class LabsPane(Horizontal):
+class LabsPane(LiveView, Horizontal):
     """The app's session and active tab are bound (`BINDS`): a lab computes only once the
     Labs tab is open."""
 
