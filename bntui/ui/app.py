@@ -355,6 +355,7 @@ class BntuiApp(App[None]):
         self.check = None
         self.failure = ""
         self.evaluating = False  # one behind the old session's run stops
+        self.checking = False  # a check of the old session still going: its end is dropped
         self.session = session
         self.refresh_snapshot()
         waiting, self._waiting = self._waiting, []

@@ -44,6 +44,8 @@ class CheckPane(LiveView, Vertical):
         if checking:
             self.busy("checking every gradient… (numerical differences take a while on big "
                       "networks)")
+        else:  # ended, failed, or dropped with its session: what there is
+            self.watch_check(self.check)
 
     def watch_check(self, record: CheckRecord | None) -> None:
         if record is not None:
