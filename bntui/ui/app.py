@@ -517,6 +517,10 @@ class BntuiApp(App[None]):
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or ""
+        if event.tabbed_content.active != tab:
+            # overtaken by a newer tab (two pane keys at once): taken as the app's, it
+            # would set the tabs back, and the two would swing between the tabs forever
+            return
         if tab != "stepper":
             self.start_panel = False
         self.active_tab = tab
