@@ -18,7 +18,10 @@ No screen waits for the data: a session whose dataset must be read is built in a
 worker (`bntui.ui.loader`) while the first screen, or the current session, stays on
 show with a loading panel; a change that keeps the dataset (the architecture, the
 optimizer, a reset) builds at once.  Keys that act on the session, pressed before the
-first one is there, wait for it and then run in order.  What the views read of a big
+first one is there, wait for it and then run in order.  The panes the first screen does
+not show mount just after it, while keys already act: a view draws only while it is live
+(mounted, the app not closing: `bntui.ui.live`) and its binding draws it once it mounts,
+so a key at any moment changes the state, never a widget that is not there.  What the views read of a big
 dataset is bounded by the engine's samples (`Session.inspection_batch`, `plane_sample`).
 """
 
