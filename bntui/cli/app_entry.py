@@ -1,9 +1,18 @@
-"""Opening the Textual app from the command line (kept apart so `train` never imports it)."""
+"""Opening the Textual app from the command line (kept apart so `train` never imports it).
+
+The command's exit status is the app's: 0 when the learner quits, 1 when the app crashed
+(Textual shows the error and sets `App.return_code` to 1 on an unhandled exception), so
+that a script, `bntui serve` or a test sees a crash as one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -26,5 +35,11 @@ def run_app(args: argparse.Namespace) -> int:
     except BntuiError as exc:
         print(f"bntui: error: {exc}", file=sys.stderr)
         return 2
-    BntuiApp(config=config).run()
-    return 0
+    return run_to_status(BntuiApp(config=config))
+
+
+def run_to_status(app: App[Any], *, headless: bool = False) -> int:
+    """Run `app` until it exits; its exit status (a crash: 1; no return code, as when the
+    terminal went away without one: 0)."""
+    app.run(headless=headless)
+    return app.return_code or 0

@@ -18,7 +18,10 @@ No screen waits for the data: a session whose dataset must be read is built in a
 worker (`bntui.ui.loader`) while the first screen, or the current session, stays on
 show with a loading panel; a change that keeps the dataset (the architecture, the
 optimizer, a reset) builds at once.  Keys that act on the session, pressed before the
-first one is there, wait for it and then run in order.  What the views read of a big
+first one is there, wait for it and then run in order.  The panes the first screen does
+not show mount just after it, while keys already act: a view draws only while it is live
+(mounted, the app not closing: `bntui.ui.live`) and its binding draws it once it mounts,
+so a key at any moment changes the state, never a widget that is not there.  What the views read of a big
 dataset is bounded by the engine's samples (`Session.inspection_batch`, `plane_sample`).
 """
 
@@ -59,6 +62,7 @@ from bntui.ui.export_screen import ExportScreen
 from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
 from bntui.ui.keys import bindings, palette
+from bntui.ui.live import LiveView, app_closing
 from bntui.ui.loader import Loaded, Loading, LoadJob, LoadProgress, first_loading, load_run
 from bntui.ui.loading_panel import LoadingPanel
 from bntui.ui.messages import ConfigChange, TrainRequest
@@ -141,6 +145,7 @@ class BntuiApp(App[None]):
         self.lock = threading.Lock()  # the session is trained in a thread: read it under this
         self._deferred: list[tuple[str, Widget]] = []  # panes mounted after the first session
         self._mounting = False
+        self._opened = False  # the first screen is mounted (see `live`)
         self._train_job: TrainJob | None = None
         self.run_id = 0  # the current training run; older runs' messages are ignored
         self.ended_run = 0  # the last run whose end the views show
@@ -178,6 +183,8 @@ class BntuiApp(App[None]):
         """Push the app's state down to `pane`: the reactives it declares in `BINDS`."""
         names: tuple[str, ...] = getattr(pane, "BINDS", ())
         if names:
+            # a bound view draws only while it is live (mounted, the app not closing)
+            assert isinstance(pane, LiveView), f"{type(pane).__name__} must be a LiveView"
             pane.data_bind(**{name: getattr(BntuiApp, name) for name in names})
 
     async def _mount_deferred(self) -> None:
@@ -185,7 +192,7 @@ class BntuiApp(App[None]):
         the first session is installed, so that they do not slow its loading down."""
         while self._deferred:
             tab, pane = self._deferred.pop(0)
-            if not self.is_running or self._exit:
+            if self.closing:
                 return
             try:
                 await self.query_one(f"#{tab}", TabPane).mount(pane)
@@ -193,6 +200,7 @@ class BntuiApp(App[None]):
                 return
 
     def on_mount(self) -> None:
+        self._opened = True
         # a dataset made in milliseconds (the default preset's) is in the first screen;
         # one to read loads in a worker once the first screen is drawn; then (once the
         # first session is there) the panes the first screen does not show mount
@@ -211,11 +219,29 @@ class BntuiApp(App[None]):
         except BntuiError as exc:  # a bad config from the command line: fall back
             self._fall_back(str(exc))
 
+    @property
+    def closing(self) -> bool:
+        """The app is quitting, has crashed or has lost its terminal (or browser tab)."""
+        return app_closing(self)
+
+    @property
+    def live(self) -> bool:
+        """The first screen is mounted and the app is not closing: what the app may query
+        and draw on itself (the panes guard themselves, `bntui.ui.live`)."""
+        return self._opened and not self.closing and bool(self.screen_stack)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and self.closing:
+            return  # a key or a click still queued as the app closes: no screen to take it
+        await super().on_event(event)
+
     def on_resize(self, event: events.Resize) -> None:
         self._size_classes(event.size)  # (this runs before App's own handler: not self.size)
 
     def _size_classes(self, size: Size | None = None) -> None:
         """Tab labels and the screen's size classes follow the terminal's size."""
+        if self.closing:
+            return
         width, height = size if size is not None else self.size
         self.screen.set_class(width < NARROW, "-narrow")
         self.screen.set_class(width >= WIDE, "-wide")
@@ -271,6 +297,8 @@ class BntuiApp(App[None]):
         self.note = f"now showing the {mode} pass"
 
     def watch_active_tab(self, tab: str) -> None:
+        if not self.live:  # (a tab shown as the app closes: its screen may be gone)
+            return
         tabs = self.query(TabbedContent)
         if tabs and tabs.first().active != tab:
             tabs.first().active = tab
@@ -286,7 +314,8 @@ class BntuiApp(App[None]):
         self.snapshot = snap.with_trace(snap.trace, snap.training)
 
     def watch_start_panel(self, shown: bool) -> None:
-        self.query_one(StartPanel).display = shown
+        if self.live:
+            self.query_one(StartPanel).display = shown
 
     def watch_tour(self, stop: int | None) -> None:
         if stop is not None:
@@ -330,6 +359,7 @@ class BntuiApp(App[None]):
         self.check = None
         self.failure = ""
         self.evaluating = False  # one behind the old session's run stops
+        self.checking = False  # a check of the old session still going: its end is dropped
         self.session = session
         self.refresh_snapshot()
         waiting, self._waiting = self._waiting, []
@@ -379,7 +409,7 @@ class BntuiApp(App[None]):
 
     @on(Loaded)
     def loaded(self, message: Loaded) -> None:
-        if message.load != self.load_id:
+        if message.load != self.load_id or self.closing:
             return  # a load replaced by a newer one (or by a session opened meanwhile)
         self.load_status = None
         source = message.source
@@ -491,6 +521,10 @@ class BntuiApp(App[None]):
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or ""
+        if event.tabbed_content.active != tab:
+            # overtaken by a newer tab (two pane keys at once): taken as the app's, it
+            # would set the tabs back, and the two would swing between the tabs forever
+            return
         if tab != "stepper":
             self.start_panel = False
         self.active_tab = tab
@@ -558,6 +592,8 @@ class BntuiApp(App[None]):
                 self.index = at
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.closing:
+            return False  # no key acts while the app closes (its screens are going)
         if action in ("tour_next", "tour_back"):
             return self.tour is not None  # enter and backspace act only during a tour
         return True
@@ -748,8 +784,8 @@ class BntuiApp(App[None]):
     @on(TrainEnded)
     def train_ended(self, message: TrainEnded) -> None:
         """However the run ended, every view ends on the session's last step."""
-        if message.run != self.run_id or message.session is not self.session:
-            return  # an older run, or a session replaced since
+        if message.run != self.run_id or message.session is not self.session or self.closing:
+            return  # an older run, or a session replaced since (or the app is closing)
         self.ended_run = message.run
         self._train_job = None
         self._pending = None

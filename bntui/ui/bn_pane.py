@@ -17,6 +17,7 @@ from textual.reactive import var
 from textual.widgets import Label, Select, Static
 
 from bntui.numbers import fmt as fmt_cell
+from bntui.ui.live import LiveView
 from bntui.ui.state import BNView, Snapshot
 from bntui.ui.tensor_grid import TensorGrid
 
@@ -27,7 +28,7 @@ SHOWN_FEATURES = 8
 PANE_ID = "bn"
 
 
-class BNPane(Vertical):
+class BNPane(LiveView, Vertical):
     BINDS = ("snapshot", "active_tab")
     snapshot: var[Snapshot | None] = var(None, init=False)
     active_tab: var[str] = var("", init=False)  # drawn only while on screen

@@ -12,6 +12,7 @@ from textual.reactive import var
 from textual.widgets import Button, DataTable, Static
 
 from bntui.engine.gradcheck import GradcheckReport
+from bntui.ui.live import LiveView
 from bntui.ui.state import CheckRecord
 from bntui.ui.stepper import error_style
 
@@ -20,7 +21,7 @@ class CheckRequest(Message):
     """Run the gradient check."""
 
 
-class CheckPane(Vertical):
+class CheckPane(LiveView, Vertical):
     """The app's last `CheckRecord` (bound), or what is happening while there is none."""
 
     BINDS = ("check", "checking")
@@ -43,6 +44,8 @@ class CheckPane(Vertical):
         if checking:
             self.busy("checking every gradient… (numerical differences take a while on big "
                       "networks)")
+        else:  # ended, failed, or dropped with its session: what there is
+            self.watch_check(self.check)
 
     def watch_check(self, record: CheckRecord | None) -> None:
         if record is not None:

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.session import Session
+from bntui.ui.live import LiveView, when_live
 
 
 class Note(Static):
@@ -40,7 +41,7 @@ class Note(Static):
         self.update("")
 
 
-class FormPane(VerticalScroll):
+class FormPane(LiveView, VerticalScroll):
     """A settings pane: it shows the app's session (bound from the app, `BINDS`) and has a
     `Note` that the app writes the outcome of a change into."""
 
@@ -65,9 +66,12 @@ class FormPane(VerticalScroll):
         value = str(self.query_one(f"#{field}").value)  # type: ignore[attr-defined]
         return None if value == getattr(self, "_loaded", {}).get(field) else value
 
+    # the app writes the outcome of a change here (when it ends, the app may be closing)
+    @when_live
     def show_error(self, message: str) -> None:
         self.query_one(Note).error(message)
 
+    @when_live
     def show_ok(self, message: str) -> None:
         self.query_one(Note).ok(message)
 

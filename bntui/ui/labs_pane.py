@@ -16,9 +16,10 @@ from textual.widgets.option_list import Option
 from bntui.engine.config import RunConfig
 from bntui.engine.session import Session
 from bntui.ui.labs import LabView, lab_views
+from bntui.ui.live import LiveView, is_live
 
 
-class LabsPane(Horizontal):
+class LabsPane(LiveView, Horizontal):
     """The app's session and active tab are bound (`BINDS`): a lab computes only once the
     Labs tab is open."""
 
@@ -71,8 +72,14 @@ class LabsPane(Horizontal):
     def shown(self) -> None:
         """The Labs tab was opened: the list takes the keys (↑/↓ pick a lab)."""
         if self.views:
-            self.query_one("#lab-list", OptionList).focus()
+            # once the keys already pressed are done: a focused list would pull the Labs
+            # tab back to the front over a tab asked for after it (8 then 1 at once)
+            self.app.call_later(self._focus_list)
         self._load_current()
+
+    def _focus_list(self) -> None:
+        if self.active_tab == "labs" and is_live(self):
+            self.app.set_focus(self.query_one("#lab-list", OptionList))
 
     def show_lab(self, lab_id: str) -> None:
         for i, view in enumerate(self.views):

@@ -17,12 +17,13 @@ from textual.message import Message
 from textual.reactive import var
 from textual.widgets import ProgressBar, Static
 
+from bntui.ui.live import LiveView
 from bntui.ui.loader import Loading
 
 SHOW_AFTER = 0.25  # seconds a load runs before the panel shows (a quick one never flashes)
 
 
-class LoadingPanel(Vertical):
+class LoadingPanel(LiveView, Vertical):
     """A line of text and a progress bar (by rows read, or moving while nothing can be
     counted)."""
 

@@ -28,6 +28,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.network import Network
 from bntui.engine.trace import Trace, TraceStep
 from bntui.numbers import fmt as fmt_cell
+from bntui.ui.live import LiveView
 from bntui.ui.state import Snapshot
 from bntui.ui.tensor_grid import TensorGrid
 from bntui.ui.tour import TourPanel
@@ -76,7 +77,7 @@ def network_map(network: Network, step: TraceStep | None) -> Text:
     return t
 
 
-class StepperPane(Vertical):
+class StepperPane(LiveView, Vertical):
     """Shows `snapshot.trace.steps[index]`; the app owns the position and the trace and
     pushes them down (`BINDS`), the tour panel above the grid follows the same state."""
 

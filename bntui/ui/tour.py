@@ -19,6 +19,7 @@ from textual.widgets import Static
 from bntui.engine.network import Network
 from bntui.engine.trace import Trace, TraceStep
 from bntui.numbers import fmt
+from bntui.ui.live import LiveView
 from bntui.ui.state import Snapshot
 
 
@@ -130,7 +131,7 @@ def stop_index(trace: Trace, stop: Stop, layer: int) -> int | None:
     return None
 
 
-class TourPanel(Static):
+class TourPanel(LiveView, Static):
     """The current stop of the tour, above the stepper's grid (hidden with no tour)."""
 
     tour: var[int | None] = var(None, init=False)

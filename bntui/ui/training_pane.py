@@ -26,6 +26,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from bntui.engine.errors import BntuiError
 from bntui.ui.form import Note, parse_number
+from bntui.ui.live import LiveView
 from bntui.ui.messages import TrainRequest
 from bntui.ui.plots import AccuracyPlot, Chart, LossPlot
 from bntui.ui.region_view import PlaneView
@@ -54,7 +55,7 @@ class StatusLine(Static):
         self._lines = lines
 
 
-class TrainingPane(Vertical):
+class TrainingPane(LiveView, Vertical):
     BINDS = ("snapshot", "playing", "active_tab", "evaluating")
     snapshot: var[Snapshot | None] = var(None, init=False)
     playing: var[bool] = var(False, init=False)
