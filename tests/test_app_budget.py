@@ -33,11 +33,11 @@ async def test_a_network_that_cannot_fit_is_refused_in_the_pane() -> None:
 async def test_a_very_slow_network_is_built_only_if_the_learner_says_yes(
         monkeypatch: pytest.MonkeyPatch, answer: str) -> None:
     """A machine measured a million times slower: a 64-wide network is 'very slow'."""
-    monkeypatch.setattr(budget, "flops_per_second", lambda dtype="float64": 1e3)
-    monkeypatch.setattr(budget, "SMALL_FLOPS", 0.0)
     app = BntuiApp(MOONS)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
+        monkeypatch.setattr(budget, "flops_per_second", lambda dtype="float64": 1e3)
+        monkeypatch.setattr(budget, "SMALL_FLOPS", 0.0)
         await pilot.press("4")
         old = app.session
         app.query_one("#arch", Input).value = "64:tanh,C"
@@ -56,3 +56,26 @@ async def test_a_very_slow_network_is_built_only_if_the_learner_says_yes(
             assert said.startswith("✓")
         else:
             assert app.session is old and said.startswith("✗") and "not built" in said
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+async def test_a_very_slow_start_is_asked_about(monkeypatch: pytest.MonkeyPatch,
+                                                answer: str) -> None:
+    """`bntui --arch …` with a very slow network: the first screen asks; no falls back to
+    the default preset with one line saying why, yes builds it."""
+    monkeypatch.setattr(budget, "flops_per_second", lambda dtype="float64": 1e3)
+    monkeypatch.setattr(budget, "SMALL_FLOPS", 0.0)
+    app = BntuiApp(MOONS)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            if isinstance(app.screen, ConfirmScreen):
+                break
+            await pilot.pause(0.02)
+        assert isinstance(app.screen, ConfirmScreen) and app.session is None
+        await pilot.press(answer)
+        await settle(app, pilot)
+        if answer == "y":
+            assert app.session.config.arch == MOONS.arch
+        else:
+            assert app.session.config.dataset == "seed-toy"
+            assert app.load_error.startswith("not built: the network 2 → 8 → 6 → 2")

@@ -35,7 +35,11 @@ def run_app(args: argparse.Namespace) -> int:
     except BntuiError as exc:
         print(f"bntui: error: {exc}", file=sys.stderr)
         return 2
-    return run_to_status(BntuiApp(config=config))
+    from bntui.ui.quit_fast import exit_now_if_busy
+
+    status = run_to_status(BntuiApp(config=config))
+    exit_now_if_busy(status)  # a training step still inside a matrix product
+    return status
 
 
 def run_to_status(app: App[Any], *, headless: bool = False) -> int:

@@ -21,12 +21,14 @@ optimizer, a reset) builds at once.  Keys that act on the session, pressed befor
 first one is there, wait for it and then run in order.  The panes the first screen does
 not show mount just after it, while keys already act: a view draws only while it is live
 (mounted, the app not closing: `bntui.ui.live`) and its binding draws it once it mounts,
-so a key at any moment changes the state, never a widget that is not there.  What the views read of a big
-dataset is bounded by the engine's samples (`Session.inspection_batch`, `plane_sample`).
+so a key at any moment changes the state, never a widget that is not there.  What the
+views read of a big dataset is bounded by the engine's samples (`Session.inspection_batch`,
+`plane_sample`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import os
@@ -66,6 +68,7 @@ from bntui.ui.live import LiveView, app_closing
 from bntui.ui.loader import Loaded, Loading, LoadJob, LoadProgress, first_loading, load_run
 from bntui.ui.loading_panel import LoadingPanel
 from bntui.ui.messages import ConfigChange, TrainRequest
+from bntui.ui.quit_fast import QuitFastExecutor
 from bntui.ui.region_view import PlaneView
 from bntui.ui.registry import PANES
 from bntui.ui.start_panel import StartPanel
@@ -200,6 +203,8 @@ class BntuiApp(App[None]):
                 return
 
     def on_mount(self) -> None:
+        # thread workers run here; quitting does not wait for a step under way
+        asyncio.get_running_loop().set_default_executor(QuitFastExecutor())
         self._opened = True
         # a dataset made in milliseconds (the default preset's) is in the first screen;
         # one to read loads in a worker once the first screen is drawn; then (once the
@@ -213,7 +218,27 @@ class BntuiApp(App[None]):
         self._size_classes()
 
     def _first_load(self) -> None:
-        """Load the configuration the app was started with (a bad one: the default)."""
+        """Load the configuration the app was started with (a bad one: the default; a
+        very slow one only if the learner says so)."""
+        try:
+            warning = least_cost(self.config).warning()
+        except BntuiError:
+            warning = None  # `load` says what is wrong
+        if warning is None:
+            self._load_first()
+            return
+
+        def answer(build: bool | None) -> None:
+            if build:
+                self._load_first()
+            else:
+                self._fall_back(f"not built: {warning}")
+
+        self.push_screen(ConfirmScreen(f"{warning[0].upper()}{warning[1:]}. Build it anyway? "
+                                       "(a step cannot be paused once it has started; "
+                                       "quitting can stop it)", "Build it"), answer)
+
+    def _load_first(self) -> None:
         try:
             self.load(self.config)
         except BntuiError as exc:  # a bad config from the command line: fall back
@@ -712,8 +737,8 @@ class BntuiApp(App[None]):
                 message.source.show_error("not built — nothing was changed")  # type: ignore[attr-defined]
 
         self.push_screen(ConfirmScreen(f"{warning[0].upper()}{warning[1:]}. Build it anyway? "
-                                       "(a step cannot be interrupted once it started)",
-                                       "Build it"), answer)
+                                       "(a step cannot be paused once it has started; "
+                                       "quitting can stop it)", "Build it"), answer)
 
     def _load_or_say(self, cfg: RunConfig, source: Widget, what: str) -> None:
         try:
