@@ -178,7 +178,7 @@ class BntuiApp(App[None]):
         panel = LoadingPanel(id="loading")
         self._bind(panel)
         yield panel
-        self._status = Static(id="status")
+        self._status = Static(id="status", markup=False)  # it names files: text, not markup
         yield self._status
         yield Footer()
 
