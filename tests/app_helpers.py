@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from collections.abc import Callable
 
@@ -15,6 +16,8 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widget import Widget
 
+import bntui.ui.loader as loader_module
+from bntui.engine import RunConfig
 from bntui.ui.app import BntuiApp
 from bntui.ui.registry import PANES
 
@@ -89,3 +92,24 @@ def chrome_problems(app: BntuiApp) -> list[str]:
         if k is None or k.region.width == 0 or k.region.right > width:
             problems.append(f"the footer does not show {key}")
     return problems
+
+
+# a dataset load held back, and a CSV big enough to take a while ---------------------------
+class HeldLoads:
+    """`build_dataset` in the loader, held back for the datasets named in `held` until
+    `release()`."""
+
+    def __init__(self, *held: str) -> None:
+        self.held = set(held)
+        self.go = threading.Event()
+        self.started: list[str] = []
+        self._real = loader_module.build_dataset
+
+    def __call__(self, cfg: RunConfig, progress=None):  # type: ignore[no-untyped-def]
+        self.started.append(cfg.dataset)
+        if cfg.dataset in self.held:
+            self.go.wait(30)
+        return self._real(cfg, progress)
+
+    def release(self) -> None:
+        self.go.set()

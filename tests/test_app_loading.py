@@ -11,16 +11,13 @@ assertion is about counts and states, never about how fast this machine is.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from app_helpers import idle_training, send_key, settle, text, until
+from app_helpers import HeldLoads, idle_training, send_key, settle, text, until
 from textual.widgets import Input, Select, TabbedContent
 
-import bntui.ui.loader as loader_module
-from bntui.bench import write_scale_csv
 from bntui.engine import RunConfig
 from bntui.engine.session import INSPECTION_ROWS
 from bntui.ui.app import BntuiApp
@@ -33,40 +30,6 @@ from bntui.ui.training_pane import CURVES_EVERY, RegionView
 
 SIZE = (120, 40)
 ARCH = "16:relu,C"
-
-
-class HeldLoads:
-    """`build_dataset` in the loader, held back for the datasets named in `held` until
-    `release()`."""
-
-    def __init__(self, *held: str) -> None:
-        self.held = set(held)
-        self.go = threading.Event()
-        self.started: list[str] = []
-        self._real = loader_module.build_dataset
-
-    def __call__(self, cfg: RunConfig, progress=None):  # type: ignore[no-untyped-def]
-        self.started.append(cfg.dataset)
-        if cfg.dataset in self.held:
-            self.go.wait(30)
-        return self._real(cfg, progress)
-
-    def release(self) -> None:
-        self.go.set()
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldLoads]:
-    loads = HeldLoads()
-    monkeypatch.setattr(loader_module, "build_dataset", loads)
-    yield loads
-    loads.release()
-
-
-@pytest.fixture(scope="module")
-def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 rows × 10 features, 4 classes: 16,000 training rows, more than every sample."""
-    return write_scale_csv(tmp_path_factory.mktemp("big") / "big.csv", 20_000)
 
 
 def big_config(path: Path, **changes: object) -> RunConfig:

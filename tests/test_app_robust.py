@@ -14,19 +14,16 @@ import asyncio
 import inspect
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from app_helpers import send_key, settle, text, until
+from app_helpers import HeldLoads, send_key, settle, text, until
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, TabbedContent
 
-import bntui.ui.loader as loader_module
-from bntui.bench import write_scale_csv
 from bntui.cli.app_entry import run_to_status
 from bntui.engine import RunConfig, preset
 from bntui.ui.app import BntuiApp
@@ -44,37 +41,6 @@ SIZE = (120, 40)
 MODAL = {"quit", "help", "save", "open", "export"}
 SCREEN_KEYS = [k.keys.split(",")[0] for k in (*KEYS, *TOUR_KEYS) if k.action not in MODAL]
 PANE_KEYS = [p.key for p in PANES]
-
-
-class HeldLoads:
-    """The loader's `build_dataset`, held back for the datasets named in `held` until
-    `release()` (as in test_app_loading)."""
-
-    def __init__(self) -> None:
-        self.held: set[str] = set()
-        self.go = threading.Event()
-        self._real = loader_module.build_dataset
-
-    def __call__(self, cfg: RunConfig, progress=None):  # type: ignore[no-untyped-def]
-        if cfg.dataset in self.held:
-            self.go.wait(30)
-        return self._real(cfg, progress)
-
-    def release(self) -> None:
-        self.go.set()
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldLoads]:
-    loads = HeldLoads()
-    monkeypatch.setattr(loader_module, "build_dataset", loads)
-    yield loads
-    loads.release()
-
-
-@pytest.fixture(scope="module")
-def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_scale_csv(tmp_path_factory.mktemp("big") / "big.csv", 20_000)
 
 
 START = ("default", "seed-digits", "big csv")

@@ -127,17 +127,26 @@ def test_lab_sizes_have_a_ceiling(argv: list[str]) -> None:
 
 
 # Ctrl-C ------------------------------------------------------------------------------------
-def test_ctrl_c_is_prompt_in_the_middle_of_a_long_step() -> None:
-    """Steps of about 10 s each (three widths of 2,500 on 1,437 rows): Ctrl-C ends the
-    process within a second or two, with one line and status 130."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bntui", "train", "--arch", "2500,2500,2500,C",
-         "--dataset", "digits", "--steps", "1000"], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=ENV, stdin=subprocess.DEVNULL)
+SLOW = ("2500,2500,2500,C", "--dataset", "digits", "--steps", "1000")  # ~3 s a step
+SLOWER = ("5000,5000,5000,C", "--dataset", "digits", "--steps", "1000")  # ~12 s a step
+
+
+def interrupted(*flags: str) -> tuple[float, tuple[str, str], subprocess.Popen[str]]:
+    """`bntui train FLAGS`, sent Ctrl-C after 4 s: (when it was sent, (stdout, stderr),
+    the process)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bntui", "train", *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, stdin=subprocess.DEVNULL)
     time.sleep(4.0)
     t0 = time.perf_counter()
     proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
+    return t0, proc.communicate(timeout=30), proc
+
+
+def test_ctrl_c_is_prompt_in_the_middle_of_a_long_step() -> None:
+    """Steps of about 3 s each (three widths of 2,500 on 1,437 rows): Ctrl-C ends the
+    process within a second or two, with one line and status 130."""
+    t0, (_out, err), proc = interrupted("--arch", *SLOW)
     assert time.perf_counter() - t0 < 3.0
     assert proc.returncode == 130
     assert one_line(unwarned(err)) == "bntui train: interrupted"
@@ -147,13 +156,7 @@ def test_ctrl_c_during_train_save_saves_what_was_trained(tmp_path: Path) -> None
     from bntui.engine.persist import load_session
 
     path = tmp_path / "run.npz"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bntui", "train", "--steps", "100000000", "--save",
-         str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-        stdin=subprocess.DEVNULL)
-    time.sleep(4.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, (out, err), proc = interrupted("--steps", "100000000", "--save", str(path))
     assert proc.returncode == 130
     line = one_line(err)
     assert line.startswith("bntui train: interrupted after ") and "written above" in line
@@ -166,14 +169,7 @@ def test_ctrl_c_during_train_save_saves_what_was_trained(tmp_path: Path) -> None
 
 def test_ctrl_c_in_a_step_that_does_not_end_says_nothing_was_saved(tmp_path: Path) -> None:
     path = tmp_path / "run.npz"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bntui", "train", "--arch", "2500,2500,2500,C", "--dataset",
-         "digits", "--steps", "1000", "--save", str(path)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=ENV, stdin=subprocess.DEVNULL)
-    time.sleep(4.0)
-    t0 = time.perf_counter()
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
+    t0, (_out, err), proc = interrupted("--arch", *SLOWER, "--save", str(path))
     assert time.perf_counter() - t0 < 6.0
     assert proc.returncode == 130
     assert one_line(unwarned(err)) == ("bntui train: interrupted in the middle of a step: "
