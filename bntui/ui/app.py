@@ -21,8 +21,9 @@ optimizer, a reset) builds at once.  Keys that act on the session, pressed befor
 first one is there, wait for it and then run in order.  The panes the first screen does
 not show mount just after it, while keys already act: a view draws only while it is live
 (mounted, the app not closing: `bntui.ui.live`) and its binding draws it once it mounts,
-so a key at any moment changes the state, never a widget that is not there.  What the views read of a big
-dataset is bounded by the engine's samples (`Session.inspection_batch`, `plane_sample`).
+so a key at any moment changes the state, never a widget that is not there.  What the
+views read of a big dataset is bounded by the engine's samples (`Session.inspection_batch`,
+`plane_sample`).
 """
 
 from __future__ import annotations
