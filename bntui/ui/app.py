@@ -234,9 +234,7 @@ class BntuiApp(App[None]):
             else:
                 self._fall_back(f"not built: {warning}")
 
-        self.push_screen(ConfirmScreen(f"{warning[0].upper()}{warning[1:]}. Build it anyway? "
-                                       "(a step cannot be paused once it has started; "
-                                       "quitting can stop it)", "Build it"), answer)
+        self.push_screen(ConfirmScreen.slow_build(warning), answer)
 
     def _load_first(self) -> None:
         try:
@@ -736,9 +734,7 @@ class BntuiApp(App[None]):
             else:
                 message.source.show_error("not built — nothing was changed")  # type: ignore[attr-defined]
 
-        self.push_screen(ConfirmScreen(f"{warning[0].upper()}{warning[1:]}. Build it anyway? "
-                                       "(a step cannot be paused once it has started; "
-                                       "quitting can stop it)", "Build it"), answer)
+        self.push_screen(ConfirmScreen.slow_build(warning), answer)
 
     def _load_or_say(self, cfg: RunConfig, source: Widget, what: str) -> None:
         try:

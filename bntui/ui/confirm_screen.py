@@ -21,6 +21,12 @@ class ConfirmScreen(ModalScreen[bool]):
         super().__init__()
         self.question, self.verb = question, verb
 
+    @classmethod
+    def slow_build(cls, warning: str) -> ConfirmScreen:
+        """The question before building a network `budget.Estimate.warning` calls slow."""
+        return cls(f"{warning[0].upper()}{warning[1:]}. Build it anyway? (a step cannot be "
+                   "paused once it has started; quitting can stop it)", "Build it")
+
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.question, markup=False)
