@@ -25,11 +25,21 @@ GOOD = {
     ),
     "4:nobias": (BlockSpec(4, activation="identity", bias=False),),
     "64:tanh:nobn,64:tanh:nobn,C": (
-        BlockSpec(64, batchnorm=False, activation="tanh"),
-        BlockSpec(64, batchnorm=False, activation="tanh"),
+        BlockSpec(64, norm=None, activation="tanh"),
+        BlockSpec(64, norm=None, activation="tanh"),
         BlockSpec(None, activation="identity"),
     ),
     "16,C": (BlockSpec(16), BlockSpec(None, activation="identity")),
+    "32:ln:relu,16:gn=4,C:rms": (
+        BlockSpec(32, norm="ln"),
+        BlockSpec(16, norm="gn", groups=4),
+        BlockSpec(None, norm="rms", activation="identity"),
+    ),
+    "12:GN(3):tanh,8:nonorm,C:ln": (
+        BlockSpec(12, norm="gn", groups=3, activation="tanh"),
+        BlockSpec(8, norm=None),
+        BlockSpec(None, norm="ln", activation="identity"),
+    ),
     " 8 : Leaky_ReLU(0.2) , c : SOFTMAX ": (
         BlockSpec(8, activation="leaky_relu", alpha=0.2),
         BlockSpec(None, activation="identity"),
@@ -43,10 +53,10 @@ GOOD = {
     ),
     "8:bias:bn:relu,C:nobias:nobn": (
         BlockSpec(8),
-        BlockSpec(None, batchnorm=False, activation="identity", bias=False),
+        BlockSpec(None, norm=None, activation="identity", bias=False),
     ),
     "1:nobn:nobias:sigmoid,classes": (
-        BlockSpec(1, batchnorm=False, activation="sigmoid", bias=False),
+        BlockSpec(1, norm=None, activation="sigmoid", bias=False),
         BlockSpec(None, activation="identity"),
     ),
 }
@@ -105,6 +115,13 @@ BAD = [
     ("8::relu,C", "", 1),
     ("-3,C", "-3", 1),
     ("8,2.5,C", "2.5", 2),
+    ("32:gn,C", "gn", 1),  # GroupNorm needs its groups
+    ("8,30:gn=4,C", "gn=4", 2),  # 4 groups do not divide 30
+    ("32:gn=0,C", "gn=0", 1),
+    ("32:gn=x,C", "gn=x", 1),
+    ("32:ln:bn,C", "bn", 1),  # one normalization per block
+    ("32:rms:nonorm,C", "nonorm", 1),
+    ("32:ln=3,C", "ln=3", 1),
 ]
 
 
@@ -117,6 +134,14 @@ def test_bad_specs_name_the_token_and_block(spec: str, token: str, block: int) -
     # the token is quoted (the parser reports it lower-cased, so compare without case)
     assert f"'{token.lower()}'" in msg.lower(), msg
     assert re.search(rf"\bblock {block}\b", msg), msg
+
+
+def test_groupnorm_groups_must_divide_the_classes_at_build() -> None:
+    """`C:gn=G` is known only once the dataset's classes are: the build refuses it."""
+    arch = parse_arch("8,C:gn=2")
+    Network.build(arch, 3, 4, np.random.default_rng(0))  # 2 divides 4
+    with pytest.raises(BntuiError, match="2 groups do not divide 3 features"):
+        Network.build(arch, 3, 3, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("spec", ["", "   ", "\t"])
@@ -189,9 +214,17 @@ def block_text(draw, last: bool, n_classes: int):
     else:
         width = draw(st.integers(1, 40))
     options: list[str] = []
-    bn = draw(st.sampled_from([None, True, False]))
-    if bn is not None:
-        options.append("bn" if bn else "nobn")
+    norm = draw(st.sampled_from(["unset", None, "bn", "ln", "gn", "rms"]))
+    groups = None
+    if norm == "gn":
+        if width is None:
+            norm = "ln"  # the classes are not known to the parser: gn=G is checked at build
+        else:
+            groups = draw(st.sampled_from([g for g in range(1, width + 1) if width % g == 0]))
+    if norm is None:
+        options.append(draw(st.sampled_from(["nobn", "nonorm"])))
+    elif norm != "unset":
+        options.append(f"gn={groups}" if norm == "gn" else norm)
     bias = draw(st.sampled_from([None, True, False]))
     if bias is not None:
         options.append("bias" if bias else "nobias")
@@ -211,7 +244,8 @@ def block_text(draw, last: bool, n_classes: int):
     sep = draw(st.sampled_from([":", " : ", ":  "]))
     spec = BlockSpec(
         width,
-        batchnorm=True if bn is None else bn,
+        norm="bn" if norm == "unset" else norm,
+        groups=groups,
         activation=act,
         alpha=alpha,
         bias=True if bias is None else bias,
@@ -242,7 +276,7 @@ def expected_n_params(arch: ArchSpec, n_features: int, n_classes: int) -> int:
     for block, width in zip(arch.blocks, arch.widths(n_classes), strict=True):
         total += fan_in * width
         total += width if block.bias else 0
-        total += 2 * width if block.batchnorm else 0
+        total += {None: 0, "rms": width}.get(block.norm, 2 * width)
         fan_in = width
     return total
 
@@ -259,6 +293,7 @@ def test_built_networks_count_their_parameters(case, n_features, seed) -> None:
     assert net.blocks[-1].dense.fan_out == n_classes
     for block, spec in zip(net.blocks, arch.blocks, strict=True):
         assert (block.bn is not None) == spec.batchnorm
+        assert (None if block.norm is None else block.norm.short) == spec.norm
         assert block.dense.has_bias == spec.bias
         if not block.is_output:
             assert block.act.name == spec.activation

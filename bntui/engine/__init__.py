@@ -16,18 +16,52 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.export import export_torch, load_torch, to_torch
 from bntui.engine.gradcheck import GradcheckReport, rel_error
 from bntui.engine.gradcheck import gradcheck as check_gradients
+from bntui.engine.groupnorm import GroupNorm
+from bntui.engine.layernorm import LayerNorm
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Block, BNOptions, Network
 from bntui.engine.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from bntui.engine.persist import load_session, save_session
+from bntui.engine.rmsnorm import RMSNorm
 from bntui.engine.session import Session
 from bntui.engine.trace import Trace, TraceStep, record_trace
 
 __all__ = [
-    "ACTIVATION_NAMES", "DATASET_NAMES", "OPTIMIZERS", "PRESETS", "Activation", "ArchSpec",
-    "BNOptions", "BatchNorm", "Block", "BlockSpec", "BntuiError", "Dataset", "Dense",
-    "GradcheckReport", "Network", "Optimizer", "RunConfig", "Session", "SoftmaxCrossEntropy",
-    "Trace", "TraceStep", "check_gradients", "export_torch", "load_dataset", "load_session",
-    "load_torch", "make_activation", "make_optimizer", "parse_arch", "preset", "record_trace",
-    "rel_error", "save_session", "to_torch",
+    "ACTIVATION_NAMES",
+    "DATASET_NAMES",
+    "OPTIMIZERS",
+    "PRESETS",
+    "Activation",
+    "ArchSpec",
+    "BNOptions",
+    "BatchNorm",
+    "Block",
+    "BlockSpec",
+    "BntuiError",
+    "Dataset",
+    "Dense",
+    "GradcheckReport",
+    "GroupNorm",
+    "LayerNorm",
+    "Network",
+    "Optimizer",
+    "RMSNorm",
+    "RunConfig",
+    "Session",
+    "SoftmaxCrossEntropy",
+    "Trace",
+    "TraceStep",
+    "check_gradients",
+    "export_torch",
+    "load_dataset",
+    "load_session",
+    "load_torch",
+    "make_activation",
+    "make_optimizer",
+    "parse_arch",
+    "preset",
+    "record_trace",
+    "rel_error",
+    "save_session",
+    "to_torch",
 ]

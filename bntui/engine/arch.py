@@ -5,11 +5,14 @@ Grammar (whitespace is ignored, case-insensitive)::
     spec   := block ("," block)*
     block  := width (":" option)*
     width  := a positive integer | "C"        (C = as many as the dataset has classes)
-    option := "bn" | "nobn" | "bias" | "nobias" | activation
+    option := norm | "bias" | "nobias" | activation
+    norm   := "bn" | "ln" | "gn=G" | "rms" | "nobn"      (G may be written gn(4))
     activation := identity | sigmoid | tanh | relu | leaky_relu[=α] | elu[=α]
                   (α may also be written in parentheses: leaky_relu(0.1))
 
-Each block is Dense → BatchNorm (unless `nobn`) → activation.  The last block is the
+Each block is Dense → normalization → activation.  The normalization is BatchNorm (`bn`,
+the default), LayerNorm (`ln`), GroupNorm with G groups (`gn=G`; G must divide the
+width) or RMSNorm (`rms`); `nobn` (or `nonorm`) leaves it out.  The last block is the
 output: its result is the logits that feed softmax + cross-entropy, so it takes no
 activation (writing `softmax` there is allowed and means the same).  Defaults: BatchNorm
 on, bias on, activation relu.  Examples::
@@ -17,6 +20,7 @@ on, bias on, activation relu.  Examples::
     32:sigmoid,16:relu,10        the seed-digits network (64 → 32 → 16 → 10)
     4:nobias                     the seed-softmax network (2 → 4, no bias)
     64:tanh:nobn,64:tanh:nobn,C  a plain MLP without BatchNorm
+    32:ln:relu,16:gn=4,C:rms     LayerNorm, GroupNorm (4 groups), RMSNorm
 """
 
 from __future__ import annotations
@@ -28,24 +32,37 @@ from bntui.engine.activations import ACTIVATION_NAMES, canonical_activation
 from bntui.engine.errors import BntuiError
 
 _ALPHA = re.compile(r"^([a-z_\-]+)\s*(?:=\s*([^()]+)|\(\s*([^()]*)\s*\))$")
-OPTIONS = ("bn", "nobn", "bias", "nobias")
+OPTIONS = ("bn", "ln", "gn=G", "rms", "nobn", "bias", "nobias")
+NORMS = ("bn", "ln", "gn", "rms")  # the normalization tokens (gn takes its groups)
+NO_NORM = ("nobn", "nonorm")
+MAX_GROUPS = 100_000
 MAX_ALPHA = 1000.0  # a steeper slope than this only overflows
 
 
 @dataclass(frozen=True)
 class BlockSpec:
-    """One Dense → BatchNorm → activation block."""
+    """One Dense → normalization → activation block."""
 
     width: int | None  # None: as many as the dataset's classes ("C")
-    batchnorm: bool = True
+    norm: str | None = "bn"  # "bn", "ln", "gn", "rms" or None
     activation: str = "relu"
     alpha: float | None = None
     bias: bool = True
+    groups: int | None = None  # GroupNorm's number of groups
+
+    @property
+    def batchnorm(self) -> bool:
+        """Whether the block's normalization is a BatchNorm."""
+        return self.norm == "bn"
 
     def to_string(self, output: bool = False) -> str:
         parts = ["C" if self.width is None else str(self.width)]
-        if not self.batchnorm:
+        if self.norm is None:
             parts.append("nobn")
+        elif self.norm == "gn":
+            parts.append(f"gn={self.groups}")
+        elif self.norm != "bn":
+            parts.append(self.norm)
         if not output:
             act = self.activation
             parts.append(act if self.alpha is None else f"{act}={self.alpha!r}")
@@ -72,6 +89,26 @@ def _fail(spec: str, pos: int, token: str, block_no: int, why: str) -> BntuiErro
     return BntuiError(
         f"arch '{spec}': token '{token}' (block {block_no}, character {pos + 1}): {why}"
     )
+
+
+_NORM = re.compile(r"^(bn|ln|gn|rms)\s*(?:=\s*([^()]*)|\(\s*([^()]*)\s*\))?$")
+
+
+def _groups(spec: str, pos: int, tok: str, block_no: int, value: str | None,
+            width: int | None) -> int:
+    """GroupNorm's number of groups from `gn=G`, checked against a known width."""
+    if value is None or not value.strip():
+        raise _fail(spec, pos, tok, block_no,
+                    "GroupNorm needs its number of groups: write gn=G, e.g. gn=4")
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 6 or int(value) < 1:
+        raise _fail(spec, pos, tok, block_no,
+                    "the number of groups of gn=G must be a positive integer")
+    g = int(value)
+    if width is not None and width % g:
+        raise _fail(spec, pos, tok, block_no,
+                    f"{g} groups do not divide the width {width} (G must divide it)")
+    return g
 
 
 def parse_arch(spec: str) -> ArchSpec:
@@ -112,17 +149,29 @@ def parse_arch(spec: str) -> ArchSpec:
             raise _fail(spec, wpos, width_tok or "", block_no, why)
         if width is None and not last:
             raise _fail(spec, wpos, width_tok, block_no, "only the last block can have width C")
-        bn: bool | None = None
+        norm: str | None = "unset"
+        groups: int | None = None
         bias: bool | None = None
         act: str | None = None
         alpha: float | None = None
         for tok, tpos in tokens[1:]:
             if not tok:
                 raise _fail(spec, tpos, tok, block_no, "empty option (two ':' in a row?)")
-            if tok in ("bn", "nobn"):
-                if bn is not None:
-                    raise _fail(spec, tpos, tok, block_no, "BatchNorm is set twice")
-                bn = tok == "bn"
+            norm_tok = _NORM.match(tok)
+            if norm_tok or tok in NO_NORM:
+                if norm != "unset":
+                    raise _fail(spec, tpos, tok, block_no,
+                                "a block has one normalization (bn, ln, gn=G, rms or nobn)")
+                if tok in NO_NORM:
+                    norm = None
+                    continue
+                assert norm_tok is not None
+                norm = norm_tok.group(1)
+                value = norm_tok.group(2) if norm_tok.group(2) is not None else norm_tok.group(3)
+                if norm == "gn":
+                    groups = _groups(spec, tpos, tok, block_no, value, width)
+                elif value is not None:
+                    raise _fail(spec, tpos, tok, block_no, f"{norm} takes no parameter")
                 continue
             if tok in ("bias", "nobias"):
                 if bias is not None:
@@ -170,7 +219,8 @@ def parse_arch(spec: str) -> ArchSpec:
         blocks.append(
             BlockSpec(
                 width=width,
-                batchnorm=True if bn is None else bn,
+                norm="bn" if norm == "unset" else norm,
+                groups=groups,
                 activation="identity" if last else (act or "relu"),
                 alpha=alpha,
                 bias=True if bias is None else bias,

@@ -11,6 +11,8 @@ part (the bug zoo's) gets no autograd column, and says why.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bntui.engine.network import Network
@@ -26,9 +28,34 @@ def variant_parts(network: Network) -> str | None:
     if not network.loss_layer.FUSED:
         return f"the loss block is a variant ({type(network.loss_layer).__name__})"
     for b in network.blocks:
-        if b.bn is not None and not b.bn.FUSED:
-            return f"layer {b.index}'s BatchNorm is a variant ({type(b.bn).__name__})"
+        if b.norm is not None and not b.norm.FUSED:
+            return (f"layer {b.index}'s {b.norm.title} is a variant "
+                    f"({type(b.norm).__name__})")
     return None
+
+
+def _batchnorm_twin(torch: Any, bn: Any, Z: Any, n: dict[str, Any], training: bool,
+                    leaf: Any) -> dict[str, Any]:
+    """BatchNorm's nodes in torch: batch statistics per feature, or the running ones."""
+    if training:
+        mu = Z.mean(dim=0)
+        Z0 = Z - mu
+        var = (Z0 * Z0).mean(dim=0)
+        std = torch.sqrt(var + bn.eps)
+    else:  # running statistics: constants
+        mu = leaf(bn.running_mean, False)
+        Z0 = Z - mu
+        if bn.running_stat == "std":
+            var, std = None, leaf(bn.running_std, False)
+        else:
+            var = leaf(bn.running_var, False)
+            std = torch.sqrt(var + bn.eps)
+    Znorm = Z0 / std
+    out = {"mu": mu, "Z0": Z0, "std": std, "Znorm": Znorm,
+           "Zbn": n["gamma"] * Znorm + n["beta"]}
+    if var is not None:
+        out["var"] = var
+    return out
 
 
 def torch_available() -> bool:
@@ -71,28 +98,30 @@ def autograd_gradients(
             Z = Z + n["b"]
         n["Z"] = Z
         pre = Z
-        if block.bn is not None:
-            bn = block.bn
-            n["gamma"], n["beta"] = leaf(bn.gamma), leaf(bn.beta)
-            if training:
-                mu = Z.mean(dim=0)
-                Z0 = Z - mu
-                var = (Z0 * Z0).mean(dim=0)
-                std = torch.sqrt(var + bn.eps)
-            else:  # running statistics: constants
-                mu = leaf(bn.running_mean, False)
-                Z0 = Z - mu
-                if bn.running_stat == "std":
-                    var, std = None, leaf(bn.running_std, False)
-                else:
-                    var = leaf(bn.running_var, False)
-                    std = torch.sqrt(var + bn.eps)
-            Znorm = Z0 / std
-            Zbn = n["gamma"] * Znorm + n["beta"]
-            n.update(mu=mu, Z0=Z0, std=std, Znorm=Znorm, Zbn=Zbn)
-            if var is not None:
-                n["var"] = var
-            pre = Zbn
+        norm = block.norm
+        if norm is not None:
+            n["gamma"] = leaf(norm.gamma)
+            if "beta" in norm.params:
+                n["beta"] = leaf(norm.beta)
+            if block.bn is not None:
+                n.update(_batchnorm_twin(torch, block.bn, Z, n, training, leaf))
+            elif norm.kind == "rmsnorm":  # per sample, over the features, not centred
+                ms = (Z * Z).mean(dim=-1, keepdim=True)
+                rms = torch.sqrt(ms + norm.eps)
+                Znorm = Z / rms
+                n.update(ms=ms, rms=rms, Znorm=Znorm)
+                n[norm.OUTPUT] = n["gamma"] * Znorm
+            else:  # LayerNorm and GroupNorm: per sample, over each group of features
+                m, d = Z.shape
+                groups = Z.reshape(m, norm.num_groups, d // norm.num_groups)
+                mu = groups.mean(dim=-1)
+                Z0 = (groups - mu[..., None]).reshape(m, d)
+                var = (Z0 * Z0).reshape(groups.shape).mean(dim=-1)
+                std = torch.sqrt(var + norm.eps)
+                Znorm = (Z0.reshape(groups.shape) / std[..., None]).reshape(m, d)
+                n.update(mu=mu, Z0=Z0, var=var, std=std, Znorm=Znorm)
+                n[norm.OUTPUT] = n["gamma"] * Znorm + n["beta"]
+            pre = n[norm.OUTPUT]
         act = block.act
         if block.is_output or act.name == "identity":
             A = pre

@@ -39,21 +39,13 @@ import numpy as np
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.kernels import coldot, colsum
-from bntui.engine.nodes import (
-    ANY,
-    BACKWARD,
-    FORWARD,
-    Node,
-    Words,
-    backward_nodes,
-    forward_nodes,
-)
+from bntui.engine.nodes import ANY, BACKWARD, FORWARD, Node, Words, forward_nodes
+from bntui.engine.norm import NormLayer, Values, steps_of
 
 MOMENTUM_STYLES = ("torch", "keras")
 RUNNING_STATS = ("var", "std")
 RUNNING_INITS = ("zero_one", "first_batch")
 
-Values = dict[str, np.ndarray]
 
 _SAME_AFFINE = Words(
     "Zbn = γ · Znorm + β", "learnable scale γ and shift β give the layer its range back",
@@ -194,9 +186,7 @@ COMPACT = Words("dZ = (γ / std) · (dZbn − (dβ + Znorm · dγ) / m)",
                 "the staged backward in one formula, using Σᵢ Znorm = 0 and Σᵢ Znorm² = m")
 
 # the steps the records name: a subclass that overrides one is not fused
-STEPS = tuple(sorted({w.fn for n in NODES for t in (n.forward, n.backward)
-                      for w in t.values() if w is not None and w.fn}
-                     | {"update_running", "forward", "backward"}))
+STEPS = steps_of(NODES, "update_running", "forward", "backward")
 
 
 def _per_feature(x: np.ndarray) -> np.ndarray:
@@ -204,17 +194,16 @@ def _per_feature(x: np.ndarray) -> np.ndarray:
     return x[..., None, :]
 
 
-class BatchNorm:
+class BatchNorm(NormLayer):
     """Batch normalization of (N, D) inputs; `torch.nn.BatchNorm1d` semantics by default."""
 
     kind = "batchnorm"
+    title = "BatchNorm"
+    short = "bn"
+    OUTPUT = "Zbn"
     NODES: ClassVar[tuple[Node, ...]] = NODES
-    FUSED: ClassVar[bool] = True  # False for a subclass that overrides a step
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if "FUSED" not in cls.__dict__:
-            cls.FUSED = all(getattr(cls, s) is getattr(BatchNorm, s) for s in STEPS)
+    STEPS: ClassVar[tuple[str, ...]] = STEPS
+    AFFINE_IN_ACTIVATION = True
 
     def __init__(
         self,
@@ -228,10 +217,6 @@ class BatchNorm:
         running_init: str = "zero_one",
         dtype: np.dtype | type = np.float64,
     ) -> None:
-        if num_features < 1:
-            raise BntuiError(f"BatchNorm needs at least 1 feature (got {num_features})")
-        if not (np.isfinite(eps) and eps >= 0):
-            raise BntuiError(f"BatchNorm eps must be a finite number ≥ 0 (got {eps})")
         if not (np.isfinite(momentum) and 0 <= momentum <= 1):
             raise BntuiError(f"BatchNorm momentum must be between 0 and 1 (got {momentum})")
         if momentum_style not in MOMENTUM_STYLES:
@@ -240,47 +225,18 @@ class BatchNorm:
             raise BntuiError(f"running statistic must be one of {RUNNING_STATS}")
         if running_init not in RUNNING_INITS:
             raise BntuiError(f"running init must be one of {RUNNING_INITS}")
-        self.num_features = num_features
-        self.eps = float(eps)
+        super().__init__(num_features, eps, dtype)
         self.momentum = float(momentum)
         self.momentum_style = momentum_style
         self.unbiased_running_var = unbiased_running_var
         self.running_stat = running_stat
         self.running_init = running_init
-        self.dtype = np.dtype(dtype)
-        self.params: dict[str, np.ndarray] = {
-            "gamma": np.ones(num_features, dtype=self.dtype),
-            "beta": np.zeros(num_features, dtype=self.dtype),
-        }
-        self.grads: dict[str, np.ndarray] = {}
-        self.cache: Values = {}
-        self.training = True
         self.running_mean = np.zeros(num_features, dtype=self.dtype)
         self.running_var = np.ones(num_features, dtype=self.dtype)
         self.running_std = np.ones(num_features, dtype=self.dtype)
         self.num_batches_tracked = 0
-        self._fused: tuple[np.ndarray, np.ndarray] | None = None
 
-    # parameters and state ---------------------------------------------------------
-    @property
-    def gamma(self) -> np.ndarray:
-        return self.params["gamma"]
-
-    @gamma.setter
-    def gamma(self, value: np.ndarray) -> None:
-        self.params["gamma"][...] = value
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.params["beta"]
-
-    @beta.setter
-    def beta(self, value: np.ndarray) -> None:
-        self.params["beta"][...] = value
-
-    def n_params(self) -> int:
-        return 2 * self.num_features
-
+    # state ----------------------------------------------------------------------------
     @property
     def new_weight(self) -> float:
         """The weight of the batch statistic in the running average."""
@@ -293,15 +249,6 @@ class BatchNorm:
             "running_std": self.running_std,
         }
 
-    def layer_values(self, features: slice | None = None) -> Values:
-        """The per-feature values the records read besides the tensors of the pass
-        (parameters, running statistics), for all features or a slice of them."""
-        sl = slice(None) if features is None else features
-        out = {k: v[sl] for k, v in self.params.items()}
-        out.update({k: v[sl] for k, v in self.running_state().items()})
-        out["eps"] = np.asarray(self.eps)
-        return out
-
     def mode_keys(self, training: bool) -> tuple[str, ...]:
         """The order in which the records' modes are looked up."""
         if training:
@@ -313,6 +260,10 @@ class BatchNorm:
         kind = ("unbiased, Σ Z0² / (m − 1), as torch keeps it" if self.unbiased_running_var
                 else "biased, as Keras keeps it")
         return {"running_var": kind}
+
+    def describe(self) -> str:
+        return (f"BatchNorm({self.num_features}, eps={self.eps:g}, "
+                f"momentum={self.momentum:g} ({self.momentum_style}))")
 
     # the steps the records name (each a small overridable method) ------------------
     def batch_mean(self, v: Values) -> np.ndarray:
@@ -401,80 +352,21 @@ class BatchNorm:
             self.running_std += w * std
         self.num_batches_tracked += 1
 
-    # the staged pass: the records, one by one ---------------------------------------
     def _check(self, x: np.ndarray, training: bool) -> None:
-        if x.ndim < 2 or x.shape[-1] != self.num_features:
-            raise BntuiError(
-                f"BatchNorm expects (N, {self.num_features}) input, got shape {x.shape}"
-            )
+        super()._check(x, training)
         if training and x.shape[-2] < 2:
             raise BntuiError(
                 "expected more than 1 value per feature when training "
                 "(batch size 1 with BatchNorm)"
             )
 
-    def nodes_forward(self, v: Values, training: bool,
-                      override: dict[str, np.ndarray] | None = None) -> Values:
-        """Compute every forward record of this mode into `v` (which holds `Z` and the
-        layer values) and return it; `override` replaces named nodes.  Touches no state of
-        the layer, so stacks of variants (V, N, D) can go through it from any thread."""
-        ov = override or {}
-        for node, words in forward_nodes(self.NODES, self.mode_keys(training)):
-            v[node.name] = ov[node.name] if node.name in ov else getattr(self, words.fn)(v)
-        return v
+    def compact_applies(self) -> bool:
+        return self.training
 
-    def forward(
-        self,
-        x: np.ndarray,
-        training: bool = True,
-        *,
-        update_running: bool = True,
-        override: dict[str, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """Normalise `x` (N, D), keeping every tensor in `cache`; `override` replaces a
-        named node (the numerical gradient check perturbs them)."""
-        x = np.asarray(x)
-        self._check(x, training)
-        self.training = training
-        self.cache = {}  # let go of the last pass's tensors first (their memory is reused)
-        ov = override or {}
-        v = self.layer_values()
-        v["Z"] = ov.get("Z", x)
-        self.nodes_forward(v, training, ov)
-        if training and update_running:
-            self.update_running(v)
-        self.cache = {n.name: v[n.name] for n in self.NODES if n.name in v and n.role != "param"}
-        return self.cache["Zbn"]
-
-    def backward(self, dy: np.ndarray, staged: bool = True) -> np.ndarray:
-        """Gradient of the input; fills `grads` and the gradients in `cache`.  `staged`:
-        node by node (the records); else the compact formula (training mode only)."""
-        c = self.cache
-        if "Znorm" not in c:
-            raise RuntimeError("BatchNorm.backward called before forward")
-        for node in self.NODES:
-            c.pop(node.grad_name, None)
-        dgamma, dbeta = self._grad_buffers(np.result_type(dy, c["Znorm"]))
-        if staged or not self.training:
-            v = {**self.layer_values(), **c, "dZbn": dy}
-            for node, words in backward_nodes(self.NODES, self.mode_keys(self.training)):
-                v[node.grad_name] = getattr(self, words.fn)(v)
-            np.copyto(dbeta, v["dbeta"])
-            np.copyto(dgamma, v["dgamma"])
-            c.update({n.grad_name: v[n.grad_name] for n in self.NODES if n.grad_name in v})
-            return c["dZ"]
-        c["dZbn"] = dy
-        dZ = c["dZ"] = compact_backward(dy, c["Znorm"], self.params["gamma"] / c["std"],
-                                        dgamma, dbeta)
-        c["dbeta"], c["dgamma"] = dbeta.copy(), dgamma.copy()
-        return dZ
-
-    def _grad_buffers(self, kind: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """dγ and dβ, filled in place (they may be views of the network's flat buffer)."""
-        g, shape = self.grads, self.params["gamma"].shape
-        if not ("gamma" in g and g["gamma"].dtype == kind and g["gamma"].shape == shape):
-            g["gamma"], g["beta"] = np.empty(shape, kind), np.empty(shape, kind)
-        return g["gamma"], g["beta"]
+    def compact(self, dy: np.ndarray, c: Values, grads: dict[str, np.ndarray]) -> np.ndarray:
+        """The compact training-mode dZ (`COMPACT`), filling dγ and dβ."""
+        return compact_backward(dy, c["Znorm"], self.params["gamma"] / c["std"],
+                                grads["gamma"], grads["beta"])
 
     # the fused methods: training and inference without keeping the tensors ----------
     def train_forward(self, Z: np.ndarray, *, update_running: bool = True,
@@ -510,8 +402,8 @@ class BatchNorm:
         assert self._fused is not None, "train_backward before train_forward"
         Znorm, std = self._fused
         self._fused = None
-        dgamma, dbeta = self._grad_buffers(np.result_type(dZbn, Znorm))
-        return compact_backward(dZbn, Znorm, self.params["gamma"] / std, dgamma, dbeta)
+        g = self._grad_buffers(np.result_type(dZbn, Znorm))
+        return compact_backward(dZbn, Znorm, self.params["gamma"] / std, g["gamma"], g["beta"])
 
     def infer(self, Z: np.ndarray) -> np.ndarray:
         """Zbn in eval mode without keeping Z0 and Znorm (one buffer): the records'

@@ -99,7 +99,8 @@ def estimate(arch: str | ArchSpec, n_features: int, n_classes: int, batch_rows: 
     fan_ins = [n_features, *widths[:-1]]
     params = 0
     for block, fan_in, width in zip(spec.blocks, fan_ins, widths, strict=True):
-        params += fan_in * width + width * (int(block.bias) + 2 * int(block.batchnorm))
+        norm_params = {None: 0, "rms": 1}.get(block.norm, 2)  # γ (and β) per feature
+        params += fan_in * width + width * (int(block.bias) + norm_params)
     itemsize = np.dtype(dtype).itemsize
     m = max(int(batch_rows), 1)
     resident = itemsize * params * (3 + 2 * optimizer_slots)

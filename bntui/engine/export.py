@@ -9,6 +9,9 @@ Each block becomes named modules that mirror the engine's parameter keys (`dense
                                   convention (the weight of the new batch value: Keras-style
                                   momentum m becomes 1 − m), running_mean, running_var and
                                   num_batches_tracked copied
+    LayerNorm  → nn.LayerNorm(D, eps)         `ln1`: weight = gamma, bias = beta
+    GroupNorm  → nn.GroupNorm(G, D, eps)      `gn1`: weight = gamma, bias = beta
+    RMSNorm    → nn.RMSNorm(D, eps=eps)       `rms1`: weight = gamma
     activation → nn.Sigmoid, nn.Tanh, nn.ReLU, nn.LeakyReLU(α), nn.ELU(α), nn.Identity
 
 The output block has no activation: the model returns the logits, which is what
@@ -56,6 +59,7 @@ FORMAT = "bntui-torch/1"
 LayerSpec = tuple[str, str, dict[str, Any]]
 
 _DTYPES = {"float64": "float64", "float32": "float32"}
+_NORMS = {"layernorm": "LayerNorm", "groupnorm": "GroupNorm", "rmsnorm": "RMSNorm"}
 _ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu")
 
 
@@ -74,11 +78,19 @@ def layer_specs(network: Network) -> list[LayerSpec]:
         i, d = block.index, block.dense
         specs.append((f"dense{i}", "linear",
                       {"in_features": d.fan_in, "out_features": d.fan_out, "bias": d.has_bias}))
+        norm = block.norm
         if block.bn is not None:
             bn = block.bn
             specs.append((f"bn{i}", "batchnorm1d", {"num_features": bn.num_features,
                                                      "eps": bn.eps,
                                                      "momentum": bn.new_weight}))
+        elif norm is not None and norm.kind == "groupnorm":
+            specs.append((f"gn{i}", "groupnorm", {"num_groups": norm.num_groups,  # type: ignore[attr-defined]
+                                                  "num_channels": norm.num_features,
+                                                  "eps": norm.eps}))
+        elif norm is not None:  # LayerNorm, RMSNorm
+            specs.append((f"{norm.short}{i}", norm.kind,
+                          {"normalized_shape": norm.num_features, "eps": norm.eps}))
         if block.is_output:
             continue  # the logits: CrossEntropyLoss applies log-softmax itself
         act = block.act
@@ -108,6 +120,8 @@ def _build(torch: Any, specs: list[LayerSpec], dtype: str) -> torch.nn.Sequentia
             mod = nn.utils.skip_init(nn.Linear, dtype=tdtype, **kwargs)
         elif kind == "batchnorm1d":
             mod = nn.BatchNorm1d(dtype=tdtype, **kwargs)
+        elif kind in _NORMS:
+            mod = getattr(nn, _NORMS[kind])(dtype=tdtype, **kwargs)
         elif kind in factories:
             mod = factories[kind](**kwargs)
         else:
@@ -155,6 +169,12 @@ def to_torch(network: Network) -> torch.nn.Sequential:
             lin.weight.copy_(t(d.W.T))
             if d.has_bias:
                 lin.bias.copy_(t(d.params["b"]))
+            norm = block.norm
+            if norm is not None and block.bn is None:
+                module = model.get_submodule(f"{norm.short}{i}")
+                module.weight.copy_(t(norm.gamma))
+                if "beta" in norm.params:
+                    module.bias.copy_(t(norm.beta))
             if block.bn is not None:
                 bn, tbn = block.bn, model.get_submodule(f"bn{i}")
                 tbn.weight.copy_(t(bn.gamma))

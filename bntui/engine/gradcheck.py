@@ -22,8 +22,9 @@ Which gradients are checked, in which order, how each intermediate's step is sca
 which gradient is zero by construction all come from the layers' node records, through
 the pass's plan (`trace.plan`).  The numerical gradients differentiate the network's own
 forward, whatever its parts: the batched path (`engine/numeric.py`) is used only when
-every part is the engine's own (`Network.fused`), and the reference loop — which runs
-`network.loss` itself — otherwise (a bug of the zoo, a variant).
+every part is the engine's own and works feature by feature (`Network.column_wise`), and
+the reference loop — which runs `network.loss` itself — otherwise (a bug of the zoo, a
+variant, a LayerNorm, GroupNorm or RMSNorm, which mix a sample's features).
 """
 
 from __future__ import annotations
@@ -188,8 +189,9 @@ def _steps(flat: np.ndarray, h: float, relative: bool,
         return np.full(flat.size, h)
     x = np.abs(flat.astype(np.float64))
     if hint is not None:
-        scale = np.maximum(x, np.broadcast_to(np.asarray(hint, dtype=np.float64),
-                                              flat.shape).reshape(-1))
+        hint = np.asarray(hint, dtype=np.float64)
+        hint = hint.reshape(-1) if hint.size == flat.size else hint  # (m, 1) beside (m,)
+        scale = np.maximum(x, np.broadcast_to(hint, flat.shape))
         return h * np.where(scale > 0, scale, 1.0)
     rms = float(np.sqrt(np.mean(np.square(x)))) if flat.size else 0.0
     if rms < 1e-12:
@@ -225,9 +227,9 @@ def _scale_hint(block: Block, p: Planned, cache: dict[str, np.ndarray]) -> np.nd
     a batch mean moves on its feature's std, a variance on var + ε — per feature, not the
     tensor's rms: one feature's var of 1e-6 beside others of 0.1 needs a step a hundred
     thousand times smaller than theirs)."""
-    if p.node.step_scale is None or block.bn is None:
+    if p.node.step_scale is None or block.norm is None:
         return None
-    return getattr(block.bn, p.node.step_scale)(cache)
+    return getattr(block.norm, p.node.step_scale)(cache)
 
 
 def _param_steps(block: Block, cache: dict[str, np.ndarray], h: float,
@@ -345,10 +347,11 @@ def numeric_gradients(
     """The same as `numeric_gradients_loop` (same steps, same sampled entries), computed
     with many perturbations at a time (see `bntui.engine.numeric`), on `threads` threads
     (default: one per core; the numbers do not depend on it).  A network with a part that
-    is not the engine's own (`Network.fused` is False) gets the loop itself, which runs
-    that part's own forward."""
+    is not the engine's own, or a normalization that mixes a sample's features
+    (`Network.column_wise` is False), gets the loop itself, which runs that part's own
+    forward."""
     rng = rng if rng is not None else np.random.default_rng(0)
-    if not network.fused:
+    if not network.column_wise:
         return numeric_gradients_loop(network, X, y, training=training, h=h, samples=samples,
                                       rng=rng, relative=relative)
     from bntui.engine import numeric

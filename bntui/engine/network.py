@@ -37,8 +37,12 @@ from bntui.engine.batchnorm import BatchNorm
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
 from bntui.engine.flat import FlatParams
+from bntui.engine.groupnorm import GroupNorm
+from bntui.engine.layernorm import LayerNorm
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.nodes import ANY, Node, Words
+from bntui.engine.norm import NormLayer
+from bntui.engine.rmsnorm import RMSNorm
 
 PARAM_GRAD_NAMES = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
 
@@ -93,6 +97,9 @@ class Parts:
     """
 
     batchnorm: type[BatchNorm] = BatchNorm
+    layernorm: type[LayerNorm] = LayerNorm
+    groupnorm: type[GroupNorm] = GroupNorm
+    rmsnorm: type[RMSNorm] = RMSNorm
     loss: type[SoftmaxCrossEntropy] = SoftmaxCrossEntropy
     optimizer: type | None = None  # an Optimizer subclass, or None for the config's
     bias_before_bn: bool = False
@@ -101,26 +108,51 @@ class Parts:
     def default(self) -> bool:
         return self == Parts()
 
+    def make_norm(self, kind: str, width: int, dtype: np.dtype | type, bn: BNOptions,
+                  groups: int | None = None) -> NormLayer:
+        """The normalization layer a block's spec names ("bn", "ln", "gn", "rms"): the
+        BatchNorm with the network's conventions, the others with torch's defaults."""
+        if kind == "bn":
+            return bn.make(width, dtype, self.batchnorm)
+        if kind == "ln":
+            return self.layernorm(width, dtype=dtype)
+        if kind == "gn":
+            assert groups is not None
+            return self.groupnorm(groups, width, dtype=dtype)
+        if kind == "rms":
+            return self.rmsnorm(width, dtype=dtype)
+        raise BntuiError(f"unknown normalization '{kind}' (bn, ln, gn=G, rms)")
+
 
 @dataclass
 class Block:
-    """Dense → (BatchNorm) → activation, with the tensors of the last pass in `cache`."""
+    """Dense → (normalization) → activation, with the tensors of the last pass in `cache`.
+
+    `norm` is the block's normalization layer — BatchNorm, LayerNorm, GroupNorm, RMSNorm —
+    or None; `bn` is the same layer when it is a BatchNorm (what has running statistics
+    and conventions), else None."""
 
     index: int  # 1-based, as a learner counts layers
     dense: Dense
-    bn: BatchNorm | None
+    norm: NormLayer | None
     act: Activation
     is_output: bool = False
     cache: dict[str, np.ndarray] = field(default_factory=dict)
     _fused: tuple[np.ndarray | None, np.ndarray] | None = field(default=None, repr=False)
 
     @property
-    def pre_name(self) -> str:
-        """The name of the activation's input: Zbn with BatchNorm, Z without."""
-        return "Zbn" if self.bn is not None else "Z"
+    def bn(self) -> BatchNorm | None:
+        """The block's BatchNorm (None without one, or with another normalization)."""
+        return self.norm if isinstance(self.norm, BatchNorm) else None
 
-    def layers(self) -> list[Dense | BatchNorm]:
-        return [self.dense] if self.bn is None else [self.dense, self.bn]
+    @property
+    def pre_name(self) -> str:
+        """The name of the activation's input: the normalization's output (Zbn, Zln, Zgn,
+        Zrms), Z without one."""
+        return "Z" if self.norm is None else self.norm.OUTPUT
+
+    def layers(self) -> list[Dense | NormLayer]:
+        return [self.dense] if self.norm is None else [self.dense, self.norm]
 
     def context(self, n_blocks: int) -> dict[str, object]:
         """The fields the records' words name, for this block."""
@@ -128,8 +160,8 @@ class Block:
         out: dict[str, object] = {"pre": self.pre_name, "label": self.act.label,
                                   "below": below, "above": self.index + 1,
                                   "layer": self.index}
-        if self.bn is not None:
-            out.update(self.bn.context())
+        if self.norm is not None:
+            out.update(self.norm.context())
         return out
 
     def act_values(self) -> dict[str, np.ndarray]:
@@ -151,9 +183,9 @@ class Block:
         if "Z" in ov:
             Z = ov["Z"]
         c: dict[str, np.ndarray] = {"X": X, "Z": Z}
-        if self.bn is not None:
-            pre = self.bn.forward(Z, training, update_running=update_running, override=ov)
-            c.update(self.bn.cache)
+        if self.norm is not None:
+            pre = self.norm.forward(Z, training, update_running=update_running, override=ov)
+            c.update(self.norm.cache)
         else:
             pre = Z
         A = ov["A"] if "A" in ov else self.act.forward(pre)
@@ -166,9 +198,9 @@ class Block:
         c["dA"] = dA
         pre = c[self.pre_name]
         dpre = self.act.backward(pre, c["A"], dA)
-        if self.bn is not None:
-            dZ = self.bn.backward(dpre, staged=staged)
-            c.update(self.bn.cache)
+        if self.norm is not None:
+            dZ = self.norm.backward(dpre, staged=staged)
+            c.update(self.norm.cache)
         else:
             dZ = c["dZ"] = dpre
         dX = self.dense.backward(dZ, need_dX=need_dX)
@@ -187,15 +219,18 @@ class Block:
         with `keep=False`: a loss without gradients)."""
         self.cache = {}
         Z = self.dense.forward(X) if keep else self.dense.affine({**self.dense.params, "X": X})
-        bn = self.bn
+        bn = self.norm
         pre: np.ndarray | None
         if bn is None:
             pre = Z
             A = Z if self.is_output else self.act.forward(Z)
-        elif bn.FUSED:
+        elif bn.FUSED and bn.AFFINE_IN_ACTIVATION:
             znorm = bn.train_forward(Z, update_running=update_running, keep=keep)
             del Z
             pre, A = self.act.affine_forward(znorm, bn.gamma, bn.beta)
+        elif bn.FUSED:
+            pre = bn.train_forward(Z, update_running=update_running, keep=keep)
+            A = pre if self.is_output else self.act.forward(pre)
         else:  # a variant: its own staged pass
             pre = bn.forward(Z, True, update_running=update_running)
             A = self.act.forward(pre)
@@ -209,14 +244,15 @@ class Block:
         pre, A = self._fused
         self._fused = None
         d = dA if self.is_output else self.act.backward(pre, A, dA)
-        if self.bn is not None:
-            d = self.bn.train_backward(d) if self.bn.FUSED else self.bn.backward(d, staged=True)
+        norm = self.norm
+        if norm is not None:
+            d = norm.train_backward(d) if norm.FUSED else norm.backward(d, staged=True)
         return self.dense.train_backward(d, need_dX)
 
     def param_counts(self) -> dict[str, int]:
         counts = {"dense": self.dense.n_params()}
-        if self.bn is not None:
-            counts["batchnorm"] = self.bn.n_params()
+        if self.norm is not None:
+            counts[self.norm.kind] = self.norm.n_params()
         return counts
 
 
@@ -235,7 +271,7 @@ class Network:
         # every parameter and gradient as a view of one buffer each (see engine/flat.py)
         self.flat = FlatParams(self._named_layers(), self.dtype)
 
-    def _named_layers(self) -> list[tuple[str, Dense | BatchNorm]]:
+    def _named_layers(self) -> list[tuple[str, Dense | NormLayer]]:
         return [(str(b.index), layer) for b in self.blocks for layer in b.layers()]
 
     def __deepcopy__(self, memo: dict[int, object]) -> Network:
@@ -253,7 +289,14 @@ class Network:
     def fused(self) -> bool:
         """Whether every part trains on its own fused methods (none overrides a step)."""
         return self.loss_layer.FUSED and all(
-            b.bn is None or b.bn.FUSED for b in self.blocks)
+            b.norm is None or b.norm.FUSED for b in self.blocks)
+
+    @property
+    def column_wise(self) -> bool:
+        """Whether every block works feature by feature — the engine's own parts, and no
+        normalization but BatchNorm (LayerNorm and its kin mix a sample's features) — so
+        the numerical check's column and rank-one shortcuts hold (`engine/numeric.py`)."""
+        return self.fused and all(b.norm is None or b.bn is not None for b in self.blocks)
 
     # construction ------------------------------------------------------------------
     @classmethod
@@ -289,7 +332,8 @@ class Network:
                 bias_init=bias_init, dtype=dtype, before_bn=spec.batchnorm,
                 bias_rng=bias_rng if extra_bias else None,
             )
-            norm = bn.make(width, dtype, parts.batchnorm) if spec.batchnorm else None
+            norm = (None if spec.norm is None
+                    else parts.make_norm(spec.norm, width, dtype, bn, spec.groups))
             act = make_activation("identity" if last else spec.activation, spec.alpha)
             blocks.append(Block(i + 1, dense, norm, act, is_output=last))
             fan_in = width
@@ -327,12 +371,12 @@ class Network:
                 "shape": f"{d.fan_in}→{d.fan_out}" + ("" if d.has_bias else " (no bias)"),
                 "params": d.n_params(),
             })
-            if block.bn is not None:
+            if block.norm is not None:
                 rows.append({
                     "layer": block.index,
-                    "kind": "batchnorm",
-                    "shape": f"{block.bn.num_features}",
-                    "params": block.bn.n_params(),
+                    "kind": block.norm.kind,
+                    "shape": f"{block.norm.num_features}",
+                    "params": block.norm.n_params(),
                 })
         return rows
 
@@ -486,7 +530,7 @@ class Network:
         A = X
         for block in self.blocks:  # no layer keeps anything: safe beside a training step
             Z = block.dense.affine({**block.dense.params, "X": A})
-            pre = Z if block.bn is None else block.bn.infer(Z)
+            pre = Z if block.norm is None else block.norm.infer(Z)
             A = pre if block.is_output else block.act.forward(pre)
         return A
 
@@ -503,8 +547,8 @@ class Network:
         parts = [f"{self.n_features}"]
         for b in self.blocks:
             s = f"{b.dense.fan_out}"
-            if b.bn is not None:
-                s += " BN"
+            if b.norm is not None:
+                s += " " + {"bn": "BN", "ln": "LN", "gn": "GN", "rms": "RMS"}[b.norm.short]
             s += " softmax" if b.is_output else f" {b.act.label}"
             parts.append(s)
         return " → ".join(parts)

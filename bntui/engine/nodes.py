@@ -36,11 +36,14 @@ class Words:
     layer that computes it (None for a step that only passes a tensor on); `reads` says
     which entries of which tensors the entry (i, j) needs, as (source, pattern) pairs —
     "ij" one entry, "j" one feature, ":j" a column, "i:" a row, ":i" column i, "j:" row j,
-    "" a scalar; sources are tensors of the same block or layer values such as `W`,
-    `gamma`, `eps`, `running_mean`, and `m` (the batch size), `Y` (one-hot labels), `Py`
-    (P[i, yᵢ]); `wrong` lists plausible wrong formulas (exercise distractors); `copy`
-    marks a step that only copies another tensor; `zero` a gradient that is zero in
-    exact arithmetic (a Dense bias right before BatchNorm in training).
+    "" a scalar, and for per-sample statistics (m × G, G groups of S features) "ig" the
+    statistic of feature j's group, "iG" row i's features of group j (`entry_index`);
+    sources are tensors of the same block or layer values such as `W`, `gamma`, `eps`,
+    `running_mean`, and `m` (the batch size), `k` (the count a per-sample statistic
+    averages: D or S), `Y` (one-hot labels), `Py` (P[i, yᵢ]); `wrong` lists plausible
+    wrong formulas (exercise distractors); `copy` marks a step that only copies another
+    tensor; `zero` a gradient that is zero in exact arithmetic (a Dense bias right before
+    BatchNorm in training).
     """
 
     formula: str
@@ -142,6 +145,31 @@ def backward_nodes(nodes: Iterable[Node], keys: tuple[str, ...]) -> Iterator[tup
         w = node.words(BACKWARD, keys)
         if w is not None:
             yield node, w
+
+
+def entry_index(pattern: str, pos: tuple[int, ...],
+                group_size: int = 1) -> tuple[tuple[int | slice, ...], str]:
+    """The numpy index a `reads` pattern gives at the entry `pos` = (i, j) (or (j,)), and
+    its label ("[3, :]"); `group_size` is S for the patterns `g` and `G`."""
+    i = pos[0] if pos else 0
+    j = pos[-1] if pos else 0
+    idx: list[int | slice] = []
+    words: list[str] = []
+    for ch in pattern:
+        if ch == ":":
+            idx.append(slice(None))
+            words.append(":")
+        elif ch == "g":  # the group of feature j
+            idx.append(j // group_size)
+            words.append(str(j // group_size))
+        elif ch == "G":  # the features of group j
+            idx.append(slice(j * group_size, (j + 1) * group_size))
+            words.append(f"{j * group_size}:{(j + 1) * group_size}")
+        else:
+            k = i if ch == "i" else j
+            idx.append(k)
+            words.append(str(k))
+    return tuple(idx), (f"[{', '.join(words)}]" if words else "")
 
 
 def find(nodes: Iterable[Node], name: str) -> Node:

@@ -19,10 +19,11 @@ Three facts make it cheap:
     logical (V, N, D) views);
   * an intermediate tensor is sampled (a few entries), so its variants are few.
 
-Only for networks whose parts are all the engine's own (`Network.fused`): the column
-and rank-one shortcuts are facts of the engine's BatchNorm and loss; any other network
-gets the loop.  Kink crossings are detected per variant, as in the loop.  No state of the
-network is touched: it reads the tensors of one unperturbed pass, held by `Base`.
+Only for networks whose parts are the engine's own, normalised by BatchNorm or not at all
+(`Network.column_wise`): the column and rank-one shortcuts are facts of the engine's
+BatchNorm and loss; any other network gets the loop.  Kink crossings are detected per
+variant, as in the loop.  No state of the network is touched: it reads the tensors of
+one unperturbed pass, held by `Base`.
 """
 
 from __future__ import annotations

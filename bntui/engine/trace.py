@@ -1,7 +1,7 @@
 """The trace: one forward + backward pass recorded as an ordered list of steps.
 
 `plan(network, training)` lists the steps of a pass from the layers' node records, in the
-order the pass computes them: forward block by block (Dense, BatchNorm, activation), the
+order the pass computes them: forward block by block (Dense, the normalization, activation), the
 loss, then backward from dlogits down to layer 1's dX — each with its phase, layer
 (1-based block; `None` for the loss block), the kind of layer, the tensor's glossary name
 and the record's words for the mode, their context filled in.  The gradient check takes
@@ -27,7 +27,7 @@ class Planned:
 
     phase: str  # "forward" | "backward"
     layer: int | None  # 1-based block index; None for the loss block
-    kind: str  # "input" | "dense" | "batchnorm" | "activation" | "output" | "loss"
+    kind: str  # "input" | "dense" | "batchnorm" (a norm's kind) | "activation" | "output" | "loss"
     name: str  # the tensor's glossary name: Z, Znorm, dgamma, …
     node: Node
     words: Words  # the record's words for this mode, context filled in
@@ -40,7 +40,7 @@ class TraceStep:
     index: int
     phase: str  # "forward" | "backward"
     layer: int | None  # 1-based block index; None for the loss block
-    kind: str  # "input" | "dense" | "batchnorm" | "activation" | "output" | "loss"
+    kind: str  # "input" | "dense" | "batchnorm" (a norm's kind) | "activation" | "output" | "loss"
     name: str
     value: np.ndarray
     formula: str
@@ -122,8 +122,8 @@ def plan(network: Network, training: bool = True, batch_size: int | None = None)
                     "features": network.n_features}
             add(FORWARD, block, "input", INPUT, INPUT.words(FORWARD, ()), ctx0)
         layer_steps(FORWARD, block, "dense", block.dense, ctx)
-        if block.bn is not None:
-            layer_steps(FORWARD, block, "batchnorm", block.bn, ctx)
+        if block.norm is not None:
+            layer_steps(FORWARD, block, block.norm.kind, block.norm, ctx)
         if not block.is_output:
             _, a = block.act.nodes()
             add(FORWARD, block, "activation", a, a.words(FORWARD, ()), ctx)
@@ -141,8 +141,8 @@ def plan(network: Network, training: bool = True, batch_size: int | None = None)
             add(BACKWARD, block, "activation", FROM_ABOVE, FROM_ABOVE.words(BACKWARD, ()), ctx)
             pre, _ = block.act.nodes()
             add(BACKWARD, block, "activation", pre, pre.words(BACKWARD, ()), ctx)
-        if block.bn is not None:
-            layer_steps(BACKWARD, block, "batchnorm", block.bn, ctx)
+        if block.norm is not None:
+            layer_steps(BACKWARD, block, block.norm.kind, block.norm, ctx)
         layer_steps(BACKWARD, block, "dense", block.dense, ctx)
     return out
 

@@ -37,7 +37,7 @@ class BlockRow(Horizontal):
         s = self.spec
         yield Label("output" if self.output else f"block {self.number}")
         yield Input("C" if s.width is None else str(s.width), classes="width")
-        yield Checkbox("BN", s.batchnorm, classes="bn")
+        yield Checkbox("BN", s.norm is not None, classes="bn")
         options = [("softmax", "identity")] if self.output else [(a, a) for a in ACTIVATION_NAMES]
         yield Select(options, value="identity" if self.output else s.activation,
                      allow_blank=False, classes="act", disabled=self.output)
@@ -56,8 +56,11 @@ class BlockRow(Horizontal):
         alpha = None
         if act in ("leaky_relu", "elu") and alpha_text.strip():
             alpha = parse_number(alpha_text, f"α of block {self.number}", low=0)
+        keep = self.spec.norm or "bn"
+        on = self.query_one(".bn", Checkbox).value
         return BlockSpec(width=None if width is None else int(width),
-                         batchnorm=self.query_one(".bn", Checkbox).value,
+                         norm=keep if on else None,
+                         groups=self.spec.groups if on and keep == "gn" else None,
                          activation=act, alpha=alpha,
                          bias=self.query_one(".bias", Checkbox).value)
 

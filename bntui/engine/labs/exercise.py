@@ -33,6 +33,7 @@ import numpy as np
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.network import Block, Network
+from bntui.engine.nodes import entry_index
 from bntui.engine.trace import Trace, TraceStep, record_trace
 
 KINDS = ("value", "shape", "formula")
@@ -295,15 +296,19 @@ class _Pass:
             return tr.find(name, None).value, name
         block = self.block(layer)
         if name == "eps":
-            assert block.bn is not None
-            return np.asarray(block.bn.eps), "ε"
+            assert block.norm is not None
+            return np.asarray(block.norm.eps), "ε"
+        if name == "k":  # how many values one per-sample statistic averages
+            assert block.norm is not None
+            k = block.norm.group_size  # type: ignore[attr-defined]
+            return np.asarray(float(k)), "S" if block.norm.kind == "groupnorm" else "D"
         if name == "alpha":
             return np.asarray(block.act.alpha), "α"
         if name in ("W", "b"):
             return block.dense.params[name], name
         if name in ("gamma", "beta"):
-            assert block.bn is not None
-            return block.bn.params[name], {"gamma": "γ", "beta": "β"}[name]
+            assert block.norm is not None
+            return block.norm.params[name], {"gamma": "γ", "beta": "β"}[name]
         if name in RUNNING:  # eval mode: the trace's own copy of the running statistic
             return tr.find(RUNNING[name], layer, "forward").value, name
         if name == "X" and layer > 1:
@@ -328,28 +333,12 @@ def _reads(ps: _Pass, step: TraceStep) -> list[tuple[str, str]]:
     return out
 
 
-def _index(pattern: str, pos: tuple[int, ...]) -> tuple[tuple[int | slice, ...], str]:
-    """The numpy index and its label for `pattern` at `pos`."""
-    i = pos[0] if pos else 0
-    j = pos[-1] if pos else 0
-    idx: list[int | slice] = []
-    words: list[str] = []
-    for ch in pattern:
-        if ch == ":":
-            idx.append(slice(None))
-            words.append(":")
-        else:
-            k = i if ch == "i" else j
-            idx.append(k)
-            words.append(str(k))
-    return tuple(idx), (f"[{', '.join(words)}]" if words else "")
-
-
 def _givens(ps: _Pass, step: TraceStep, pos: tuple[int, ...]) -> tuple[Given, ...]:
     out: list[Given] = []
     for source, pattern in _reads(ps, step):
         full, label = ps.tensor(source, step.layer)
-        idx, where = _index(pattern, pos)
+        norm = ps.block(step.layer).norm if step.layer is not None else None
+        idx, where = entry_index(pattern, pos, getattr(norm, "group_size", 1))
         value = np.array(full[idx] if idx else full, dtype=np.float64)
         text = label + where
         if source == "X" and step.layer is not None and step.layer > 1:

@@ -193,8 +193,8 @@ def twin_archs(arch: str) -> tuple[str, str]:
             "without BatchNorm (e.g. '32:tanh,32:tanh,C')"
         )
     *hidden, out = spec.blocks
-    with_bn = ArchSpec((*(replace(b, batchnorm=True) for b in hidden), out))
-    without = ArchSpec(tuple(replace(b, batchnorm=False, bias=True) for b in spec.blocks))
+    with_bn = ArchSpec((*(replace(b, norm="bn", groups=None) for b in hidden), out))
+    without = ArchSpec(tuple(replace(b, norm=None, groups=None, bias=True) for b in spec.blocks))
     return with_bn.to_string(), without.to_string()
 
 
