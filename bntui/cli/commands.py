@@ -42,7 +42,7 @@ def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONF
         name: getattr(args, name, None)
         for name in ("dataset", "samples", "noise", "classes", "val_fraction", "standardize",
                      "arch", "optimizer", "lr", "batch_size", "seed", "dtype", "epochs",
-                     "eval_every")
+                     "eval_every", "gradients")
     }
     if args.command in ("train", "serve", "lab", None):
         changes["steps"] = args.steps
@@ -144,9 +144,29 @@ def _train_with_progress(session: Session, steps: int | None, quiet: bool,
 
 
 # train -------------------------------------------------------------------------------
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1e3:.3g} ms"
+
+
+def _gradient_report(args: argparse.Namespace, session: Session) -> dict[str, object]:
+    """Where the run's gradients came from; when --gradients was given, what one step's
+    gradients cost from each source, measured side by side on one batch."""
+    from bntui.engine.gradient_sources import DESCRIPTIONS, seconds_per_step
+
+    source = session.config.gradients
+    out: dict[str, object] = {"source": source, "description": DESCRIPTIONS[source],
+                              "seconds_per_step": None}
+    if getattr(args, "gradients", None) is not None:
+        X, y = session.inspection_batch()
+        with engine_threads():
+            out["seconds_per_step"] = seconds_per_step(session.network, X, y)
+    return out
+
+
 RUN_FLAGS = ("preset", "bug", "dataset", "samples", "noise", "classes", "val_fraction",
              "standardize", "arch", "dtype", "optimizer", "lr", "momentum", "beta1", "beta2",
-             "rho", "batch_size", "seed", "bn_eps", "bn_momentum", "bn_momentum_style")
+             "rho", "batch_size", "seed", "bn_eps", "bn_momentum", "bn_momentum_style",
+             "gradients")
 
 
 def _loaded_session(args: argparse.Namespace) -> Session:
@@ -243,6 +263,7 @@ def train(args: argparse.Namespace) -> int:
         "val_loss": ev["val_loss"],
         "seconds": result.seconds,
         "steps_per_second": result.steps / result.seconds if result.seconds > 0 else None,
+        "gradients": _gradient_report(args, session),
         "stopped": result.stopped,
     }
     from bntui.cli import INTERRUPTED
@@ -266,6 +287,11 @@ def train(args: argparse.Namespace) -> int:
               f"seed {cfg.seed}, {cfg.dtype}")
         print(f"trained    {result.steps:,} steps in {result.seconds:.2f} s"
               + (f" ({result.steps / result.seconds:,.0f} steps/s)" if result.seconds else ""))
+        grads = out["gradients"]
+        if grads["seconds_per_step"]:
+            costs = "   ".join(f"{k} {_ms(v)}" for k, v in grads["seconds_per_step"].items())
+            print(f"gradients  {grads['source']} ({grads['description']}); one step's "
+                  f"gradients: {costs}")
         print(f"final loss {final_loss:.6g}   (training mode, whole training set)")
         acc = ev["train_accuracy"]
         print(f"accuracy   train {100 * acc:.2f} %" if acc is not None else "accuracy   train —",

@@ -133,6 +133,9 @@ def add_run_flags(p: argparse.ArgumentParser, *, steps_default_help: str,
                    help="mini-batch size (default: the full training set)")
     o.add_argument("--steps", type=int_at_least("steps", 0), help=steps_default_help)
     o.add_argument("--seed", type=int_at_least("seed", 0), help="seed of every random choice (0)")
+    o.add_argument("--gradients", choices=("analytic", "numerical", "autograd"),
+                   help="where training's gradients come from: the backward pass (analytic, "
+                   "the default), centred differences of every parameter, or PyTorch autograd")
     b = p.add_argument_group("BatchNorm")
     b.add_argument("--bn-eps", type=nonneg_float("bn eps"), help="ε inside the root (1e-5)")
     b.add_argument("--bn-momentum", type=nonneg_float("bn momentum"),

@@ -41,6 +41,7 @@ class RunConfig:
     bn: BNOptions = field(default_factory=BNOptions)
     eval_every: int | None = None  # None: engine/evaluation.py's schedule
     bug: str | None = None  # a mistake of the bug zoo built into the network (lab bugs)
+    gradients: str = "analytic"  # where training's gradients come from (gradient_sources)
 
     def with_overrides(self, **changes: object) -> RunConfig:
         """A copy with the given fields replaced; `None` values are ignored."""
@@ -82,6 +83,9 @@ class RunConfig:
             raise BntuiError(f"dtype must be one of {', '.join(DTYPES)} (got '{self.dtype}')")
         if self.eval_every is not None and self.eval_every < 1:
             raise BntuiError(f"eval-every must be at least 1 (got {self.eval_every})")
+        from bntui.engine.gradient_sources import check_source
+
+        check_source(self.gradients)
         # what building the session would refuse, found without loading or allocating
         # anything: the app and `serve` must refuse a bad flag before any screen starts
         from bntui.engine.arch import parse_arch

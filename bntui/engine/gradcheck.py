@@ -232,7 +232,7 @@ def _scale_hint(block: Block, p: Planned, cache: dict[str, np.ndarray]) -> np.nd
     return getattr(block.norm, p.node.step_scale)(cache)
 
 
-def _param_steps(block: Block, cache: dict[str, np.ndarray], h: float,
+def param_steps(block: Block, cache: dict[str, np.ndarray], h: float,
                  relative: bool) -> dict[str, np.ndarray]:
     """The step of every entry of every parameter of a block, by parameter name: relative
     to the parameter's scale, or to the scale its record names (a bias near 0 moves its
@@ -290,14 +290,14 @@ def numeric_gradients_loop(
     out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for k, block in enumerate(network.blocks):
         res: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        param_steps = _param_steps(block, base[block.index], h, relative)
+        steps_of = param_steps(block, base[block.index], h, relative)
         for layer in block.layers():
             for pname, p in layer.params.items():
                 flat = p.reshape(-1)
                 idx = np.arange(flat.size)
                 vals = np.empty(flat.size)
                 kink = np.zeros(flat.size, dtype=bool)
-                steps = param_steps[pname]
+                steps = steps_of[pname]
                 for j in idx:
                     old, d = flat[j], steps[j]
                     flat[j] = old + d
@@ -381,7 +381,7 @@ def numeric_gradients(
         map_fn = pool.map if threads > 1 else map
         out: dict[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         for k, block in enumerate(network.blocks):
-            steps = _param_steps(block, caches[k], h, relative)
+            steps = param_steps(block, caches[k], h, relative)
             out[block.index] = numeric.param_gradients(  # type: ignore[assignment]
                 network, base, k, y, training, steps, map_fn)
         for (k, name, idx, _), (vals, kink) in zip(nodes, map_fn(node, nodes), strict=True):

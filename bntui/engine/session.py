@@ -29,6 +29,7 @@ from bntui.engine.csvfile import Progress
 from bntui.engine.datasets import Dataset, load_dataset
 from bntui.engine.errors import BntuiError
 from bntui.engine.gradcheck import GradcheckReport, attach_to_trace, gradcheck
+from bntui.engine.gradient_sources import step_function
 from bntui.engine.network import Network, Parts
 from bntui.engine.optimizers import Optimizer, make_optimizer, optimizer_class
 from bntui.engine.regions import VIEW_ROWS, PlaneSample, plane_sample
@@ -301,13 +302,14 @@ class Session:
         exact_end: bool = True,
     ) -> tuple[int, float]:
         net, opt = self.network, self.optimizer
+        step = step_function(net, self.config.gradients)
         snapshot = self._snapshot()
         taken, eval_time = 0, 0.0
         for _ in range(steps):
             if should_stop is not None and should_stop():
                 break
             Xb, yb = self.next_batch()
-            loss, hits = net.train_step(Xb, yb)
+            loss, hits = step(Xb, yb)
             bad = (f"the loss became {loss}" if not math.isfinite(loss)
                    else net.nonfinite_running(quick=True))
             if bad is None:
