@@ -11,6 +11,8 @@ import os
 import sys
 from typing import BinaryIO
 
+import numpy as np
+
 from bntui.cli.render import Progress, compact, table
 from bntui.engine.config import DEFAULT_CONFIG, RunConfig, preset
 from bntui.engine.errors import BntuiError, Diverged
@@ -406,6 +408,38 @@ def walk(args: argparse.Namespace) -> int:
     return codes[0]
 
 
+def _walk_entry(args: argparse.Namespace, session: Session, trace, form: str) -> int:
+    """`walk --entry`: one entry's formula, its inputs' numbers, the entry recomputed."""
+    from bntui.engine.entry import explain, find_step, parse_entry
+
+    if form in ("md", "html"):
+        raise BntuiError("--entry prints text or JSON, not a handout (drop --format)")
+    name, index = parse_entry(args.entry)
+    step = find_step(trace, name, args.layer, args.phase)
+    if index is None:
+        dims = " × ".join(str(n) for n in step.shape) or "a scalar"
+        raise BntuiError(f"say which entry of {name} ({dims}), e.g. --entry '{name}"
+                         f"[{', '.join('0' for _ in step.shape)}]'" if step.shape else
+                         f"--entry '{name}'")
+    e = explain(trace, session.network, session.inspection_batch()[1], step, index)
+    if args.json:
+        print(dumps(e.to_dict()))
+        return 0
+    print(f"{e.label}   {step.where} · {step.phase} · {step.kind}")
+    print(f"  formula     {e.formula}")
+    print(f"  entries     {e.indexed}")
+    print(f"  numbers     {e.substituted}")
+    print(f"  value       {e.value:.17g}")
+    print(f"  recomputed  {e.recomputed:.17g}   (relative difference {e.error:.1e})")
+    for i in e.inputs:
+        v = np.asarray(i.value)
+        shown = fmt(float(v)) if v.ndim == 0 else compact(v, 1, 8)
+        print(f"  input       {i.index} = {shown}")
+    if e.note:
+        print(f"  note        {e.note}")
+    return 0
+
+
 def walk_command_line(args: argparse.Namespace) -> str:
     """`bntui walk` with the flags that were given, to print in a handout's header."""
     words = ["bntui", "walk"]
@@ -427,6 +461,8 @@ def _walk(args: argparse.Namespace, form: str) -> int:
         trace, _ = session.checked_trace(training=training)
     else:
         trace = session.trace(training)
+    if args.entry is not None:
+        return _walk_entry(args, session, trace, form)
     steps = [
         s for s in trace.steps
         if (args.phase is None or s.phase == args.phase)
@@ -445,15 +481,18 @@ def _walk(args: argparse.Namespace, form: str) -> int:
         return 0
     if args.json:  # a step at a time: every tensor's values as JSON would be ~100 B each
         from bntui.engine.jsonable import dump_chunks
+        from bntui.engine.sources import PassSources, step_inputs
 
+        sources = PassSources(trace, session.network, session.inspection_batch()[1])
         head = {"dataset": session.dataset.name, "arch": session.config.arch,
                 "mode": "training" if training else "eval", "loss": trace.loss,
                 "batch_size": trace.batch_size}
         for chunk in dump_chunks(head, "steps", ({
                 "index": s.index, "phase": s.phase, "layer": s.layer, "kind": s.kind,
                 "name": s.name, "shape": list(s.shape), "formula": s.formula,
-                "explanation": s.explanation, "stats": s.stats(), "checks": s.checks,
-                "notes": s.notes, "value": s.value} for s in steps)):
+                "explanation": s.explanation, "inputs": step_inputs(sources, s),
+                "stats": s.stats(), "checks": s.checks, "notes": s.notes,
+                "value": s.value} for s in steps)):
             sys.stdout.write(chunk)
         sys.stdout.write("\n")
         return 0

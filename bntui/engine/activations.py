@@ -39,6 +39,7 @@ class Activation:
     wrong: ClassVar[tuple[str, ...]] = ()
     grad_wrong: ClassVar[tuple[str, ...]] = ()
     backward_reads_input: ClassVar[bool] = False  # does `backward` read `x`, or only `a`?
+    reads: ClassVar[Reads] = (("{pre}", "ij"),)  # what the forward formula reads
     copies: ClassVar[bool] = True  # the identity passes its input on: nothing to work out
 
     @property
@@ -54,7 +55,7 @@ class Activation:
                        wrong=self.grad_wrong, copy=self.copies)})
         out = Node("A", "the activation's output f({pre})", "m × D", role="output", forward={
             ANY: Words(self.formula, "the {label} activation, applied element by element",
-                       fn="forward", reads=(("{pre}", "ij"),), wrong=self.wrong,
+                       fn="forward", reads=self.reads, wrong=self.wrong,
                        copy=self.copies)})
         return pre, out
 
@@ -167,6 +168,7 @@ class LeakyReLU(Activation):
     formula: ClassVar[str] = "A = {pre} if {pre} > 0 else α·{pre}"
     grad_formula: ClassVar[str] = "d{pre} = dA · (1 if {pre} > 0 else α)"
     grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"), ("alpha", ""))
+    reads: ClassVar[Reads] = (("{pre}", "ij"), ("alpha", ""))
     backward_reads_input: ClassVar[bool] = True
     copies: ClassVar[bool] = False
     wrong: ClassVar[tuple[str, ...]] = ("A = {pre} if {pre} > 0 else 0",
@@ -195,6 +197,7 @@ class ELU(Activation):
     formula: ClassVar[str] = "A = {pre} if {pre} > 0 else α·(e^{pre} − 1)"
     grad_formula: ClassVar[str] = "d{pre} = dA · (1 if {pre} > 0 else A + α)"
     grad_reads: ClassVar[Reads] = (("dA", "ij"), ("{pre}", "ij"), ("A", "ij"), ("alpha", ""))
+    reads: ClassVar[Reads] = (("{pre}", "ij"), ("alpha", ""))
     backward_reads_input: ClassVar[bool] = True
     copies: ClassVar[bool] = False
     wrong: ClassVar[tuple[str, ...]] = ("A = {pre} if {pre} > 0 else α·e^{pre}",

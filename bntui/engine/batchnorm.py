@@ -68,7 +68,7 @@ NODES: tuple[Node, ...] = (
     Node("mu", "per-feature batch mean", "D", step_scale="mean_scale", forward={
         "train": Words(
             "mu = (1/m) Σᵢ Z", "the mean of each feature over the batch",
-            fn="batch_mean", reads=(("Z", ":j"),),
+            fn="batch_mean", reads=(("Z", ":j"), ("m", "")),
             wrong=("mu = Σᵢ Z", "mu = (1/(m−1)) Σᵢ Z", "mu = (1/D) Σⱼ Z  (over the features)")),
         "eval": Words(
             "mu = running_mean",
@@ -109,7 +109,7 @@ NODES: tuple[Node, ...] = (
     Node("var", "per-feature batch variance (biased)", "D", step_scale="var_scale", forward={
         "train": Words(
             "var = (1/m) Σᵢ Z0²", "the biased variance of each feature over the batch",
-            fn="batch_var", reads=(("Z0", ":j"),),
+            fn="batch_var", reads=(("Z0", ":j"), ("m", "")),
             wrong=("var = (1/(m−1)) Σᵢ Z0²", "var = Σᵢ Z0²", "var = (1/m) Σᵢ Z²")),
         "eval": Words(
             "var = running_var",
@@ -131,7 +131,7 @@ NODES: tuple[Node, ...] = (
             wrong=("std = √var + ε", "std = var + ε", "std = √(var + ε) / m")),
         "eval": Words(
             "std = √(running_var + ε)", "the running standard deviation, with ε inside the "
-            "root", fn="root", reads=(("var", "j"), ("eps", "")),
+            "root", fn="root", reads=(("running_var", "j"), ("eps", "")),
             wrong=("std = √running_var + ε", "std = running_var + ε",
                    "std = √((1/m) Σᵢ Z0² + ε)")),
         "eval-std": Words(

@@ -51,7 +51,7 @@ def records(out: str, title: str, over: str, k: str, sum_: str,
             ANY: Words(
                 f"mu = (1/{k}) {sum_} Z",
                 f"the mean of each sample {over} — per sample, not per feature: the "
-                "batch plays no part", fn="group_mean", reads=(("Z", "iG"),),
+                "batch plays no part", fn="group_mean", reads=(("Z", "iG"), ("k", "")),
                 wrong=(batch_wrong, f"mu = {sum_} Z", f"mu = (1/({k}−1)) {sum_} Z")),
         }, backward={
             ANY: Words(
@@ -79,7 +79,7 @@ def records(out: str, title: str, over: str, k: str, sum_: str,
                  ANY: Words(
                      f"var = (1/{k}) {sum_} Z0²",
                      f"the biased variance of each sample {over}", fn="group_var",
-                     reads=(("Z0", "iG"),),
+                     reads=(("Z0", "iG"), ("k", "")),
                      wrong=(f"var = (1/({k}−1)) {sum_} Z0²", "var = (1/m) Σᵢ Z0²",
                             f"var = (1/{k}) {sum_} Z²")),
              }, backward={

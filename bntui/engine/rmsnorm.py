@@ -37,7 +37,7 @@ NODES: tuple[Node, ...] = (
          step_scale="ms_scale", forward={
              ANY: Words(
                  "ms = (1/D) Σⱼ Z²", "the mean of each sample's squares over its features: "
-                 "no mean is subtracted", fn="mean_square", reads=(("Z", "iG"),),
+                 "no mean is subtracted", fn="mean_square", reads=(("Z", "iG"), ("k", "")),
                  wrong=("ms = (1/D) Σⱼ (Z − mu)²", "ms = (1/m) Σᵢ Z²", "ms = ((1/D) Σⱼ Z)²")),
          }, backward={
              ANY: Words(
