@@ -444,7 +444,7 @@ def walk_command_line(args: argparse.Namespace) -> str:
     """`bntui walk` with the flags that were given, to print in a handout's header."""
     words = ["bntui", "walk"]
     for name in (*RUN_FLAGS, "steps", "phase", "layer", "tensor", "eval", "check", "rows",
-                 "cols", "format"):
+                 "cols", "graph", "format"):
         value = getattr(args, name, None)
         if value is None or value is False:
             continue
@@ -497,6 +497,7 @@ def _walk(args: argparse.Namespace, form: str) -> int:
         sys.stdout.write("\n")
         return 0
     total = len(trace.steps)
+    graphs: dict[int, object] = {}
     print(f"walk of {session.network.describe()} on {trace.batch_size} samples of "
           f"{session.dataset.name} ({'training' if training else 'eval'} mode): "
           f"{total} steps, loss {trace.loss:.6g}")
@@ -515,5 +516,13 @@ def _walk(args: argparse.Namespace, form: str) -> int:
                 f"vs {k} {fmt_err(v)}" for k, v in s.checks.items()))
         for note in s.notes:
             print(f"  note: {note}")
+        if args.graph:
+            from bntui.engine import graph
+
+            layer = s.layer if s.layer is not None else len(session.network.blocks)
+            if layer not in graphs:
+                graphs[layer] = graph.block_graph(session.network, layer, training)
+            print("    " + "\n    ".join(graph.text(graphs[layer], trace, s)))  # type: ignore[arg-type]
+            continue
         print("    " + compact(s.value, args.rows or 6, args.cols or 8).replace("\n", "\n    "))
     return 0

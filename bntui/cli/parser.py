@@ -224,6 +224,9 @@ def build_parser() -> Parser:
     wk.add_argument("--layer", type=int_at_least("layer", 1), help="only this layer")
     wk.add_argument("--tensor", help="only tensors with this name (e.g. Znorm, dZ)")
     wk.add_argument("--eval", action="store_true", help="walk the eval-mode pass")
+    wk.add_argument("--graph", action="store_true",
+                    help="draw each step's block as its computational graph: the step's node "
+                    "lit (▶), the nodes it reads marked (•), values and gradients beside")
     wk.add_argument("--entry", metavar="NAME[i,j]",
                     help="one entry's arithmetic: its formula with the numbers it reads "
                     "plugged in, recomputed (e.g. 'dZ0[13,1]'; with --layer)")
