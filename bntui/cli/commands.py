@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         from bntui.cli.labs import run_lab
 
         return run_lab(args)
-    commands = {"train": train, "gradcheck": gradcheck, "walk": walk, "serve": serve}
+    commands = {"train": train, "gradcheck": gradcheck, "walk": walk, "serve": serve,
+                "derive": derive}
     return commands[args.command](args)
 
 
@@ -108,7 +109,7 @@ def _session(args: argparse.Namespace) -> Session:
     checking = args.command == "gradcheck" and not args.no_numeric
     from bntui.engine.budget import TRACE_TENSORS, TRAIN_TENSORS
 
-    traced = args.command in ("gradcheck", "walk")
+    traced = args.command in ("gradcheck", "walk", "derive")
     est = cost(config, dataset, entries=getattr(args, "entries", 16),
                tensors=TRACE_TENSORS if traced else TRAIN_TENSORS)
     if not est.fits:
@@ -437,6 +438,26 @@ def _walk_entry(args: argparse.Namespace, session: Session, trace, form: str) ->
         print(f"  input       {i.index} = {shown}")
     if e.note:
         print(f"  note        {e.note}")
+    return 0
+
+
+def derive(args: argparse.Namespace) -> int:
+    """`bntui derive`: the compact backward from the staged records, each step checked."""
+    from bntui.engine import derive as derivation
+
+    form = args.format or ("json" if args.json else "text")
+    if args.json and form != "json":
+        raise BntuiError(f"--json means --format json; it cannot go with --format {form}")
+    session = _session(args)
+    _pretrain(session, args.steps, form != "text")
+    trace = session.trace(training=True)
+    d = derivation.derive(session.network, trace, args.layer)
+    if form == "json":
+        print(dumps(d.to_dict()))
+        return 0
+    head = (f"layer {d.layer} of {session.network.describe()}, on {trace.batch_size} samples "
+            f"of {session.dataset.name} (m = {trace.batch_size}), training mode")
+    print(derivation.markdown(d, head) if form == "md" else derivation.text(d, head), end="")
     return 0
 
 

@@ -242,4 +242,15 @@ def build_parser() -> Parser:
     wk.add_argument("--output", metavar="FILE", type=path("--output"),
                     help="write to FILE (atomically) instead of stdout")
     wk.add_argument("--json", action="store_true", help="the same as --format json")
+
+    dv = sub.add_parser("derive", help="derive the compact normalization backward, step by step",
+                        description="Derive a normalization layer's compact backward from its "
+                        "staged graph, one algebraic step at a time, each checked on the "
+                        "current batch (the largest difference between its two sides).",
+                        epilog=RUN_FLAGS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_flags(dv, steps_default_help="train this many steps first (0)")
+    dv.add_argument("--layer", type=int_at_least("layer", 1),
+                    help="the block whose normalization to derive (the first that has one)")
+    dv.add_argument("--format", choices=("text", "md", "json"), help="text (default), md, json")
+    dv.add_argument("--json", action="store_true", help="the same as --format json")
     return top

@@ -39,7 +39,7 @@ import numpy as np
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.kernels import coldot, colsum
-from bntui.engine.nodes import ANY, BACKWARD, FORWARD, Node, Words, forward_nodes
+from bntui.engine.nodes import ANY, BACKWARD, FORWARD, Derived, Node, Words, forward_nodes
 from bntui.engine.norm import NormLayer, Values, steps_of
 
 MOMENTUM_STYLES = ("torch", "keras")
@@ -185,6 +185,30 @@ NODES: tuple[Node, ...] = (
 COMPACT = Words("dZ = (γ / std) · (dZbn − (dβ + Znorm · dγ) / m)",
                 "the staged backward in one formula, using Σᵢ Znorm = 0 and Σᵢ Znorm² = m")
 
+# the compact backward derived from the staged records, step by step (`bntui derive`)
+DERIVATION: tuple[Derived, ...] = (
+    Derived("staged", "dZ = dZ0 + dmu / m",
+            "the record of Z: Z reaches the loss through Z0 and through mu"),
+    Derived("[1] through the mean", "dZ = dZ0 − (1/m) Σᵢ dZ0",
+            "dmu = −Σᵢ dZ0: mu is subtracted from every row"),
+    Derived("[2] through the variance",
+            "dZ0 = dZnorm / std − Z0 · (Σᵢ dZnorm · Z0) / (m · std³)",
+            "the branch dvar · 2 · Z0 / m, with dvar = dstd / (2 · std) and "
+            "dstd = −Σᵢ dZnorm · Z0 / std²"),
+    Derived("[3] in normalised units",
+            "dZ0 = (1/std) · (dZnorm − Znorm · (1/m) Σᵢ dZnorm · Znorm)",
+            "Z0 = Znorm · std"),
+    Derived("[4] the sum of dZ0", "Σᵢ dZ0 = (1/std) · Σᵢ dZnorm",
+            "Σᵢ Znorm = 0: the second term of [3] sums to nothing"),
+    Derived("[5] together",
+            "dZ = (1/std) · (dZnorm − (1/m) Σᵢ dZnorm − Znorm · (1/m) Σᵢ dZnorm · Znorm)",
+            "[1] with [3] and [4]"),
+    Derived("[6] compact", COMPACT.formula,
+            "dZnorm = γ · dZbn, and the sums are the parameters' gradients: Σᵢ dZbn = dβ "
+            "and Σᵢ dZbn · Znorm = dγ (seed 003's [C]; Karpathy's one-line dhprebn, whose "
+            "n/(n−1) comes from his Bessel-corrected variance)"),
+)
+
 # the steps the records name: a subclass that overrides one is not fused
 STEPS = steps_of(NODES, "update_running", "forward", "backward")
 
@@ -203,6 +227,8 @@ class BatchNorm(NormLayer):
     OUTPUT = "Zbn"
     NODES: ClassVar[tuple[Node, ...]] = NODES
     STEPS: ClassVar[tuple[str, ...]] = STEPS
+    COMPACT: ClassVar[Words] = COMPACT
+    DERIVATION: ClassVar[tuple[Derived, ...]] = DERIVATION
     AFFINE_IN_ACTIVATION = True
 
     def __init__(

@@ -34,14 +34,14 @@ import numpy as np
 
 from bntui.engine.errors import BntuiError
 
-GREEK = {"γ": "gamma", "β": "beta", "ε": "eps", "α": "alpha"}
+GREEK = {"γ": "gamma", "β": "beta", "ε": "eps", "α": "alpha", "dγ": "dgamma", "dβ": "dbeta"}
 SUMS = {"Σⱼ∈g": "Σⱼ∈g", "Σᵢ": "Σᵢ", "Σⱼ": "Σⱼ"}
 _TOKEN = re.compile(r"""
     (?P<sum>Σⱼ∈g|Σᵢ|Σⱼ)
   | (?P<py>P\[i,\s*yᵢ\])
   | (?P<num>\d+(?:\.\d+)?)
-  | (?P<op>e\^|[−\-+·*/@()²ᵀ√>\[\],])
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*|[γβεα])
+  | (?P<op>e\^|[−\-+·*/@()²³ᵀ√>\[\],])
+  | (?P<name>d?[γβ]|[A-Za-z_][A-Za-z0-9_]*|[γβεα])
   | (?P<space>\s+)
 """, re.VERBOSE)
 KEYWORDS = ("if", "else", "log", "tanh", "max")
@@ -139,6 +139,8 @@ class Unary(Node):
                 return Val(-a.v, a.scale, f"−{a.text}", f"−{a.indexed}")
             if self.op == "²":
                 return Val(a.v * a.v, a.scale * a.scale, f"{a.text}²", f"{a.indexed}²")
+            if self.op == "³":
+                return Val(a.v ** 3, a.scale ** 3, f"{a.text}³", f"{a.indexed}³")
             if self.op == "ᵀ":
                 return Val(a.v, a.scale, f"{a.text}ᵀ", f"{a.indexed}ᵀ")
             if self.op == "√":
@@ -329,7 +331,7 @@ class _Parser:
 
     def postfix(self) -> Node:
         a = self.atom()
-        while self.peek() in (("op", "²"), ("op", "ᵀ")):
+        while self.peek() in (("op", "²"), ("op", "³"), ("op", "ᵀ")):
             a = Unary(self.take()[1], a)
         return a
 
@@ -407,4 +409,42 @@ def evaluate(expression: str, env: Env, column: int | None = None,
                   out.text, out.indexed)
 
 
-__all__ = ["FormulaError", "Result", "evaluate", "parse", "split", "tokens"]
+def whole(node: Node, env: Mapping[str, np.ndarray], group: int = 1) -> np.ndarray:
+    """The expression over whole tensors (the derivation's check): names are full arrays
+    that broadcast (a per-feature vector over the rows; a per-sample statistic spread
+    over its group's features), `Σᵢ` sums the batch axis, `Σⱼ`/`Σⱼ∈g` a row's features
+    or each group of `group` of them (kept in place, so the sum broadcasts back)."""
+    if isinstance(node, Num):
+        return np.asarray(node.value)
+    if isinstance(node, Name):
+        if node.name not in env:
+            raise FormulaError(f"the derivation reads {node.written}, which is not given")
+        return np.asarray(env[node.name], dtype=np.float64)
+    if isinstance(node, Paren):
+        return whole(node.x, env, group)
+    if isinstance(node, Sum):
+        x = whole(node.x, env, group)
+        if node.index == "Σᵢ":
+            return np.sum(x, axis=-2)
+        size = x.shape[-1] if node.index == "Σⱼ" else group
+        g = x.reshape(*x.shape[:-1], -1, size)
+        return np.broadcast_to(g.sum(axis=-1, keepdims=True), g.shape).reshape(x.shape)
+    if isinstance(node, Binary):
+        a, b = whole(node.a, env, group), whole(node.b, env, group)
+        return {"+": np.add, "−": np.subtract, "·": np.multiply, "/": np.divide,
+                "@": np.matmul}[node.op](a, b) if node.op != ">" else (a > b) * 1.0
+    if isinstance(node, Unary):
+        x = whole(node.x, env, group)
+        ops = {"−": np.negative, "²": np.square, "³": lambda t: t ** 3, "√": np.sqrt,
+               "e^": np.exp, "log": np.log, "tanh": np.tanh, "ᵀ": np.transpose,
+               "[]": lambda t: t * 1.0}
+        return ops[node.op](x)
+    if isinstance(node, Max0):
+        return np.maximum(0.0, whole(node.x, env, group))
+    if isinstance(node, Cond):
+        return np.where(whole(node.c, env, group) > 0, whole(node.a, env, group),
+                        whole(node.b, env, group))
+    raise FormulaError(f"cannot evaluate {node!r}")  # pragma: no cover
+
+
+__all__ = ["FormulaError", "Result", "evaluate", "parse", "split", "tokens", "whole"]

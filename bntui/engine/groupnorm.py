@@ -28,7 +28,7 @@ import numpy as np
 
 from bntui.engine.errors import BntuiError
 from bntui.engine.kernels import coldot, colsum, rowdot
-from bntui.engine.nodes import ANY, Node, Words
+from bntui.engine.nodes import ANY, Derived, Node, Words
 from bntui.engine.norm import NormLayer, Values, steps_of
 
 
@@ -137,12 +137,41 @@ def records(out: str, title: str, over: str, k: str, sum_: str,
     )
 
 
+def compact(k: str, sum_: str) -> Words:
+    """The compact backward of a per-sample normalization (γ is per feature, so it stays
+    inside dZnorm: it cannot come out of a sum over features as BatchNorm's does)."""
+    return Words(f"dZ = (1/std) · (dZnorm − (1/{k}) {sum_} dZnorm − Znorm · (1/{k}) {sum_} "
+                 "dZnorm · Znorm)",
+                 f"the staged backward in one formula per sample, using {sum_} Znorm = 0 "
+                 f"and {sum_} Znorm² = {k} (up to ε)")
+
+
+def derivation(k: str, sum_: str) -> tuple[Derived, ...]:
+    """The compact backward from the staged records, step by step (`bntui derive`)."""
+    return (
+        Derived("staged", f"dZ = dZ0 + dmu / {k}",
+                "the record of Z: Z reaches the loss through Z0 and through its sample's mu"),
+        Derived("[1] through the mean", f"dZ = dZ0 − (1/{k}) {sum_} dZ0",
+                f"dmu = −{sum_} dZ0: mu is subtracted from each of its features"),
+        Derived("[2] through the variance",
+                f"dZ0 = dZnorm / std − Z0 · ({sum_} dZnorm · Z0) / ({k} · std³)",
+                f"the branch dvar · 2 · Z0 / {k}, with dvar = dstd / (2 · std) and "
+                f"dstd = −{sum_} dZnorm · Z0 / std²"),
+        Derived("[3] in normalised units",
+                f"dZ0 = (1/std) · (dZnorm − Znorm · (1/{k}) {sum_} dZnorm · Znorm)",
+                "Z0 = Znorm · std"),
+        Derived("[4] the sum of dZ0", f"{sum_} dZ0 = (1/std) · {sum_} dZnorm",
+                f"{sum_} Znorm = 0: the second term of [3] sums to nothing"),
+        Derived("[5] compact", compact(k, sum_).formula,
+                "[1] with [3] and [4]; γ stays inside dZnorm (the output's gradient times "
+                "γ): it is per feature and the sums run over features"),
+    )
+
+
 NODES = records("Zgn", "GroupNorm", "over the S = D/G features of each group", "S", "Σⱼ∈g",
                 "mu = (1/m) Σᵢ Z  (over the batch, per feature: that is BatchNorm)")
-
-COMPACT = Words("dZ = (1/std) · (dZnorm − meanⱼ∈g dZnorm − Znorm · meanⱼ∈g (dZnorm · Znorm))",
-                "the staged backward in one formula per sample and group, using "
-                "Σⱼ∈g Znorm = 0 and Σⱼ∈g Znorm² = S")
+COMPACT = compact("S", "Σⱼ∈g")
+DERIVATION = derivation("S", "Σⱼ∈g")
 
 
 def compact_group_backward(dnorm: np.ndarray, Znorm: np.ndarray, std: np.ndarray,
@@ -171,6 +200,7 @@ class GroupNorm(NormLayer):
     NODES: ClassVar[tuple[Node, ...]] = NODES
     STEPS: ClassVar[tuple[str, ...]] = steps_of(NODES, "forward", "backward")
     COMPACT: ClassVar[Words] = COMPACT
+    DERIVATION: ClassVar[tuple[Derived, ...]] = DERIVATION
 
     def __init__(self, num_groups: int, num_features: int, eps: float = 1e-5, *,
                  dtype: np.dtype | type = np.float64) -> None:
@@ -263,4 +293,5 @@ class GroupNorm(NormLayer):
                                       self.num_groups)
 
 
-__all__ = ["COMPACT", "NODES", "GroupNorm", "compact_group_backward", "records"]
+__all__ = ["COMPACT", "DERIVATION", "NODES", "GroupNorm", "compact", "compact_group_backward",
+           "derivation", "records"]

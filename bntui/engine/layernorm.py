@@ -20,16 +20,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from bntui.engine.groupnorm import GroupNorm, records
-from bntui.engine.nodes import Node, Words
+from bntui.engine.groupnorm import GroupNorm, compact, derivation, records
+from bntui.engine.nodes import Derived, Node, Words
 from bntui.engine.norm import steps_of
 
 NODES = records("Zln", "LayerNorm", "over its D features", "D", "Σⱼ",
                 "mu = (1/m) Σᵢ Z  (over the batch axis: that is BatchNorm, not LayerNorm)")
 
-COMPACT = Words("dZ = (1/std) · (dZnorm − meanⱼ dZnorm − Znorm · meanⱼ (dZnorm · Znorm))",
-                "the staged backward in one formula per sample, using Σⱼ Znorm = 0 and "
-                "Σⱼ Znorm² = D")
+COMPACT = compact("D", "Σⱼ")
+DERIVATION = derivation("D", "Σⱼ")
 
 
 class LayerNorm(GroupNorm):
@@ -42,6 +41,7 @@ class LayerNorm(GroupNorm):
     NODES: ClassVar[tuple[Node, ...]] = NODES
     STEPS: ClassVar[tuple[str, ...]] = steps_of(NODES, "forward", "backward")
     COMPACT: ClassVar[Words] = COMPACT
+    DERIVATION: ClassVar[tuple[Derived, ...]] = DERIVATION
 
     def __init__(self, num_features: int, eps: float = 1e-5, *,
                  dtype: np.dtype | type = np.float64) -> None:
@@ -51,4 +51,4 @@ class LayerNorm(GroupNorm):
         return f"LayerNorm({self.num_features}, eps={self.eps:g})"
 
 
-__all__ = ["COMPACT", "NODES", "LayerNorm"]
+__all__ = ["COMPACT", "DERIVATION", "NODES", "LayerNorm"]

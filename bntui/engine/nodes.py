@@ -109,6 +109,17 @@ class Node:
         return None
 
 
+@dataclass(frozen=True)
+class Derived:
+    """One step of a derivation (a layer's compact backward from its staged records): an
+    identity between expressions of the pass's tensors, in the records' language, and
+    why it holds.  Each is checked on the current batch (`engine/derive.py`)."""
+
+    tag: str
+    formula: str
+    why: str
+
+
 def forward_nodes(nodes: Iterable[Node], keys: tuple[str, ...]) -> Iterator[tuple[Node, Words]]:
     """The nodes a layer computes forward in this mode, in order, with their words."""
     for node in nodes:

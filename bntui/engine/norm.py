@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from bntui.engine.errors import BntuiError
-from bntui.engine.nodes import Node, backward_nodes, forward_nodes
+from bntui.engine.nodes import Derived, Node, Words, backward_nodes, forward_nodes
 
 Values = dict[str, np.ndarray]
 
@@ -46,6 +46,8 @@ class NormLayer:
     OUTPUT: ClassVar[str] = "Zbn"
     PARAMS: ClassVar[tuple[str, ...]] = ("gamma", "beta")
     NODES: ClassVar[tuple[Node, ...]] = ()
+    COMPACT: ClassVar[Words | None] = None  # the compact backward, one formula for dZ
+    DERIVATION: ClassVar[tuple[Derived, ...]] = ()  # from the staged records to COMPACT
     STEPS: ClassVar[tuple[str, ...]] = ()
     FUSED: ClassVar[bool] = True  # False for a subclass that overrides a step
     # whether `train_forward` returns Znorm and the activation applies γ and β (BatchNorm's

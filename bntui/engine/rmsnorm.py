@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from bntui.engine.kernels import coldot, rowdot
-from bntui.engine.nodes import ANY, Node, Words
+from bntui.engine.nodes import ANY, Derived, Node, Words
 from bntui.engine.norm import NormLayer, Values, steps_of
 
 NODES: tuple[Node, ...] = (
@@ -82,8 +82,17 @@ NODES: tuple[Node, ...] = (
     }),
 )
 
-COMPACT = Words("dZ = (1/rms) · (dZnorm − Znorm · meanⱼ (dZnorm · Znorm))",
+COMPACT = Words("dZ = (1/rms) · (dZnorm − Znorm · (1/D) Σⱼ dZnorm · Znorm)",
                 "the staged backward in one formula per sample")
+DERIVATION: tuple[Derived, ...] = (
+    Derived("staged", "dZ = dZnorm / rms + dms · 2 · Z / D",
+            "the record of Z: Z feeds Znorm directly and the mean square through Z²"),
+    Derived("[1] through the mean square",
+            "dZ = dZnorm / rms − Z · (Σⱼ dZnorm · Z) / (D · rms³)",
+            "dms = drms / (2 · rms) and drms = −Σⱼ dZnorm · Z / rms²"),
+    Derived("[2] compact", COMPACT.formula,
+            "Z = Znorm · rms; nothing is centred, so no mean term appears"),
+)
 
 
 class RMSNorm(NormLayer):
@@ -97,6 +106,7 @@ class RMSNorm(NormLayer):
     NODES: ClassVar[tuple[Node, ...]] = NODES
     STEPS: ClassVar[tuple[str, ...]] = steps_of(NODES, "forward", "backward")
     COMPACT: ClassVar[Words] = COMPACT
+    DERIVATION: ClassVar[tuple[Derived, ...]] = DERIVATION
     group_size: int
 
     def __init__(self, num_features: int, eps: float = 1e-6, *,
@@ -153,4 +163,4 @@ class RMSNorm(NormLayer):
         return dZ
 
 
-__all__ = ["COMPACT", "NODES", "RMSNorm"]
+__all__ = ["COMPACT", "DERIVATION", "NODES", "RMSNorm"]
