@@ -16,6 +16,11 @@ import numpy as np
 import pytest
 
 from bntui.cli import main
+from bntui.engine import RunConfig, Session, glossary
+from bntui.engine.groupnorm import GroupNorm
+from bntui.engine.labs.exercise import Question, check_answer, make_exercise, question_at
+from bntui.engine.layernorm import LayerNorm
+from bntui.engine.rmsnorm import RMSNorm
 
 ARCH = "6:ln:tanh,8:gn=2:relu,5:rms:sigmoid,C"
 DATA = ["--dataset", "moons", "--samples", "40"]
@@ -183,3 +188,177 @@ def test_handout_of_a_network_without_batchnorm_says_eval_is_training(
     out = run(capsys, "walk", "--arch", "6:ln:tanh,C:rms", *DATA, "--format", "md", "--eval",
               "--phase", "forward")
     assert "| mode | eval (the same as training: no BatchNorm, no running statistics) |" in out
+
+
+# exercises -----------------------------------------------------------------------------------
+ACT = {
+    "relu": (lambda z: np.maximum(z, 0), lambda z, a: float(z > 0)),
+    "tanh": (np.tanh, lambda z, a: 1 - a**2),
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z, a: a * (1 - a)),
+}
+OUTPUTS = ("Zbn", "Zln", "Zgn", "Zrms")
+
+
+def from_givens(q: Question, session: Session) -> float:
+    """What a learner computes from the entries a value question shows: the textbook
+    formula of the tensor, applied to the givens in the order the prompt lists them."""
+    v = [np.asarray(g.value, dtype=float) for g in q.givens]
+    g = {given.label.split("[")[0].split(" ")[0]: float(np.sum(given.value))
+         for given in q.givens}
+    name = q.name
+    if name == "A":
+        return float(ACT[session.network.blocks[q.layer - 1].act.name][0](v[0]))
+    if name in {"d" + o for o in OUTPUTS} and "dA" in g:  # through the activation
+        df = ACT[session.network.blocks[q.layer - 1].act.name][1]
+        pre = g.get(name[1:], g.get("Z"))
+        return float(g["dA"] * df(pre, g.get("A")))
+    rules = {
+        "Z": lambda: float(v[0] @ v[1] + (v[2] if len(v) > 2 else 0.0)),
+        "mu": lambda: float(v[0].mean()),
+        "Z0": lambda: float(v[0] - v[1]),
+        "var": lambda: float((v[0] ** 2).mean()),
+        "ms": lambda: float((v[0] ** 2).mean()),
+        "std": lambda: float(np.sqrt(v[0] + v[1])),
+        "rms": lambda: float(np.sqrt(v[0] + v[1])),
+        "Znorm": lambda: float(v[0] / v[1]),
+        "Zbn": lambda: float(v[1] * v[0] + v[2]),
+        "Zln": lambda: float(v[1] * v[0] + v[2]),
+        "Zgn": lambda: float(v[1] * v[0] + v[2]),
+        "Zrms": lambda: float(v[1] * v[0]),
+        "P": lambda: float(np.exp(v[0] - v[0].max())[q.position[1]]
+                           / np.exp(v[0] - v[0].max()).sum()),
+        "loss": lambda: float(-np.log(v[0]).sum() / v[1]),
+        "dlogits": lambda: float((v[0] - v[1]) / v[2]),
+        "dbeta": lambda: float(v[0].sum()),
+        "dgamma": lambda: float((v[0] * v[1]).sum()),
+        "dZnorm": lambda: float(v[0] * v[1]),
+        "dstd": lambda: float((v[0] * -v[1] / v[2] ** 2).sum()),
+        "drms": lambda: float((v[0] * -v[1] / v[2] ** 2).sum()),
+        "dvar": lambda: float(v[0] / (2 * v[1])),
+        "dms": lambda: float(v[0] / (2 * v[1])),
+        "dZ0": lambda: float(v[0] / v[1] + v[2] * 2 * v[3] / v[4]),
+        "dmu": lambda: float(-v[0].sum()),
+        # through the mean (BatchNorm, LayerNorm, GroupNorm), or RMSNorm's two branches
+        "dZ": lambda: float(v[0] + v[1] / v[2] if len(v) == 3
+                            else v[0] / v[1] + v[2] * 2 * v[3] / v[4]),
+        "dW": lambda: float((v[0] * v[1]).sum()),
+        "db": lambda: float(v[0].sum()),
+        "dX": lambda: float(v[0] @ v[1]),
+    }
+    return rules[name]()
+
+
+@pytest.fixture(scope="module")
+def norm_session() -> Session:
+    return Session(RunConfig(dataset="moons", arch="6:ln:tanh,8:gn=2:sigmoid,5:rms:relu,C:ln",
+                             seed=4))
+
+
+def test_every_step_of_a_norm_network_is_asked_and_its_givens_recompute_it(
+        norm_session: Session) -> None:
+    """Every forward and backward step that computes something is asked (the pool goes
+    round before repeating), and each answer follows from the entries given: a LayerNorm
+    mean from its sample's row (`Z[i, 0:D]`), a GroupNorm's from its group's columns, a
+    per-sample statistic read at the row's group (`std[i, g]`), the count D or S."""
+    s = norm_session
+    X, y = s.inspection_batch()
+    ex = make_exercise(s.network, X, y, count=200, kind="value", seed=5, rows=12)
+    trace = ex.trace
+    computable = {(st.layer, st.name) for st in trace.steps
+                  if st.words is not None and st.words.reads and not st.words.copy
+                  and not st.words.zero}
+    asked = {(q.layer, q.name) for q in ex.questions}
+    assert asked == computable
+    assert {(1, "mu"), (2, "dstd"), (3, "ms"), (3, "drms"), (3, "dZ"), (4, "dmu")} <= asked
+    for q in ex.questions:
+        assert from_givens(q, s) == pytest.approx(q.value, rel=1e-9, abs=1e-15), q.label
+        assert check_answer(q, f"{q.value:.6g}").correct
+    # the per-sample patterns, read at one question each: a row, a group, the count
+    by = {(q.layer, q.name): q for q in ex.questions}
+    mu = by[1, "mu"]
+    assert [g.label for g in mu.givens] == [f"Z[{mu.position[0]}, 0:6]"]
+    mu = by[2, "mu"]
+    lo = 4 * mu.position[1]
+    assert [g.label for g in mu.givens] == [f"Z[{mu.position[0]}, {lo}:{lo + 4}]"]
+    z0 = by[2, "Z0"]
+    i, j = z0.position
+    assert [g.label for g in z0.givens] == [f"Z[{i}, {j}]", f"mu[{i}, {j // 4}]"]
+    assert by[2, "dZ"].givens[-1].label == "S" and float(by[2, "dZ"].givens[-1].value) == 4
+    assert by[3, "dZ"].givens[-1].label == "D" and float(by[3, "dZ"].givens[-1].value) == 5
+    assert by[1, "std"].givens[-1].label == "ε" and float(by[1, "std"].givens[-1].value) == 1e-5
+    assert float(by[3, "rms"].givens[-1].value) == 1e-6
+
+
+def test_question_at_every_step_of_a_norm_network(norm_session: Session) -> None:
+    """The stepper's exercise mode, at every step: a value answer is the trace's own
+    entry; a formula question offers the record's formula among its wrong ones (the
+    LayerNorm mean taken over the batch axis among them)."""
+    s = norm_session
+    _, y = s.inspection_batch()
+    trace = s.trace(True)
+    offered: dict[tuple[int | None, str], set[str]] = {}
+    for i, step in enumerate(trace.steps):
+        for seed in range(3):
+            q = question_at(trace, s.network, y, i, seed=seed)
+            if q is None:
+                assert step.words is None or step.words.copy or step.name == "X"
+                continue
+            if q.kind == "value":
+                assert q.value == float(np.asarray(step.value)[q.position])
+                assert from_givens(q, s) == pytest.approx(q.value, rel=1e-9, abs=1e-15)
+            elif q.kind == "formula":
+                assert q.choices[q.choice] == step.formula
+                offered.setdefault((q.layer, q.name), set()).update(q.choices)
+            else:
+                assert check_answer(q, "x".join(str(d) for d in step.shape)).correct
+    for (layer, name), choices in offered.items():
+        if (layer, name) == (1, "mu"):
+            assert any("over the batch axis" in c for c in choices)
+
+
+def test_shape_questions_of_per_sample_statistics(norm_session: Session) -> None:
+    s = norm_session
+    X, y = s.inspection_batch()
+    ex = make_exercise(s.network, X, y, count=200, kind="shape", seed=1, rows=12)
+    by = {(q.layer, q.name): q for q in ex.questions}
+    assert by[1, "mu"].shape == (12, 1) and check_answer(by[1, "mu"], "12x1").correct
+    assert not check_answer(by[1, "mu"], "6").correct  # not per feature: per sample
+    assert by[2, "var"].shape == (12, 2) and check_answer(by[2, "var"], "(12, 2)").correct
+    assert by[3, "ms"].shape == (12, 1)
+    assert by[1, "dgamma"].shape == (6,)
+
+
+def test_cli_exercise_on_a_norm_network_grades_every_value_right(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["lab", "exercise", "--arch", "6:ln:tanh,8:gn=4:relu,C:rms", "--count", "25",
+            "--kind", "value", "--seed", "2", "--json"]
+    d = json.loads(run(capsys, *argv, "--reveal"))
+    assert {q["tensor"] for q in d["questions"]} & {"mu", "ms", "rms", "dms", "dmu"}
+    answers = ";".join(f"{q['answer']:.6g}" for q in d["questions"])
+    graded = json.loads(run(capsys, *argv, "--answers", answers))
+    assert graded["score"]["right"] == 25
+
+
+# the glossary --------------------------------------------------------------------------------
+def test_glossary_has_every_normalizations_tensors_with_their_own_words() -> None:
+    rows = glossary.rows()
+    names = [r[0] for r in rows]
+    assert len(names) == len(set(names))  # each row names one tensor of one layer
+    assert all(meaning.strip() and formula.strip() for _, meaning, formula in rows)
+    for title, forward, backward in (("LayerNorm", LN_FORWARD, LN_BACKWARD),
+                                     ("GroupNorm", GN_FORWARD, GN_BACKWARD),
+                                     ("RMSNorm", RMS_FORWARD, RMS_BACKWARD)):
+        own = [n for n in names if n.endswith(f"({title})")]
+        expected = [n for n in forward + backward if n not in ("Z", "A", "dA", "dW", "db",
+                                                                "dX")]
+        assert own == [f"{n} ({title})" for n in expected]
+        assert f"dZ ({title}, compact)" in names
+    row = dict((r[0], r) for r in rows)
+    # the records' own words: per sample, not per feature
+    assert row["mu (LayerNorm)"][1:] == ("per-sample mean over its D features",
+                                         "mu = (1/D) Σⱼ Z")
+    assert row["mu"][2] == "mu = (1/m) Σᵢ Z"  # BatchNorm's row is unchanged
+    assert row["dZgn (GroupNorm)"][2] == "dZgn = dA · f′(Zgn)"
+    assert row["Zrms (RMSNorm)"][2] == "Zrms = γ · Znorm"
+    for layer in (LayerNorm, GroupNorm, RMSNorm):
+        assert layer.title in glossary.TITLE
