@@ -146,3 +146,86 @@ def test_gradcheck_notes_no_collapse_for_groups_of_four_or_rms_over_two() -> Non
     d = json.loads(res.stdout)
     assert res.returncode == 0 and not d["notes"], d["notes"]
     assert d["max_rel_error"]["analytic_vs_autograd"] < 1e-9
+
+
+# the labs, given an arch with LayerNorm, GroupNorm or RMSNorm --------------------------------
+MIX = "8:ln:tanh,8:gn=2:relu,6:rms:tanh,C"  # three new layers, BatchNorm on the output
+
+
+def one_line_refusal(res: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stdout == "" and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    for needle in needles:
+        assert needle in res.stderr
+
+
+@pytest.mark.parametrize("arch", ["8:ln:tanh,C", "8:tanh,8:gn=2:relu,C", "8:tanh,C:rms"])
+def test_lab_bn_refuses_another_normalization_in_one_line(arch: str) -> None:
+    """With vs without BatchNorm puts BN on every hidden block and removes it everywhere:
+    neither twin would be the arch asked for, so it says so instead of swapping it."""
+    one_line_refusal(cli("lab", "bn", "--arch", arch, "--steps", "2"),
+                     "compares BatchNorm on every hidden block with no normalization",
+                     "leave ln, gn=G and rms out")
+
+
+def test_lab_batch_works_on_the_batchnorm_block_and_refuses_others() -> None:
+    res = cli("lab", "batch", "--arch", MIX, "--steps", "3", "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["layer"] == 4  # the only BatchNorm: the output block
+    one_line_refusal(cli("lab", "batch", "--arch", MIX, "--layer", "1", "--steps", "3"),
+                     "layer 1 has no BatchNorm (it has LayerNorm", "layers with BatchNorm: 4")
+    one_line_refusal(cli("lab", "batch", "--arch", "8:ln:tanh,C:rms", "--steps", "3"),
+                     "no BatchNorm layer", "drop ':nobn', ':ln', ':gn=G' or ':rms'")
+
+
+def test_lab_health_shows_each_normalizations_output() -> None:
+    res = cli("lab", "health", "--arch", MIX, "--steps", "3", "--json")
+    assert res.returncode == 0, res.stderr
+    layers = json.loads(res.stdout)["layers"]
+    assert [sorted(lay["hists"]) for lay in layers] == [
+        ["A", "Z", "Zln"], ["A", "Z", "Zgn"], ["A", "Z", "Zrms"], ["Z", "Zbn"]]
+    n = json.loads(res.stdout)["samples"]
+    for lay in layers:
+        for h in lay["hists"].values():
+            assert sum(h["counts"]) == n * lay["width"]
+    zln = layers[0]["hists"]["Zln"]  # γ ≈ 1, β ≈ 0 after 3 steps: each row mean ≈ β
+    assert abs(zln["mean"]) < 0.1
+    text = cli("lab", "health", "--arch", MIX, "--steps", "3")
+    assert text.returncode == 0 and "norm output range" in text.stdout
+    assert "Zrms " in text.stdout and "Zgn " in text.stdout
+
+
+def test_lab_hsweep_race_and_exercise_run_on_the_new_layers() -> None:
+    res = cli("lab", "hsweep", "--arch", "8:ln:tanh,6:rms:tanh,C:nobn", "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert {"1.gamma", "1.beta", "2.gamma"} <= set(d["tensors"])
+    assert "2.beta" not in d["tensors"]  # RMSNorm has no β
+    assert d["best"]["float64"]["error"] < 1e-6
+    res = cli("lab", "race", "--arch", MIX, "--steps", "3", "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert "3.gamma" in d["param_keys"] and "3.beta" not in d["param_keys"]
+    res = cli("lab", "exercise", "--arch", MIX, "--count", "4", "--json", "--reveal")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(res.stdout)["questions"]) == 4
+
+
+def test_lab_bugs_on_the_new_layers() -> None:
+    """A normalization bug runs on an arch of its kind; a BatchNorm bug on an arch whose
+    only BatchNorm is the output block finds it there; a bug without its layer is one
+    line."""
+    res = cli("lab", "bugs", "ln-batch-axis-mean", "--arch", "8:ln:tanh,C", "--steps", "3",
+              "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["matches"] and "1.dmu" in d["failed"] and d["scenario"]["arch"] == "8:ln:tanh,C"
+    res = cli("lab", "bugs", "var-unbiased-mixup", "--arch", "8:ln:tanh,C", "--steps", "3",
+              "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["matches"] and "2.dZ0" in d["failed"] and "1.dZln" in d["failed"]
+    one_line_refusal(cli("lab", "bugs", "rms-subtracts-mean", "--arch", "8:ln:tanh,C"),
+                     "lives in RMSNorm", "no RMSNorm block")
