@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,3 +230,118 @@ def test_lab_bugs_on_the_new_layers() -> None:
     assert d["matches"] and "2.dZ0" in d["failed"] and "1.dZln" in d["failed"]
     one_line_refusal(cli("lab", "bugs", "rms-subtracts-mean", "--arch", "8:ln:tanh,C"),
                      "lives in RMSNorm", "no RMSNorm block")
+
+
+# save, load and export -----------------------------------------------------------------------
+SAVED = "8:ln:tanh,8:gn=2:relu,6:rms:tanh,C"  # BatchNorm only on the output block
+SAVE_RUN = ("--arch", SAVED, "--batch-size", "16", "--seed", "3")
+
+
+def history(res: subprocess.CompletedProcess[str]) -> list[float]:
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)["history"]["loss"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path | None]:
+    """6 mini-batch steps of SAVED, saved (and exported, with torch)."""
+    folder = tmp_path_factory.mktemp("norms")
+    session, model = folder / "s.npz", folder / "m.pt"
+    export = ("--export-torch", str(model)) if HAS_TORCH else ()
+    res = cli("train", *SAVE_RUN, "--steps", "6", "--save", str(session), *export, "--json")
+    assert res.returncode == 0, res.stderr
+    return session, model if HAS_TORCH else None
+
+
+def test_a_saved_session_continues_bit_identically(saved: tuple[Path, Path | None]) -> None:
+    """6 steps, saved, loaded, 5 more: every loss of the history is the one of 11 steps in
+    one go (mini-batches, Adam's state, the batch order all restored)."""
+    session, _ = saved
+    resumed = history(cli("train", "--load", str(session), "--steps", "5", "--json",
+                          "--history"))
+    whole = history(cli("train", *SAVE_RUN, "--steps", "11", "--json", "--history"))
+    assert len(resumed) == len(whole) == 11
+    assert resumed == whole  # exactly: the same floats
+
+
+def test_the_saved_arrays_are_each_layers_own(saved: tuple[Path, Path | None]) -> None:
+    """γ and β for LayerNorm and GroupNorm, γ only for RMSNorm, running statistics only for
+    the one BatchNorm; shapes per feature."""
+    session, _ = saved
+    with np.load(session, allow_pickle=False) as z:
+        net = {k[len("network/"):]: z[k].shape for k in z.files if k.startswith("network/")}
+    assert net == {
+        "1.W": (2, 8), "1.b": (8,), "1.gamma": (8,), "1.beta": (8,),
+        "2.W": (8, 8), "2.b": (8,), "2.gamma": (8,), "2.beta": (8,),
+        "3.W": (8, 6), "3.b": (6,), "3.gamma": (6,),
+        "4.W": (6, 2), "4.b": (2,), "4.gamma": (2,), "4.beta": (2,),
+        "4.running_mean": (2,), "4.running_var": (2,), "4.running_std": (2,),
+        "4.num_batches_tracked": ()}
+
+
+def _edited(src: Path, dst: Path, arch: str | None = None, add: str | None = None) -> Path:
+    with np.load(src, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(str(data["meta"][()]))
+    if arch is not None:
+        meta["config"]["arch"] = arch
+    if add is not None:
+        data[add] = np.zeros(6)
+        meta["arrays"].append(add)
+    data["meta"] = np.array(json.dumps(meta))
+    with open(dst, "wb") as f:
+        np.savez(f, **data)
+    return dst
+
+
+def test_loading_checks_the_arrays_against_each_layer(saved: tuple[Path, Path | None],
+                                                      tmp_path: Path) -> None:
+    """A file whose arrays do not fit the network its configuration rebuilds is one line:
+    RMSNorm has no β, LayerNorm needs one; GroupNorm and LayerNorm of the same width hold
+    the same arrays, so the configuration decides which is built."""
+    session, _ = saved
+    bad = _edited(session, tmp_path / "beta.npz", add="network/3.beta")
+    one_line_refusal(cli("train", "--load", str(bad), "--steps", "1"),
+                     "'network/3.beta' that the network does not have")
+    bad = _edited(session, tmp_path / "ln.npz", arch="8:ln:tanh,8:gn=2:relu,6:ln:tanh,C")
+    one_line_refusal(cli("train", "--load", str(bad), "--steps", "1"),
+                     "no array 'network/3.beta', which the network needs")
+    other = _edited(session, tmp_path / "gn.npz", arch="8:gn=4:tanh,8:gn=2:relu,6:rms:tanh,C")
+    res = cli("train", "--load", str(other), "--steps", "0", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["network"].startswith("2 → 8 GN tanh")
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_the_torch_export_gives_the_engines_eval_logits(saved: tuple[Path, Path | None]
+                                                        ) -> None:
+    """The exported model, loaded with `load_torch`: nn.LayerNorm, nn.GroupNorm, nn.RMSNorm
+    and nn.BatchNorm1d in order, and its logits are the engine's eval-mode logits of the
+    saved session (to 1e-12), on the training set and on a batch of one."""
+    import torch
+
+    from bntui.engine import load_torch
+    from bntui.engine.persist import load_session
+
+    session_path, model_path = saved
+    assert model_path is not None
+    session = load_session(session_path)
+    model = load_torch(model_path)
+    kinds = [type(m).__name__ for m in model]
+    assert [k for k in kinds if "Norm" in k] == ["LayerNorm", "GroupNorm", "RMSNorm",
+                                                 "BatchNorm1d"]
+    assert not model.training
+    gn = next(m for m in model if isinstance(m, torch.nn.GroupNorm))
+    assert (gn.num_groups, gn.num_channels, gn.eps) == (2, 8, 1e-5)
+    rms = next(m for m in model if isinstance(m, torch.nn.RMSNorm))
+    assert rms.eps == 1e-6 and rms.weight.shape == (6,)
+    X = session.X_train
+    ours = session.network.logits(X)
+    np.testing.assert_array_equal(ours, session.network.forward(X, training=False))
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(X)).numpy()
+        one = model(torch.from_numpy(X[:1])).numpy()
+    np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(one, ours[:1], rtol=0, atol=1e-12)
+    # the trained γ, β really moved: the comparison is not of an untrained network
+    assert np.abs(session.network.blocks[2].norm.gamma - 1).max() > 1e-3
