@@ -1,7 +1,8 @@
 """The bug zoo: named, switchable mistakes, each a real variant of the engine.
 
 Every bug is a part of the engine with one step overridden — a `BatchNorm` step named by
-its node records (`batch_var`, `root`, `grad_beta`, …), the `SoftmaxCrossEntropy` loss
+its node records (`batch_var`, `root`, `grad_beta`, …), a `LayerNorm`, `GroupNorm` or
+`RMSNorm` step (`centre`, `group_mean`, `mean_square`), the `SoftmaxCrossEntropy` loss
 block's forward or backward, `Adam`'s bias factors — or a Dense bias before BatchNorm.
 It is chosen when the network is built (`Bug.parts`, through `RunConfig.bug`): the core
 engine files are untouched and no layer is swapped afterwards.  A part with an overridden
