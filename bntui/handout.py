@@ -38,6 +38,18 @@ class HandoutInfo:
     mode: str  # "training (batch statistics)" | "eval (running statistics)"
     trained: str  # e.g. "0 steps (at initialisation), seed 0"
     command: str  # the command that made it
+    # each block's normalization, e.g. "layer 1 LayerNorm(8, eps=1e-05)"; "" leaves the
+    # row out
+    normalization: str = ""
+
+
+def _header_rows(info: HandoutInfo, trace: Trace) -> list[tuple[str, str]]:
+    """The (key, value) rows of a handout's header table."""
+    rows = [("dataset", info.dataset), ("network", info.network)]
+    if info.normalization:
+        rows.append(("normalization", info.normalization))
+    return [*rows, ("batch", info.batch), ("mode", info.mode), ("trained", info.trained),
+            ("loss", _loss_line(trace)), ("steps of the pass", str(len(trace.steps)))]
 
 
 def check_status(rel: float | None) -> str:
@@ -141,9 +153,7 @@ def markdown(trace: Trace, info: HandoutInfo, steps: Sequence[TraceStep] | None 
     total = len(trace.steps)
     out = [f"# {md_text(_title(trace, info))}", ""]
     out += ["| | |", "|---|---|"]
-    for key, val in (("dataset", info.dataset), ("network", info.network),
-                     ("batch", info.batch), ("mode", info.mode), ("trained", info.trained),
-                     ("loss", _loss_line(trace)), ("steps of the pass", f"{total}")):
+    for key, val in _header_rows(info, trace):
         out.append(f"| {key} | {md_text(val)} |")
     out += ["", f"Made with {md_code(info.command)}. Tensors are batch-first: one row per "
             "sample. Rows and columns count from 0; numbers have 4 significant digits.", ""]
@@ -241,9 +251,7 @@ def html_page(trace: Trace, info: HandoutInfo, steps: Sequence[TraceStep] | None
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            f"<title>{e(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
            f"<h1>{e(title)}</h1>", '<table class="info">']
-    for key, val in (("dataset", info.dataset), ("network", info.network),
-                     ("batch", info.batch), ("mode", info.mode), ("trained", info.trained),
-                     ("loss", _loss_line(trace)), ("steps of the pass", str(total))):
+    for key, val in _header_rows(info, trace):
         out.append(f"<tr><td><strong>{e(key)}</strong></td><td>{e(val)}</td></tr>")
     out += ["</table>",
             f"<p>Made with <code>{e(info.command)}</code>. Tensors are batch-first: one row "
@@ -272,11 +280,15 @@ def info_for(session: Session, trace: Trace, command: str) -> HandoutInfo:
         network=f"{net.describe()} ({net.n_params():,} parameters)",
         batch=f"{n} samples" + (" (the whole training set)" if whole
                                 else " (the first of the training set)"),
-        mode=("training (batch statistics)" if trace.training
-              else "eval (running statistics)"),
+        mode=(("training (batch statistics)" if trace.training
+               else "eval (running statistics)") if net.batchnorms()
+              else "training" if trace.training
+              else "eval (the same as training: no BatchNorm, no running statistics)"),
         trained=(f"{steps:,} steps of {cfg.optimizer}" if steps else
                  "0 steps (at initialisation)") + f", seed {cfg.seed}, {cfg.dtype}",
         command=command,
+        normalization="; ".join(f"layer {b.index} {b.norm.describe()}" for b in net.blocks
+                                if b.norm is not None) or "none",
     )
 
 

@@ -354,6 +354,16 @@ ceiling.names = ("bench-ceiling",)  # type: ignore[attr-defined]
 budget_accuracy.names = ("bench-budget",)  # type: ignore[attr-defined]
 
 
+@source
+def norm_family() -> Figures:
+    argv = ("gradcheck", "--arch", "16:ln:tanh,C")
+    walk = ("walk", "--arch", "8:gn=2:tanh,C", "--samples", "40", "--layer", "1",
+            "--tensor", "mu")
+    head = "\n".join(run(*walk).splitlines()[:11])
+    return {"norms-gradcheck": block(command(*argv), run(*argv)),
+            "norms-walk": block(command(*walk) + "      # (the first lines)", head)}
+
+
 def main(argv: list[str] | None = None) -> int:
     global KERNEL
     p = argparse.ArgumentParser(prog="python scripts/figures.py", description=__doc__,

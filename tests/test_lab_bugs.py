@@ -46,13 +46,33 @@ EXPECTED: dict[str, set[tuple[int, str]]] = {
 }
 
 
+# the normalization family's bugs: 2 → 16 (LN | GN | RMS) tanh → 3 BN, a bias on block 1
+LN_NAMES = ("dA", "dZln", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ", "dW",
+            "db", "dX")
+GN_NAMES = ("dA", "dZgn", "dbeta", "dgamma", "dZnorm", "dstd", "dvar", "dZ0", "dmu", "dZ", "dW",
+            "db", "dX")
+RMS_NAMES = ("dA", "dZrms", "dgamma", "dZnorm", "drms", "dms", "dZ", "dW", "db", "dX")
+
+
+def bottom(*names: str) -> set[tuple[int, str]]:
+    return {(1, n) for n in names}
+
+
+# (every tensor of the scenario's block 1, what the bug must break), by hand
+NORM_EXPECTED: dict[str, tuple[set[tuple[int, str]], set[tuple[int, str]]]] = {
+    "ln-batch-axis-mean": (bottom(*LN_NAMES), bottom("dmu", "dZ", "dW", "db", "dX")),
+    "gn-interleaved-mean": (bottom(*GN_NAMES), bottom("dZ", "dW", "db", "dX")),
+    "rms-subtracts-mean": (bottom(*RMS_NAMES), bottom("dZ", "dW", "db", "dX")),
+}
+
+
 @functools.cache
 def report(bug_id: str) -> zoo.BugReport:
     return zoo.run_bug(bug_id)
 
 
 def test_every_bug_is_listed_with_its_expectation() -> None:
-    assert set(zoo.BUG_IDS) == set(EXPECTED)
+    assert set(zoo.BUG_IDS) == set(EXPECTED) | set(NORM_EXPECTED)
     for bug in zoo.BUGS.values():
         assert bug.title and bug.explanation and bug.wrong and bug.right and bug.origin
         assert bug.wrong != bug.right
@@ -431,7 +451,8 @@ def test_cli_all(capsys: pytest.CaptureFixture[str]) -> None:
     d = json.loads(out)
     assert d["all_match"] is True and len(d["bugs"]) == len(zoo.BUG_IDS)
     by_id = {b["bug"]: set(b["failed"]) for b in d["bugs"]}
-    for bug_id, expected in EXPECTED.items():
+    for bug_id, expected in [*EXPECTED.items(),
+                             *((k, v[1]) for k, v in NORM_EXPECTED.items())]:
         assert by_id[bug_id] == {f"{layer}.{t}" for layer, t in expected}
 
 
@@ -440,6 +461,13 @@ def test_cli_all(capsys: pytest.CaptureFixture[str]) -> None:
     (("lab", "bugs", "adam-no-step", "--optimizer", "sgd"), "needs the adam optimizer"),
     (("lab", "bugs", "dbeta-sum-zbn", "--all"), "not both"),
     (("lab", "bugs", "--steps", "-3"), "steps"),
+    (("lab", "bugs", "ln-batch-axis-mean", "--arch", "16:tanh,C"),
+     "the bug ln-batch-axis-mean lives in LayerNorm, and the arch '16:tanh,C' has no "
+     "LayerNorm block"),
+    (("lab", "bugs", "eps-outside-sqrt", "--arch", "16:rms:tanh,C:ln"),
+     "lives in BatchNorm"),
+    (("lab", "bugs", "gn-interleaved-mean", "--arch", "16:ln:tanh,C"), "no GroupNorm block"),
+    (("gradcheck", "--bug", "rms-subtracts-mean", "--arch", "8:tanh,C"), "no RMSNorm block"),
 ])
 def test_cli_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
                                    needle: str) -> None:
@@ -484,3 +512,123 @@ def test_gradcheck_bug_with_other_run_flags(capsys: pytest.CaptureFixture[str]) 
                          "needs the adam optimizer")):
         code, out, err = run(capsys, "gradcheck", *argv)
         assert code == 2 and out == "" and words in err and len(err.strip().splitlines()) == 1
+
+
+# the normalization family's bugs ------------------------------------------------------------
+@pytest.mark.parametrize("bug_id", list(NORM_EXPECTED))
+def test_norm_bug_check_fails_exactly_where_it_should(bug_id: str) -> None:
+    """Each layer's classic mistake, one overridden step: the gradient check of its own
+    forward fails exactly on the tensors written out above (the output BatchNorm block,
+    above the bug, passes), by a wide margin; the correct engine passes everywhere."""
+    everything, expected = NORM_EXPECTED[bug_id]
+    chk = report(bug_id).check
+    judged = {(row.layer, row.tensor) for row in chk.rows if row.rel_error is not None}
+    assert judged >= TOP | everything
+    assert chk.failed == expected, sorted(chk.failed ^ expected)
+    assert chk.declared == expected and chk.matches
+    for row in chk.rows:
+        if row.rel_error is None:
+            continue
+        if row.failed:
+            assert row.rel_error > 5 * chk.tolerance, row
+        else:
+            assert row.rel_error < chk.tolerance / 50, row
+    assert chk.correct_failed == set()
+    bug = zoo.get_bug(bug_id)
+    assert bug.needs == bug_id.split("-")[0]
+    net = zoo.buggy_session(zoo.scenario_config(bug_id), bug_id).network
+    norm = net.blocks[0].norm
+    assert type(norm).__name__ != norm.title and not norm.FUSED and not net.fused
+
+
+def test_every_bug_names_the_layer_it_lives_in() -> None:
+    needs = {b.id: b.needs for b in zoo.BUGS.values()}
+    assert needs == {
+        "running-stats-in-training": "bn", "adam-no-step": None, "softmax-diag-bce": None,
+        "dbeta-sum-zbn": "bn", "no-max-shift": None, "missing-1-over-m": None,
+        "eps-outside-sqrt": "bn", "var-unbiased-mixup": "bn", "bias-before-bn": "bn",
+        "ln-batch-axis-mean": "ln", "gn-interleaved-mean": "gn", "rms-subtracts-mean": "rms"}
+
+
+def _block_one(bug_id: str | None, scenario: str):
+    s = zoo.buggy_session(zoo.scenario_config(scenario), bug_id)
+    X, y = s.inspection_batch()
+    s.network.loss(X[:40], y[:40], update_running=False)
+    return s.network.blocks[0]
+
+
+def test_ln_batch_axis_mean_centres_over_the_batch_and_wastes_the_bias() -> None:
+    """Z0 is Z minus its column means (BatchNorm's axis) — every feature of the batch has
+    mean 0, not every sample; so one sample's output now moves with the rest of the batch,
+    and the Dense bias (a constant per feature) is subtracted away: its numerical gradient
+    is rounding, its analytic one is not."""
+    block = _block_one("ln-batch-axis-mean", "ln-batch-axis-mean")
+    c = block.cache
+    np.testing.assert_allclose(c["Z0"], c["Z"] - c["Z"].mean(axis=0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(c["mu"][:, 0], c["Z"].mean(axis=1), rtol=1e-12)  # unused
+    assert np.abs(c["Z0"].mean(axis=1)).max() > 1e-3  # samples are not centred
+    norm = block.norm
+    Z = c["Z"]
+    alone = norm.forward(Z[:10], update_running=False)
+    together = norm.forward(Z, update_running=False)[:10]
+    assert np.abs(alone - together).max() > 1e-2
+    from bntui.engine.layernorm import LayerNorm
+
+    ok = LayerNorm(Z.shape[1])
+    np.testing.assert_allclose(ok.forward(Z[:10]), ok.forward(Z)[:10], rtol=1e-13, atol=1e-14)
+    db = next(r for r in report("ln-batch-axis-mean").check.rows if r.tensor == "db")
+    assert db.failed and db.rel_error == pytest.approx(1.0, abs=1e-6)  # numerical ≈ 0
+
+
+def test_gn_interleaved_mean_averages_every_gth_channel() -> None:
+    block = _block_one("gn-interleaved-mean", "gn-interleaved-mean")
+    c, G = block.cache, block.norm.num_groups
+    Z = c["Z"]
+    for g in range(G):
+        np.testing.assert_allclose(c["mu"][:, g], Z[:, g::G].mean(axis=1), rtol=1e-12)
+    S = Z.shape[1] // G
+    np.testing.assert_allclose(  # centred by the wrong mean, grouped the right way
+        c["Z0"], Z - np.repeat(c["mu"], S, axis=1), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(c["var"], (c["Z0"].reshape(len(Z), G, S) ** 2).mean(axis=2),
+                               rtol=1e-12)
+
+
+def test_rms_subtracts_mean_divides_by_the_std() -> None:
+    block = _block_one("rms-subtracts-mean", "rms-subtracts-mean")
+    c = block.cache
+    np.testing.assert_allclose(c["ms"][:, 0], c["Z"].var(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(c["Znorm"], c["Z"] / np.sqrt(c["Z"].var(axis=1, keepdims=True)
+                                                            + 1e-6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bug_id", list(NORM_EXPECTED))
+def test_norm_bugs_disagree_with_torchs_layer(bug_id: str) -> None:
+    """The other way to catch them: the bugged layer's forward against torch's own layer
+    on the same input (the correct engine layer agrees to rounding)."""
+    torch = pytest.importorskip("torch")
+    bugged = _block_one(bug_id, bug_id)
+    correct = _block_one(None, bug_id)
+    Z = torch.tensor(bugged.cache["Z"])
+    norm = correct.norm
+    if bug_id.startswith("ln"):
+        ref = torch.nn.functional.layer_norm(Z, (Z.shape[1],), eps=norm.eps)
+    elif bug_id.startswith("gn"):
+        ref = torch.nn.functional.group_norm(Z, norm.num_groups, eps=norm.eps)
+    else:
+        ref = torch.nn.functional.rms_norm(Z, (Z.shape[1],), eps=norm.eps)
+    ref = ref.numpy()
+    out = bugged.cache[bugged.pre_name]
+    assert np.abs(correct.norm.forward(bugged.cache["Z"]) - ref).max() < 1e-12
+    assert np.abs(out - ref).max() > 1e-2
+
+
+@pytest.mark.parametrize("bug_id", list(NORM_EXPECTED))
+def test_norm_bugs_change_the_loss_curve(bug_id: str) -> None:
+    """Neither run is chaotic (nudging the initial weights by 1e-12 moves their ends by
+    rounding, measured), and the bug moves the curve by far more than that."""
+    tr = report(bug_id).training
+    assert not tr.correct.diverged and not tr.bugged.diverged
+    assert not tr.correct.chaotic and not tr.bugged.chaotic, bug_id
+    c, b = np.array(tr.correct.loss), np.array(tr.bugged.loss)
+    assert np.max(np.abs(b[:30] - c[:30]) / c[:30]) > 1e-3  # 6e-3 … 0.3 measured
+    assert abs(b[-1] - c[-1]) / c[-1] > 1e-2  # 9 % … 18× measured

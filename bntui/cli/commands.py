@@ -507,7 +507,10 @@ def _walk(args: argparse.Namespace, form: str) -> int:
         sources = PassSources(trace, session.network, session.inspection_batch()[1])
         head = {"dataset": session.dataset.name, "arch": session.config.arch,
                 "mode": "training" if training else "eval", "loss": trace.loss,
-                "batch_size": trace.batch_size}
+                "batch_size": trace.batch_size,
+                "normalization": [{"layer": b.index, "kind": b.norm.kind,
+                                   "describe": b.norm.describe()}
+                                  for b in session.network.blocks if b.norm is not None]}
         for chunk in dump_chunks(head, "steps", ({
                 "index": s.index, "phase": s.phase, "layer": s.layer, "kind": s.kind,
                 "name": s.name, "shape": list(s.shape), "formula": s.formula,
@@ -522,6 +525,9 @@ def _walk(args: argparse.Namespace, form: str) -> int:
     print(f"walk of {session.network.describe()} on {trace.batch_size} samples of "
           f"{session.dataset.name} ({'training' if training else 'eval'} mode): "
           f"{total} steps, loss {trace.loss:.6g}")
+    norms = [f"layer {b.index} {b.norm.describe()}" for b in session.network.blocks
+             if b.norm is not None]
+    print(f"normalization: {'; '.join(norms) or 'none'}")
     for s in steps:
         shape = "×".join(str(d) for d in s.shape) or "scalar"
         st = s.stats()

@@ -27,8 +27,9 @@ DESCRIPTION = (
     "(analytic against numerical gradients of its own forward) beside the correct engine's, "
     "which tensors fail and whether that is exactly the set the bug must break, and both "
     "engines trained side by side from the same data and initial weights. Each bug runs on "
-    "its own small scenario (spiral, 2 → 16 BN tanh → 3 BN, SGD, full batch); the run "
-    "flags change it."
+    "its own small scenario (spiral, 2 → 16 tanh → 3 BN, the hidden block normalised by the "
+    "layer the bug lives in — BatchNorm, LayerNorm, GroupNorm or RMSNorm —, Adam, full "
+    "batch); the run flags change it (a bug in a normalization needs a block of its kind)."
 )
 
 

@@ -15,6 +15,7 @@ from bntui.engine.labs.health import (
     MAX_BINS,
     HealthReport,
     Histogram,
+    LayerHealth,
     run_health,
 )
 from bntui.numbers import fmt
@@ -22,7 +23,8 @@ from bntui.numbers import fmt
 HELP = "layer health: histograms, saturated/dead units, update ratios, first NaN"
 DESCRIPTION = (
     "Train for --steps (200), then look at every layer on the whole training set: "
-    "histograms of Z, Zbn and A, the share of saturated sigmoid/tanh values (A < 0.01 or "
+    "histograms of Z, the normalization's output (Zbn, Zln, Zgn, Zrms) and A, the share "
+    "of saturated sigmoid/tanh values (A < 0.01 or "
     "> 0.99; |A| > 0.99 for tanh) and the units stuck there on ≥ 99 % of samples, dead "
     "ReLUs (pre-activation ≤ 0 for every sample), each parameter's update-to-data ratio "
     "‖ΔW‖/‖W‖ for one more step (≈ 1e-3 is healthy), and the first tensor of a pass that "
@@ -35,6 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also draw the histograms of this layer as text")
     p.add_argument("--bins", type=int_at_least("bins", 2, MAX_BINS), default=20,
                    help="histogram bins (20)")
+
+
+def _norm_range(lay: LayerHealth) -> str:
+    """The range of the block's normalization output, named when it is not BatchNorm's."""
+    name = lay.pre_name
+    if name == "Z":
+        return ""
+    return ("" if name == "Zbn" else f"{name} ") + _range(lay.hists[name])
 
 
 def _range(h: Histogram | None) -> str:
@@ -75,9 +85,11 @@ def print_report(r: HealthReport, layer: int | None) -> None:
     for lay in r.layers:
         sat = "—" if lay.saturation is None else f"{100 * lay.saturation:.1f} %"
         rows.append([str(lay.layer), lay.activation, str(lay.width), _range(lay.hists["Z"]),
-                     _range(lay.hists.get("Zbn")), _range(lay.hists.get("A")), sat,
+                     _norm_range(lay), _range(lay.hists.get("A")), sat,
                      _units(lay.stuck_units, lay.width), _units(lay.dead_units, lay.width)])
-    print(table(["layer", "activation", "width", "Z range", "Zbn range", "A range",
+    only_bn = all(lay.pre_name in ("Z", "Zbn") for lay in r.layers)
+    print(table(["layer", "activation", "width", "Z range",
+                 "Zbn range" if only_bn else "norm output range", "A range",
                  "saturated", "stuck units", "dead ReLUs"], rows))
     print()
     print("update-to-data ratio ‖ΔW‖/‖W‖ for one more step (rule of thumb ≈ 1e-3)")

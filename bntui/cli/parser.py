@@ -94,9 +94,11 @@ RUN_FLAGS_HELP = """
 presets:  seed-softmax, seed-digits (a preset sets everything; explicit flags override it)
 datasets: seed-toy, digits, iris, wine, breast-cancer, moons, circles, blobs, spiral, xor,
           or the path of a .csv file (numeric features, label in the last column)
-arch:     blocks 'width[:bn|nobn][:bias|nobias][:activation]' joined by commas; the last
+arch:     blocks 'width[:norm][:bias|nobias][:activation]' joined by commas; the last
           block is the output (softmax + cross-entropy), C = as many as the classes.
-          e.g. '32:sigmoid,16:relu,10'  '4:nobias'  '64:tanh:nobn,C'
+          norm: bn (BatchNorm, the default), ln (LayerNorm), gn=G (GroupNorm, G groups
+          dividing the width), rms (RMSNorm), nobn or nonorm (none)
+          e.g. '32:sigmoid,16:relu,10'  '4:nobias'  '64:tanh:nobn,C'  '16:ln:tanh,8:gn=4,C'
           activations: identity sigmoid tanh relu leaky_relu[=α] elu[=α]
 optimizers: sgd momentum nesterov adagrad rmsprop adam
 """
@@ -120,7 +122,8 @@ def add_run_flags(p: argparse.ArgumentParser, *, steps_default_help: str,
                    help="share held out for validation (default 0.2; 0 for seed-toy)")
     g.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise features with the training split's mean and std")
-    g.add_argument("--arch", help="architecture spec, e.g. '32:sigmoid,16:relu,C'")
+    g.add_argument("--arch", help="architecture spec, e.g. '32:sigmoid,16:relu,C' or "
+                   "'16:ln:tanh,C' (norms: bn ln gn=G rms nobn)")
     g.add_argument("--dtype", choices=("float64", "float32"), help="default float64")
     o = p.add_argument_group("optimizer")
     o.add_argument("--optimizer", help="sgd, momentum, nesterov, adagrad, rmsprop or adam")

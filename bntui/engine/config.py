@@ -110,6 +110,14 @@ class RunConfig:
             if need is not None and self.optimizer != need:
                 raise BntuiError(f"the bug {bug.id} needs the {need} optimizer "
                                  f"(got {self.optimizer}; add --optimizer {need})")
+            norm = bug.needs  # a bug in a normalization needs a block of that kind
+            if norm is not None and not any(b.norm == norm for b in arch.blocks):
+                name = {"bn": "BatchNorm", "ln": "LayerNorm", "gn": "GroupNorm",
+                        "rms": "RMSNorm"}[norm]
+                token = "gn=4" if norm == "gn" else norm
+                raise BntuiError(f"the bug {bug.id} lives in {name}, and the arch "
+                                 f"'{self.arch}' has no {name} block (write :{token} in "
+                                 f"a block, e.g. '16:{token}:tanh,C')")
 
 
 PRESETS: dict[str, tuple[str, RunConfig]] = {

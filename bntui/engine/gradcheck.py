@@ -443,6 +443,34 @@ def _compare(p: Planned, a: np.ndarray, b: np.ndarray, kink: np.ndarray,
     return check
 
 
+def collapsed_notes(network: Network, batch: int, training: bool = True) -> list[str]:
+    """One note per normalization whose statistics each span too few values to leave the
+    input any say: centred over 2 values, Znorm is ±√(var / (var + ε)) ≈ ±1 (a LayerNorm
+    over 2 features, a GroupNorm with groups of 2, a BatchNorm on a batch of 2); over 1,
+    Z0 is 0 (or, for RMSNorm, Znorm ≈ sign Z).  The gradients through such a layer are
+    ε-sized, so their relative errors measure rounding, not the formulas."""
+    out: list[str] = []
+    for block in network.blocks:
+        norm = block.norm
+        if norm is None or (block.bn is not None and not training):
+            continue  # BatchNorm in eval mode divides by its running statistics
+        k = batch if block.bn is not None else int(getattr(norm, "group_size", 0))
+        centred = any(n.name == "mu" for n in norm.NODES)
+        if k < 1 or k > (2 if centred else 1):
+            continue
+        what = "samples of the batch" if block.bn is not None else "features"
+        if centred and k == 2:
+            effect = "Znorm is ±√(var / (var + ε)) ≈ ±1 whatever the input"
+        elif centred:
+            effect = "Z0 is 0, so its output is β whatever the input"
+        else:
+            effect = "Znorm is Z / √(Z² + ε) ≈ ±1 whatever the input"
+        out.append(f"layer {block.index}: {norm.title} takes each statistic over {k} "
+                   f"{what}: {effect}; the gradients through it are ε-sized (or zero), so "
+                   "their relative errors measure rounding, not the formulas")
+    return out
+
+
 def gradcheck(
     network: Network,
     X: np.ndarray,
@@ -470,7 +498,7 @@ def gradcheck(
     )
     auto, why_not = autograd_gradients(network, X, y, training) if autograd else (None, "")
     loss, analytic = analytic_gradients(network, X, y, training)
-    notes: list[str] = []
+    notes = collapsed_notes(network, X.shape[0], training)
     checks: list[Check] = []
     has_torch = auto is not None
     if autograd and auto is None:

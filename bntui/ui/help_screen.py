@@ -45,7 +45,7 @@ class HelpScreen(ModalScreen[str | None]):
                       padding=(0, 2, 0, 0))
         for p in PANES:
             panes.add_row(Text(p.key, style="bold cyan"), Text(p.title, style="bold"), p.about)
-        gl = Table(title="glossary (one BatchNorm block; m = batch size)", title_style="bold",
+        gl = Table(title=glossary.TITLE, title_style="bold",
                    box=None, padding=(0, 2, 0, 0))
         gl.add_column("name", style="bold", no_wrap=True)
         gl.add_column("meaning", style="grey70", ratio=3)

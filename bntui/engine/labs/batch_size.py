@@ -60,14 +60,18 @@ def pick_layer(net: Network, layer: int | None) -> int:
     layers = bn_layers(net)
     if not layers:
         raise BntuiError(
-            "this network has no BatchNorm layer: the batch-size lab needs one "
-            "(drop ':nobn' from a block of the arch)"
+            "this network has no BatchNorm layer: the batch-size lab needs one (BatchNorm "
+            "is a block's default: drop ':nobn', ':ln', ':gn=G' or ':rms' from a block of "
+            "the arch)"
         )
     if layer is None:
         return layers[0]
     if layer not in layers:
+        blocks = net.blocks
+        norm = blocks[layer - 1].norm if 1 <= layer <= len(blocks) else None
+        has = f" (it has {norm.title}, whose statistics are per sample)" if norm else ""
         raise BntuiError(
-            f"layer {layer} has no BatchNorm; layers with BatchNorm: "
+            f"layer {layer} has no BatchNorm{has}; layers with BatchNorm: "
             f"{', '.join(map(str, layers))}"
         )
     return layer

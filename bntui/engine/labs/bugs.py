@@ -1,7 +1,8 @@
 """The bug zoo: named, switchable mistakes, each a real variant of the engine.
 
 Every bug is a part of the engine with one step overridden — a `BatchNorm` step named by
-its node records (`batch_var`, `root`, `grad_beta`, …), the `SoftmaxCrossEntropy` loss
+its node records (`batch_var`, `root`, `grad_beta`, …), a `LayerNorm`, `GroupNorm` or
+`RMSNorm` step (`centre`, `group_mean`, `mean_square`), the `SoftmaxCrossEntropy` loss
 block's forward or backward, `Adam`'s bias factors — or a Dense bias before BatchNorm.
 It is chosen when the network is built (`Bug.parts`, through `RunConfig.bug`): the core
 engine files are untouched and no layer is swapped afterwards.  A part with an overridden
@@ -18,8 +19,12 @@ check and the stepper all see what the mistake computes.  For each bug the lab
   * trains the correct and the bugged engine side by side from the same data and the same
     initial weights, and reports both loss curves.
 
-Each bug runs on its own small scenario (`scenario_config`): spiral, a BatchNorm block
-with tanh (no ReLU kinks to muddy the check) and a BatchNorm output block, SGD, full batch.
+Each bug runs on its own small scenario (`scenario_config`): spiral, a hidden block of 16
+with tanh (no ReLU kinks to muddy the check) normalised by the layer the bug lives in —
+BatchNorm, or for the normalization family's classic mistakes LayerNorm, GroupNorm or
+RMSNorm — and a BatchNorm output block, Adam, full batch.  A bug that lives in a
+normalization needs a block of that kind in the network (`Bug.needs`): a run whose
+architecture has none is refused, since the bug would not be in it.
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ from bntui.engine import gradcheck as gc
 from bntui.engine.batchnorm import BatchNorm
 from bntui.engine.config import RunConfig
 from bntui.engine.errors import BntuiError
+from bntui.engine.groupnorm import GroupNorm
 from bntui.engine.labs import chaos
+from bntui.engine.layernorm import LayerNorm
 from bntui.engine.loss import SoftmaxCrossEntropy
 from bntui.engine.network import Network, Parts
 from bntui.engine.optimizers import Adam
+from bntui.engine.rmsnorm import RMSNorm
 from bntui.engine.session import Session
 
 TOLERANCE = 1e-4  # a tensor fails its check when its relative error is above this
@@ -108,6 +116,37 @@ class DbetaSumZbnBN(BatchNorm):
 
     def grad_beta(self, v: Values) -> np.ndarray:
         return v["Zbn"].sum(axis=-2)
+
+
+class BatchAxisMeanLN(LayerNorm):
+    """LayerNorm centred over the batch axis: Z0 = Z − (1/m) Σᵢ Z (BatchNorm's axis) instead
+    of each sample's own mean.  The per-sample mu is still computed — nothing reads it —
+    and the variance and the scaling stay per sample; the backward is LayerNorm's."""
+
+    def centre(self, v: Values) -> np.ndarray:
+        Z = v["Z"]
+        return Z - Z.sum(axis=-2, keepdims=True) * (1.0 / Z.shape[-2])
+
+
+class InterleavedMeanGN(GroupNorm):
+    """GroupNorm whose mean reshapes (m, D) as (m, S, G) instead of (m, G, S): group g's
+    mean averages the interleaved channels g, g + G, g + 2G, … — the same m × G shape —
+    while centring, variance and scaling group neighbours, as torch does."""
+
+    def group_mean(self, v: Values) -> np.ndarray:
+        Z = v["Z"]
+        inter = Z.reshape(*Z.shape[:-1], self.group_size, self.num_groups)
+        return inter.sum(axis=-2) * (1.0 / self.group_size)
+
+
+class CentredRMS(RMSNorm):
+    """RMSNorm whose mean square subtracts the mean first (LayerNorm's variance):
+    ms = (1/D) Σⱼ (Z − meanⱼ Z)², while Znorm = Z / rms still divides the uncentred Z."""
+
+    def mean_square(self, v: Values) -> np.ndarray:
+        Z = v["Z"]
+        Z0 = Z - Z.mean(axis=-1, keepdims=True)
+        return (Z0 * Z0).sum(axis=-1, keepdims=True) * (1.0 / Z.shape[-1])
 
 
 class MissingOneOverMLoss(SoftmaxCrossEntropy):
@@ -204,6 +243,18 @@ def _in_bn_blocks(names: tuple[str, ...], upstream: bool) -> Callable[[Network],
     return declared
 
 
+def _in_blocks_of(kind: str, names: tuple[str, ...]) -> Callable[[Network], Tensors]:
+    """`names` in every block whose normalization is of `kind` ("layernorm", …), and every
+    tensor of the blocks below it (a Dense bias before a BatchNorm is never judged)."""
+    def declared(network: Network) -> Tensors:
+        out: set[tuple[int, str]] = set()
+        for block in network.blocks:
+            if block.norm is not None and block.norm.kind == kind:
+                out |= _upstream(network, block.index, names)
+        return frozenset(t for t in out if not (t[1] == "db" and _bn_of(network, t[0])))
+    return declared
+
+
 def _bn_of(network: Network, index: int) -> bool:
     return network.blocks[index - 1].bn is not None
 
@@ -236,6 +287,17 @@ class Bug:
     declared: Callable[[Network], Tensors] = field(repr=False)
     scenario: dict[str, object] = field(default_factory=dict)  # changes to the base config
     fails_rule: str = ""  # the declared set, in words
+
+    @property
+    def needs(self) -> str | None:
+        """The architecture token of the normalization the bug lives in ("bn", "ln", "gn",
+        "rms"), or None for a bug elsewhere (the loss, the optimizer)."""
+        p, base = self.parts, Parts()
+        for token, name in (("bn", "batchnorm"), ("ln", "layernorm"), ("gn", "groupnorm"),
+                            ("rms", "rmsnorm")):
+            if getattr(p, name) is not getattr(base, name):
+                return token
+        return "bn" if p.bias_before_bn else None
 
 
 # Adam, not SGD: on this problem full-batch SGD's curves are chaotic once the loss leaves
@@ -436,6 +498,73 @@ _register(Bug(
     parts=Parts(bias_before_bn=True),
     declared=_nothing,
     fails_rule="none: db ≈ 0 is the right answer",
+))
+
+_register(Bug(
+    id="ln-batch-axis-mean",
+    title="LayerNorm centred over the batch axis",
+    origin="classic",
+    part="LayerNorm forward",
+    explanation=(
+        "LayerNorm's statistics are each sample's own, over its features (axis −1). Copied "
+        "from BatchNorm, the centring subtracts the mean over the batch axis instead: Z0 = "
+        "Z − (1/m) Σᵢ Z. The per-sample mu is still computed, but nothing reads it; the "
+        "variance and the scaling stay per sample. The backward is LayerNorm's: it sends dmu "
+        "back through a mean the forward does not use (the loss does not depend on mu: its "
+        "true gradient is 0) and misses the batch mean it does use. dZnorm, dstd, dvar and "
+        "dZ0 are local and stay right; dmu, dZ, dW, dX and every layer below do not. As "
+        "before a BatchNorm, the Dense bias is now subtracted away: its true gradient is 0."
+    ),
+    wrong="Z0 = Z − (1/m) Σᵢ Z   (the mean over the batch, axis 0)",
+    right="Z0 = Z − mu,  mu = (1/D) Σⱼ Z   (each sample's mean, axis −1)",
+    effect="dmu and everything below it fail; one sample's output now depends on the batch",
+    parts=Parts(layernorm=BatchAxisMeanLN),
+    declared=_in_blocks_of("layernorm", ("dmu", "dZ", "dW", "db", "dX")),
+    scenario={"arch": "16:ln:tanh,C:nobias"},
+    fails_rule="dmu, dZ, dW, db, dX of every LN block, and every tensor below it",
+))
+_register(Bug(
+    id="gn-interleaved-mean",
+    title="GroupNorm's mean over interleaved channels",
+    origin="classic",
+    part="GroupNorm forward",
+    explanation=(
+        "torch's GroupNorm groups neighbouring channels: group g holds features gS … gS + S − "
+        "1, so its mean is Z.reshape(m, G, S).mean(−1). Written Z.reshape(m, S, G).mean(−2), "
+        "the mean averages every G-th channel (g, g + G, g + 2G, …) instead — the same m × G "
+        "shape, so nothing complains — while centring, variance and scaling still group "
+        "neighbours. The backward spreads dmu to the neighbours mu was subtracted from: dmu "
+        "itself is right (it is local), but Z reaches mu through other features than the "
+        "backward assumes, so dZ, dW, dX and every layer below fail."
+    ),
+    wrong="mu = Z.reshape(m, S, G).mean(−2)   (channels g, g + G, g + 2G, …)",
+    right="mu = Z.reshape(m, G, S).mean(−1)   (channels gS … gS + S − 1)",
+    effect="dZ and everything below it fail, though every shape is right",
+    parts=Parts(groupnorm=InterleavedMeanGN),
+    declared=_in_blocks_of("groupnorm", ("dZ", "dW", "db", "dX")),
+    scenario={"arch": "16:gn=4:tanh,C:nobias"},
+    fails_rule="dZ, dW, db, dX of every GN block, and every tensor below it",
+))
+_register(Bug(
+    id="rms-subtracts-mean",
+    title="RMSNorm that subtracts the mean",
+    origin="classic",
+    part="RMSNorm forward",
+    explanation=(
+        "RMSNorm divides by the root mean square of Z itself, uncentred: ms = (1/D) Σⱼ Z². "
+        "Written as LayerNorm's variance, ms = (1/D) Σⱼ (Z − mean Z)², the layer divides by "
+        "each sample's standard deviation while still not centring Z — neither RMSNorm nor "
+        "LayerNorm. The backward is RMSNorm's: its dZ takes ∂ms/∂Z = 2Z/D where the forward's "
+        "is 2(Z − mean Z)/D. drms and dms are local and stay right; dZ, dW, dX and every "
+        "layer below fail, by about the mean of a sample's Z over its rms."
+    ),
+    wrong="ms = (1/D) Σⱼ (Z − meanⱼ Z)²",
+    right="ms = (1/D) Σⱼ Z²   (no mean is subtracted)",
+    effect="dZ and everything below it fail; the forward divides by the std, not the rms",
+    parts=Parts(rmsnorm=CentredRMS),
+    declared=_in_blocks_of("rmsnorm", ("dZ", "dW", "db", "dX")),
+    scenario={"arch": "16:rms:tanh,C:nobias"},
+    fails_rule="dZ, dW, db, dX of every RMS block, and every tensor below it",
 ))
 
 BUG_IDS: tuple[str, ...] = tuple(BUGS)
@@ -772,8 +901,9 @@ def run_bug(bug_id: str, config: RunConfig | None = None, *, steps: int | None =
 
 
 __all__ = [
-    "BASE_SCENARIO", "BUGS", "BUG_IDS", "TOLERANCE", "Bug", "BugReport", "CheckResult",
-    "CheckRow", "Comparison", "ProbeRow", "Run", "Verdict", "buggy_session", "check_network",
+    "BASE_SCENARIO", "BUGS", "BUG_IDS", "TOLERANCE", "BatchAxisMeanLN", "Bug", "BugReport",
+    "CentredRMS", "CheckResult", "CheckRow", "Comparison", "InterleavedMeanGN", "ProbeRow",
+    "Run", "Verdict", "buggy_session", "check_network",
     "checked_tensors", "compare_training", "get_bug", "judge", "large_logit_probe", "run_bug",
     "run_check", "scenario_config", "train_run",
 ]

@@ -3,13 +3,14 @@
 For a trained `Session` this runs one forward pass over the whole training set (training
 mode, running statistics left alone) and reports, block by block:
 
-  * histograms (bin edges and counts) of `Z`, `Zbn` (with BatchNorm) and `A`;
+  * histograms (bin edges and counts) of `Z`, the normalization's output (`Zbn`, `Zln`,
+    `Zgn` or `Zrms`, when the block has one) and `A`;
   * saturation of sigmoid and tanh units.  An activation value is *saturated* when it
     sits where the curve is flat: sigmoid `A < 0.01` or `A > 0.99`, tanh `|A| > 0.99`
     (the local slope is then below 1 % of its peak for sigmoid, 2 % for tanh).  The
     report gives the share of saturated values, and the *stuck* units: those saturated
     on at least 99 % of the samples, whose gradient is nearly gone for the whole set;
-  * dead ReLUs: units whose pre-activation (`Zbn`, or `Z` without BatchNorm) is ≤ 0 for
+  * dead ReLUs: units whose pre-activation (`Zbn` …, or `Z` without a normalization) is ≤ 0 for
     every sample, so `A` and the gradient through them are 0 everywhere;
   * the update-to-data ratio of each parameter, `‖ΔW‖ / ‖W‖` for one more optimizer
     step (on a copy of the session).  CS231n's rule of thumb: about 1e-3; far above,
@@ -104,7 +105,8 @@ class LayerHealth:
 
     @property
     def pre_name(self) -> str:
-        return "Zbn" if "Zbn" in self.hists else "Z"
+        """The activation's input: the normalization's output (Zbn, Zln, …), or Z."""
+        return next((n for n in self.hists if n not in ("Z", "A")), "Z")
 
 
 @dataclass
@@ -192,7 +194,7 @@ def layer_health(network: Network, X: np.ndarray, bins: int = DEFAULT_BINS) -> l
     out: list[LayerHealth] = []
     for block in network.blocks:
         c = block.cache
-        names = ["Z"] + (["Zbn"] if block.bn is not None else [])
+        names = ["Z"] + ([block.pre_name] if block.norm is not None else [])
         if not block.is_output:
             names.append("A")
         hists = {n: Histogram.of(n, c[n], bins) for n in names}

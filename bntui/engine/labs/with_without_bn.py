@@ -185,12 +185,21 @@ def effective_lr(cfg: RunConfig) -> float:
 
 # building the twins ------------------------------------------------------------------
 def twin_archs(arch: str) -> tuple[str, str]:
-    """The architecture with BN on every hidden block, and with BN nowhere (bias on)."""
+    """The architecture with BN on every hidden block, and with BN nowhere (bias on).  An
+    arch naming another normalization (ln, gn=G, rms) is refused: neither twin is it."""
     spec = parse_arch(arch)
     if len(spec.blocks) < 2:
         raise BntuiError(
             f"arch '{arch}' has no hidden block: this lab compares hidden layers with and "
             "without BatchNorm (e.g. '32:tanh,32:tanh,C')"
+        )
+    other = [(i, b) for i, b in enumerate(spec.blocks, start=1) if b.norm not in ("bn", None)]
+    if other:
+        i, b = other[0]
+        raise BntuiError(
+            f"arch '{arch}': block {i} has :{b.to_string().split(':')[1]}, but this lab "
+            "compares BatchNorm on every hidden block with no normalization at all — leave "
+            "ln, gn=G and rms out of the arch (e.g. '32:tanh,32:tanh,C')"
         )
     *hidden, out = spec.blocks
     with_bn = ArchSpec((*(replace(b, norm="bn", groups=None) for b in hidden), out))
