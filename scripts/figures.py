@@ -141,6 +141,33 @@ def gradcheck_figures() -> Figures:
 
 
 @source
+def inside_a_step() -> Figures:
+    entry = ("walk", "--entry", "dZ0[13,1]", "--layer", "1")
+    graph = ("walk", "--graph", "--arch", "8:ln:tanh,C", "--layer", "1", "--tensor", "dZ0")
+    derive = ("derive", "--arch", "8:ln:tanh,C")
+    drawn = run(*graph).split("\n\n", 1)[1]
+    return {"walk-entry": block(command(*entry), run(*entry)),
+            "walk-graph": block(command(*graph) + "      # (the step)", drawn),
+            "derive": block(command("derive"), run("derive"))
+            + "\n\n" + block(command(*derive) + "      # (the last step)",
+                             "\n".join(run(*derive).rstrip().splitlines()[-5:]))}
+
+
+@source
+def gradient_sources() -> Figures:
+    losses = {}
+    for src in ("analytic", "numerical", "autograd"):
+        losses[src] = run_json("train", "--preset", "seed-softmax", "--steps", "200",
+                               "--gradients", src, "--json")["final_loss"]
+    rows = ["| gradients | final loss after 200 steps | difference from analytic |",
+            "|---|---|---|"]
+    for src, loss in losses.items():
+        diff = "—" if src == "analytic" else f"{abs(loss - losses['analytic']):.0e}"
+        rows.append(f"| {src} | {loss:.10f} | {diff} |")
+    return {"gradient-sources": "\n".join(rows)}
+
+
+@source
 def bug_flag() -> Figures:
     argv = ("gradcheck", "--bug", "eps-outside-sqrt", "--no-autograd")
     out = run(*argv)
@@ -343,6 +370,13 @@ def ceiling() -> Figures:
 
 
 @timing
+def gradient_costs() -> Figures:
+    argv = ("train", "--preset", "seed-digits", "--steps", "2", "--gradients", "analytic")
+    return {"bench-gradients": block(command(*argv) + "      # (the line)",
+                                     lines(run(*argv), r"^gradients"))}
+
+
+@timing
 def budget_accuracy() -> Figures:
     out = python("benchmarks/budget.py")
     return {"bench-budget": table_with(out, "| network | dataset (rows)")}
@@ -351,6 +385,7 @@ def budget_accuracy() -> Figures:
 bench.names = ("bench-train", "bench-bn", "bench-gradcheck", "bench-scale",  # type: ignore[attr-defined]
                "bench-app")
 ceiling.names = ("bench-ceiling",)  # type: ignore[attr-defined]
+gradient_costs.names = ("bench-gradients",)  # type: ignore[attr-defined]
 budget_accuracy.names = ("bench-budget",)  # type: ignore[attr-defined]
 
 

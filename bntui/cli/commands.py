@@ -148,7 +148,9 @@ def _train_with_progress(session: Session, steps: int | None, quiet: bool,
 
 # train -------------------------------------------------------------------------------
 def _ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1e3:.3g} ms"
+    if seconds is None:
+        return "—"
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
 
 
 def _gradient_report(args: argparse.Namespace, session: Session) -> dict[str, object]:
