@@ -276,10 +276,10 @@ def test_every_step_of_a_norm_network_is_asked_and_its_givens_recompute_it(
     # the per-sample patterns, read at one question each: a row, a group, the count
     by = {(q.layer, q.name): q for q in ex.questions}
     mu = by[1, "mu"]
-    assert [g.label for g in mu.givens] == [f"Z[{mu.position[0]}, 0:6]"]
+    assert [g.label for g in mu.givens] == [f"Z[{mu.position[0]}, 0:6]", "D"]
     mu = by[2, "mu"]
     lo = 4 * mu.position[1]
-    assert [g.label for g in mu.givens] == [f"Z[{mu.position[0]}, {lo}:{lo + 4}]"]
+    assert [g.label for g in mu.givens] == [f"Z[{mu.position[0]}, {lo}:{lo + 4}]", "S"]
     z0 = by[2, "Z0"]
     i, j = z0.position
     assert [g.label for g in z0.givens] == [f"Z[{i}, {j}]", f"mu[{i}, {j // 4}]"]
