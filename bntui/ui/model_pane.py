@@ -29,7 +29,7 @@ NO_NORM = "none"  # the norm menu's value for a block without normalization
 NORM_CHOICES = [(n.upper(), n) for n in NORMS] + [(NO_NORM, NO_NORM)]
 HINT = (f"blocks 'width[:{'|'.join(o for o in OPTIONS if 'bias' not in o)}]"
         "[:bias|nobias][:activation]', commas between; the last is the output (softmax); "
-        "C = the classes; G = GroupNorm's groups")
+        "C = classes, G = groups")
 
 
 def default_groups(width: str) -> str:
@@ -46,11 +46,12 @@ class BlockRow(Horizontal):
     BlockRow { height: 3; }
     BlockRow > Label { width: 8; padding: 1 1 0 0; }
     BlockRow > Input { padding: 0 1; }
+    BlockRow > Select > SelectCurrent { padding: 0 1; }
     BlockRow > .width { width: 9; }
     BlockRow > .norm { width: 11; }
     BlockRow > .groups { width: 6; }
-    BlockRow > .act { width: 17; }
-    BlockRow > .alpha { width: 7; }
+    BlockRow > .act { width: 1fr; max-width: 17; min-width: 12; }
+    BlockRow > .alpha { width: 9; }
     BlockRow > Checkbox { width: auto; }
     BlockRow > Button { min-width: 5; width: 5; }
     """
