@@ -46,7 +46,7 @@ def test_values_do_not_depend_on_the_input_layout() -> None:
 
 def test_every_normalization_keeps_the_tensors_feature_major() -> None:
     """LayerNorm, GroupNorm and RMSNorm blocks (issue 14) store their pass feature-major
-    too, their per-sample statistics included."""
+    too."""
     from bntui.engine import RunConfig
 
     s = Session(RunConfig(dataset="moons", arch="16:ln:tanh,8:gn=4:relu,C:rms"))
