@@ -337,3 +337,17 @@ async def test_keys_before_the_panes_mount_on_a_norm_network() -> None:
         assert kinds(app) == ["layernorm", "groupnorm", "rmsnorm"]
         step = app.trace.steps[app.index]
         assert f"· {step.kind} · {step.name} " in text(app.query_one("#where"))
+
+
+@pytest.mark.parametrize(("arch", "says"), [
+    (ALL_LN, "LayerNorm keeps no running statistics and has no train/eval gap"),
+    (NORMS, "LayerNorm, GroupNorm and RMSNorm keep no running statistics and have no"),
+    ("8:nobn:tanh,C:nobn", "(no normalization at all)"),
+])
+def test_the_line_names_the_normalizations_the_network_has(arch: str, says: str) -> None:
+    from bntui.engine import Session
+    from bntui.ui.bn_pane import no_batchnorm_line
+
+    line = no_batchnorm_line(Session(config(arch)).network)
+    assert line.startswith("no BatchNorm layer in this network") and says in line
+    assert "Model pane, 4" in line and "\n" not in line

@@ -35,9 +35,10 @@ def no_batchnorm_line(network: Network) -> str:
     normalizations it has instead (none of which keeps running statistics)."""
     titles = list(dict.fromkeys(b.norm.title for b in network.blocks
                                 if b.norm is not None and not b.norm.running_state()))
-    add = "add a BN block in the Model pane (4) to compare training and eval mode"
     if not titles:
-        return f"no BatchNorm layer in this network, no normalization at all: {add}"
+        return ("no BatchNorm layer in this network (no normalization at all): add a BN "
+                "block (Model pane, 4) to compare training and eval mode")
+    add = "add a BN block (Model pane, 4) to see one"
     names = titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
     verb = "keeps" if len(titles) == 1 else "keep"
     return (f"no BatchNorm layer in this network: {names} {verb} no running statistics and "
