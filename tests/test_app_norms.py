@@ -133,6 +133,20 @@ async def test_per_sample_statistics_are_a_column_per_sample() -> None:
         assert grid.shape == (m, 1) and grid.border_title.startswith("layer 3: RMSNorm(")
 
 
+async def test_no_batch_statistics_without_batchnorm() -> None:
+    """Without a BatchNorm the stepper does not speak of batch statistics, and eval mode
+    (e) says it computes the same numbers."""
+    app = BntuiApp(config(NORMS), start_panel=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        where = text(app.query_one("#where"))
+        assert "training mode" in where and "batch statistics" not in where
+        await pilot.press("e")
+        assert await until(lambda: not app.trace.training)
+        assert "no BatchNorm: the same numbers as training mode" in text(app.query_one("#errors"))
+        assert app.trace.steps[app.trace.index_of("mu", 1)].formula == "mu = (1/D) Σⱼ Z"
+
+
 # the model pane --------------------------------------------------------------------------
 async def test_a_blocks_normalization_changes_in_the_model_pane() -> None:
     """A row's menu rewrites the text at once and Apply blocks builds the network: BN →

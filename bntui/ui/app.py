@@ -316,7 +316,10 @@ class BntuiApp(App[None]):
     def watch_trace_training(self, training: bool) -> None:
         if self.snapshot is not None and not self.playing:
             self.refresh_snapshot()
-        mode = "training mode" if training else "eval mode (running statistics)"
+        session = self.session
+        stats = ("running statistics" if session is None or session.network.batchnorms()
+                 else "no BatchNorm: the same numbers as training mode")
+        mode = "training mode" if training else f"eval mode ({stats})"
         self.note = f"now showing the {mode} pass"
 
     def watch_active_tab(self, tab: str) -> None:

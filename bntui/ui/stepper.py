@@ -188,7 +188,9 @@ class StepperPane(LiveView, Vertical):
         where.append(f"· {step.where} · {step.kind} · ")
         where.append(step.name, style="bold reverse")
         where.append("  (shape hidden)  " if asks_shape else f"  ({shape})  ")
-        mode = "training mode (batch statistics)" if trace.training else "eval mode"
+        # batch statistics are BatchNorm's: LayerNorm and its kin do the same in both modes
+        batch = " (batch statistics)" if network.batchnorms() else ""
+        mode = f"training mode{batch}" if trace.training else "eval mode"
         where.append(f"{mode} · {batch_words(trace.batch_size, snap.session.dataset.n_train)}",
                      style="grey50")
         self.query_one("#where", Static).update(where)
