@@ -161,6 +161,13 @@ async def stepper_exercise(app: BntuiApp, pilot: Pilot) -> None:
     await pilot.pause(0.3)
 
 
+async def stepper_layernorm(app: BntuiApp, pilot: Pilot) -> None:
+    """The stepper on mu of a LayerNorm block: one mean per sample (m × 1)."""
+    for _ in range(app.trace.index_of("mu", 1)):
+        await pilot.press("n")
+    await pilot.pause(0.3)
+
+
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
 SHOTS: dict[str, tuple[RunConfig | None, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
     "start": (None, start),  # None: as `bntui` with no flags, so the start panel shows
@@ -171,6 +178,8 @@ SHOTS: dict[str, tuple[RunConfig | None, Callable[[BntuiApp, Pilot], Awaitable[N
     "model": (replace(preset("seed-softmax"), steps=100), model),
     "bn": (MOONS, bn),
     "stepper-exercise": (replace(preset("seed-softmax"), steps=100), stepper_exercise),
+    "stepper-layernorm": (replace(MOONS, arch="16:ln:tanh,8:gn=4:relu,C:rms"),
+                          stepper_layernorm),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
     "lab-bugs": (MOONS, lambda app, pilot: lab(app, pilot, "bugs")),
     "lab-bn": (MOONS, lambda app, pilot: lab(app, pilot, "bn")),

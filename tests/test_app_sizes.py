@@ -49,6 +49,35 @@ async def test_every_pane_fits(size: tuple[int, int]) -> None:
         assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("size", (*SIZES, (80, 40)), ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_normalization_editor_fits(size: tuple[int, int]) -> None:
+    """Issue 14: a block row with its normalization menu and GroupNorm's groups (the
+    widest row: leaky_relu with α) is whole on screen, every value shown whole, with the
+    inline line of groups that do not divide the width (80 × 40: narrow, with borders)."""
+    from textual.widgets import Select
+
+    from bntui.ui.model_pane import BlockRow
+
+    app = BntuiApp(RunConfig(dataset="moons", arch="16:ln:tanh,12:gn=4:leaky_relu=0.25,C:rms"))
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        await pilot.pause(0.1)
+        rows = list(app.query(BlockRow))
+        assert [str(r.query_one(".norm", Select).value) for r in rows] == ["ln", "gn", "rms"]
+        rows[1].query_one(".groups", Input).value = "5"
+        await pilot.pause(0.2)
+        problems = chrome_problems(app) + field_problems(app, "model")
+        for row in rows:
+            for w in row.children:
+                if w.region.right > size[0] or w.region.width == 0:
+                    problems.append(f"{w!r} at {w.region}")
+        note = app.query_one("#model").query_one("Note")
+        if not note.region.width or note.region.right > size[0]:
+            problems.append(f"the inline line is at {note.region}")
+        assert not problems, "\n".join(problems)
+
+
 async def test_the_curves_get_six_rows_each_at_80x24() -> None:
     app = BntuiApp(MOONS)
     async with app.run_test(size=(80, 24)) as pilot:

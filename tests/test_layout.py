@@ -42,3 +42,20 @@ def test_values_do_not_depend_on_the_input_layout() -> None:
     np.testing.assert_array_equal(z1, z2)
     for k in g1:
         np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
+
+
+def test_every_normalization_keeps_the_tensors_feature_major() -> None:
+    """LayerNorm, GroupNorm and RMSNorm blocks (issue 14) store their pass feature-major
+    too."""
+    from bntui.engine import RunConfig
+
+    s = Session(RunConfig(dataset="moons", arch="16:ln:tanh,8:gn=4:relu,C:rms"))
+    net = s.network
+    X, y = s.X_train[:100], s.y_train[:100]
+    net.loss(X, y, training=True)
+    net.backward(staged=False)
+    for block in net.blocks:
+        for name in ("Z", "Znorm", block.pre_name, "A", "dA", "dZ"):
+            t = block.cache[name]
+            assert t.shape == (100, block.dense.fan_out)
+            assert t.flags.f_contiguous and not t.flags.c_contiguous, (block.index, name)

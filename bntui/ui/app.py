@@ -74,7 +74,7 @@ from bntui.ui.registry import PANES
 from bntui.ui.start_panel import StartPanel
 from bntui.ui.state import CheckRecord, Snapshot, Wants, take_snapshot
 from bntui.ui.stepper import StepperPane
-from bntui.ui.tour import STOPS, stop_index, tour_layer
+from bntui.ui.tour import NEEDS_BN, STOPS, stop_index, tour_layer
 from bntui.ui.training_pane import RegionView
 from bntui.ui.training_worker import (
     ExactDone,
@@ -316,7 +316,10 @@ class BntuiApp(App[None]):
     def watch_trace_training(self, training: bool) -> None:
         if self.snapshot is not None and not self.playing:
             self.refresh_snapshot()
-        mode = "training mode" if training else "eval mode (running statistics)"
+        session = self.session
+        stats = ("running statistics" if session is None or session.network.batchnorms()
+                 else "no BatchNorm: the same numbers as training mode")
+        mode = "training mode" if training else f"eval mode ({stats})"
         self.note = f"now showing the {mode} pass"
 
     def watch_active_tab(self, tab: str) -> None:
@@ -591,8 +594,7 @@ class BntuiApp(App[None]):
         if session is None:
             return
         if tour_layer(session.network) is None:
-            self.notify("the tour follows a BatchNorm layer: this network has none (the "
-                        "seed-softmax preset has one)", severity="warning")
+            self.notify(NEEDS_BN, severity="warning")
             return
         self.stop_training()
         self.active_tab = "stepper"

@@ -1,6 +1,7 @@
 """BatchNorm train vs eval: the same batch through batch statistics and through running
 statistics, side by side per feature, and the chosen output (training mode, eval mode,
-or their difference).
+or their difference).  A network without BatchNorm (LayerNorm, GroupNorm, RMSNorm, or no
+normalization) gets one line saying so: the others keep no running statistics.
 
 One control chooses what the grid shows — no second switch that could disagree with it.
 The numbers are the engine's (`train_vs_eval`, carried by the app's `Snapshot`).
@@ -16,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.widgets import Label, Select, Static
 
+from bntui.engine.network import Network
 from bntui.numbers import fmt as fmt_cell
 from bntui.ui.live import LiveView
 from bntui.ui.state import BNView, Snapshot
@@ -26,6 +28,21 @@ VIEWS = (("Zbn in training mode (batch statistics)", "Zbn_train"),
          ("training − eval", "Zbn_diff"))
 SHOWN_FEATURES = 8
 PANE_ID = "bn"
+
+
+def no_batchnorm_line(network: Network) -> str:
+    """What the pane says for a network without a BatchNorm layer, in one line, naming the
+    normalizations it has instead (none of which keeps running statistics)."""
+    titles = list(dict.fromkeys(b.norm.title for b in network.blocks
+                                if b.norm is not None and not b.norm.running_state()))
+    if not titles:
+        return ("no BatchNorm layer in this network (no normalization at all): add a BN "
+                "block (Model pane, 4) to compare training and eval mode")
+    add = "add a BN block (Model pane, 4) to see one"
+    names = titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+    verb = "keeps" if len(titles) == 1 else "keep"
+    return (f"no BatchNorm layer in this network: {names} {verb} no running statistics and "
+            f"{'has' if len(titles) == 1 else 'have'} no train/eval gap; {add}")
 
 
 class BNPane(LiveView, Vertical):
@@ -77,8 +94,12 @@ class BNPane(LiveView, Vertical):
         snap, bn = self.snapshot, self.current()
         if snap is None or snap.bn is None or self.active_tab != PANE_ID:
             return
+        # without a BatchNorm layer: one line, no menus or grid to pick from
+        self.query_one("#bn-bar").display = bool(snap.bn)
+        grid.display = bn is not None
         if bn is None:
-            stats.update("this network has no BatchNorm layer: add one in the Model pane")
+            stats.update(Text(no_batchnorm_line(snap.session.network), style="yellow")
+                         if not snap.bn else "choose a layer")
             grid.set_tensor(np.zeros((0, 0)))
             return
         out = bn.out

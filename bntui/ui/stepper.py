@@ -64,8 +64,8 @@ def network_map(network: Network, step: TraceStep | None) -> Text:
     for block in network.blocks:
         t.append(" → ")
         parts = ["Dense"]
-        if block.bn is not None:
-            parts.append("BN")
+        if block.norm is not None:  # any normalization: BN, LN, GN, RMS
+            parts.append(block.norm.short.upper())
         if not block.is_output:
             parts.append(block.act.label)
         label = f" {block.index}: {'·'.join(parts)} ({block.dense.fan_out}) "
@@ -75,6 +75,24 @@ def network_map(network: Network, step: TraceStep | None) -> Text:
     t.append(" softmax·CE ", style="reverse bold magenta" if step is not None
              and step.layer is None else "magenta")
     return t
+
+
+def norm_line(network: Network, step: TraceStep | None) -> str:
+    """At a step of a normalization layer (any kind), that layer in one line — "layer 1:
+    LayerNorm(16, eps=1e-05)", the layer's own `describe()` — else "" (the stepper shows
+    it as the grid's title)."""
+    if step is None or step.layer is None:
+        return ""
+    block = next((b for b in network.blocks if b.index == step.layer), None)
+    if block is None or block.norm is None or step.kind != block.norm.kind:
+        return ""
+    return f"layer {block.index}: {block.norm.describe()}"
+
+
+def shape_line(step: TraceStep) -> str:
+    """The step's tensor and its record's shape rule ("mu: m × G"): what the grid's rows
+    and columns are (the grid's subtitle)."""
+    return f"{step.name}: {step.node.shape}" if step.node is not None else step.name
 
 
 class StepperPane(LiveView, Vertical):
@@ -170,7 +188,9 @@ class StepperPane(LiveView, Vertical):
         where.append(f"· {step.where} · {step.kind} · ")
         where.append(step.name, style="bold reverse")
         where.append("  (shape hidden)  " if asks_shape else f"  ({shape})  ")
-        mode = "training mode (batch statistics)" if trace.training else "eval mode"
+        # batch statistics are BatchNorm's: LayerNorm and its kin do the same in both modes
+        batch = " (batch statistics)" if network.batchnorms() else ""
+        mode = f"training mode{batch}" if trace.training else "eval mode"
         where.append(f"{mode} · {batch_words(trace.batch_size, snap.session.dataset.n_train)}",
                      style="grey50")
         self.query_one("#where", Static).update(where)
@@ -199,7 +219,10 @@ class StepperPane(LiveView, Vertical):
         if self.note:
             errs.append(("\n" if errs.plain else "") + self.note, style="italic yellow")
         self.query_one("#errors", Static).update(errs)
-        self.query_one(TensorGrid).set_tensor(step.value)
+        grid = self.query_one(TensorGrid)
+        grid.border_title = norm_line(network, step)
+        grid.border_subtitle = shape_line(step)
+        grid.set_tensor(step.value)
         self._show_exercise(network, trace, index)
         self.redraw_ms = (time.perf_counter() - t0) * 1000
 

@@ -118,6 +118,10 @@ STOPS: tuple[Stop, ...] = (
 )
 
 
+NEEDS_BN = ("the tour follows a BatchNorm layer and this network has none: add a BN block "
+            "in the Model pane (4), or load the seed-softmax preset")
+
+
 def tour_layer(network: Network) -> int | None:
     """The layer the tour looks at: the first block with BatchNorm (None: no BatchNorm)."""
     return next((b.index for b in network.blocks if b.bn is not None), None)
@@ -159,7 +163,9 @@ class TourPanel(LiveView, Static):
         t.append(stop.title + "\n", style="bold")
         layer = tour_layer(snap.session.network)
         at = None if layer is None else stop_index(trace, stop, layer)
-        if at is None or trace.training != stop.training:
+        if layer is None:  # the network changed under the tour to one without BatchNorm
+            t.append(NEEDS_BN + "; escape ends the tour", style="yellow")
+        elif at is None or trace.training != stop.training:
             mode = "training" if stop.training else "eval"
             t.append(f"this stop is about the {mode}-mode pass (press w to go back to it)",
                      style="yellow")
