@@ -119,15 +119,22 @@ def derive(network: Network, trace: Trace, layer: int | None = None) -> Derivati
         diff = float(np.max(np.abs(left - right))) if left.size else 0.0
         scale = float(max(np.max(np.abs(left)), np.max(np.abs(right)))) if left.size else 0.0
         out.steps.append(CheckedStep(d.tag, d.formula, d.why, diff, scale))
-    # the staged dZ of the trace beside the layer's own compact code on the same tensors
+    out.staged_vs_compact, out.dz_scale = staged_vs_compact(network, trace, layer)
+    return out
+
+
+def staged_vs_compact(network: Network, trace: Trace, layer: int) -> tuple[float, float]:
+    """The largest |dZ staged − dZ compact| of block `layer` in a training-mode trace —
+    the trace's staged dZ beside the layer's own compact code run on the trace's tensors
+    (the layer is not touched) — and the largest |dZ|."""
+    norm = network.blocks[layer - 1].norm
+    assert norm is not None and trace.training
     cache = {s.name: s.value for s in trace.steps if s.layer == layer and s.phase == "forward"}
     dy = trace.find("d" + norm.OUTPUT, layer).value
     grads = {name: np.empty_like(p) for name, p in norm.params.items()}
     compact = norm.compact(dy, cache, grads)
     staged = trace.find("dZ", layer, "backward").value
-    out.staged_vs_compact = float(np.max(np.abs(compact - staged)))
-    out.dz_scale = float(np.max(np.abs(staged)))
-    return out
+    return float(np.max(np.abs(compact - staged))), float(np.max(np.abs(staged)))
 
 
 def _rel(x: float) -> str:
@@ -160,4 +167,5 @@ def markdown(d: Derivation, head: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CheckedStep", "Derivation", "derivable", "derive", "markdown", "text"]
+__all__ = ["CheckedStep", "Derivation", "derivable", "derive", "markdown", "staged_vs_compact",
+           "text"]

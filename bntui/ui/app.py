@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import os
 import threading
 import time
@@ -63,6 +62,7 @@ from bntui.ui.confirm_screen import ConfirmScreen
 from bntui.ui.export_screen import ExportScreen
 from bntui.ui.file_screen import FileScreen
 from bntui.ui.help_screen import HelpScreen
+from bntui.ui.inside_actions import InsideActions, needs_session
 from bntui.ui.keys import bindings, palette
 from bntui.ui.live import LiveView, app_closing
 from bntui.ui.loader import Loaded, Loading, LoadJob, LoadProgress, first_loading, load_run
@@ -90,20 +90,6 @@ REDRAW_EVERY = 0.2  # seconds between two redraws while training (whatever the s
 NARROW, WIDE, SHORT = 100, 140, 30  # size classes of the screen: -narrow, -wide, -short
 
 
-def needs_session(action: Callable[..., None]) -> Callable[..., None]:
-    """An action on the session: pressed before the first session is there (it loads in a
-    worker), it waits for it and runs, in order with the others, once it is."""
-
-    @functools.wraps(action)
-    def run(self: BntuiApp, *args: Any) -> None:
-        if self.session is None:
-            self._waiting.append(partial(action, self, *args))
-            return
-        action(self, *args)
-
-    return run
-
-
 class CheckDone(Message):
     """A gradient check finished (posted by its worker)."""
 
@@ -112,7 +98,7 @@ class CheckDone(Message):
         self.record = record
 
 
-class BntuiApp(App[None]):
+class BntuiApp(InsideActions, App[None]):
     TITLE = "bntui"
     SUB_TITLE = "batch normalization, step by step"
     CSS_PATH = "app.tcss"
@@ -130,6 +116,8 @@ class BntuiApp(App[None]):
     checking: var[bool] = var(False, init=False)
     evaluating: var[bool] = var(False, init=False)  # every row, behind a run's estimate
     exercise: var[bool] = var(False, init=False)
+    graph_view: var[bool] = var(False, init=False)  # the stepper shows the block's graph
+    entry: var[tuple[int, ...] | None] = var(None, init=False)  # the drill-down's entry
     tour: var[int | None] = var(None, init=False)
     note: var[str] = var("", init=False)
     start_panel: var[bool] = var(False, init=False)

@@ -42,6 +42,12 @@ KEYS: tuple[Key, ...] = (
     Key("e", "toggle_eval", "train/eval", "e",
         "the stepper's pass: training mode ↔ eval mode (running statistics)"),
     Key("x", "exercise", "exercise", "x", "exercise mode: each step's tensor hidden and asked"),
+    Key("v", "toggle_graph", "graph", "v",
+        "the stepper's grid ↔ the block's computational graph (this step lit)"),
+    Key("i", "inspect", "entry", "i",
+        "one entry's arithmetic: its formula with the numbers plugged in (click a cell)"),
+    Key("d", "derive", "derive", "d",
+        "derive the compact backward of this block's normalization, step by step"),
     Key("w", "tour", "tour", "w", "guided tour of one BatchNorm forward and backward"),
     Key("ctrl+s", "save", "save", "ctrl+s", "save the whole session"),
     Key("ctrl+o", "open", "open", "ctrl+o", "open a saved session"),
@@ -51,8 +57,16 @@ KEYS: tuple[Key, ...] = (
     Key("q", "quit", "quit", "q", "quit", footer=True),
 )
 
-# keys that only act while something is on (a tour, a text field): in help, not the palette
+# keys that only act while something is on (the drill-down, a tour, a text field): in help,
+# not the palette
 TOUR_KEYS: tuple[Key, ...] = (
+    Key("shift+up", "move_entry(-1, 0)", "entry up", "shift+↑", "drill-down: the entry above"),
+    Key("shift+down", "move_entry(1, 0)", "entry down", "shift+↓",
+        "drill-down: the entry below"),
+    Key("shift+left", "move_entry(0, -1)", "entry left", "shift+←",
+        "drill-down: the entry to the left"),
+    Key("shift+right", "move_entry(0, 1)", "entry right", "shift+→",
+        "drill-down: the entry to the right"),
     Key("enter", "tour_next", "next stop", "enter", "tour: the next stop"),
     Key("backspace", "tour_back", "previous stop", "backspace", "tour: the previous stop"),
     Key("escape", "escape", "leave", "escape",
@@ -74,7 +88,8 @@ def palette() -> list[tuple[str, str, str]]:
     out = [(f"{k.about[0].upper()}{k.about[1:]} ({k.display})", k.label, k.action)
            for k in KEYS]
     out += [(f"Show {p.title} ({p.key})", p.about, f"show_tab('{p.id}')") for p in PANES]
-    out += [(f"Tour: {k.label} ({k.display})", k.about, k.action) for k in TOUR_KEYS[:2]]
+    out += [(f"Tour: {k.label} ({k.display})", k.about, k.action)
+            for k in TOUR_KEYS if k.action.startswith("tour_")]
     return out
 
 

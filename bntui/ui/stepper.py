@@ -4,6 +4,12 @@ statistics, and its relative errors once gradients are checked.
 
 Everything shown comes from the engine's `Trace`; this module only lays it out.
 
+Inside one step (`bntui.ui.inside`): `v` shows the block's computational graph instead of
+the grid (the step's node lit, the nodes it reads marked), `i` one entry's arithmetic
+(its formula with the numbers of the entries it reads plugged in, recomputed, each input
+in its own small grid; shift+arrows or a click move it), and at the dZ step of a
+normalised block the compact formula's dZ beside the staged one.
+
 Exercise mode (key `x`) hides the step's tensor — or its formula, or its shape in the
 header — and asks about it (`bntui.engine.labs.exercise.question_at`, in whatever mode the
 pass is; what the engine refuses is said inline): an entry to work out from the steps
@@ -20,7 +26,7 @@ import numpy as np
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.reactive import var
 from textual.widgets import Input, Static
 
@@ -99,13 +105,16 @@ class StepperPane(LiveView, Vertical):
     """Shows `snapshot.trace.steps[index]`; the app owns the position and the trace and
     pushes them down (`BINDS`), the tour panel above the grid follows the same state."""
 
-    BINDS = ("snapshot", "index", "note", "exercise", "tour", "active_tab")
+    BINDS = ("snapshot", "index", "note", "exercise", "tour", "active_tab", "graph_view",
+             "entry")
     snapshot: var[Snapshot | None] = var(None, init=False)
     active_tab: var[str] = var(PANE_ID, init=False)  # drawn only while on screen
     index: var[int] = var(0, init=False)
     note: var[str] = var("", init=False)
     exercise: var[bool] = var(False, init=False)
     tour: var[int | None] = var(None, init=False)
+    graph_view: var[bool] = var(False, init=False)
+    entry: var[tuple[int, ...] | None] = var(None, init=False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -124,11 +133,15 @@ class StepperPane(LiveView, Vertical):
         yield Static(id="why")
         yield Static(id="stats")
         yield Static(id="errors")
+        yield Static(id="compact")
+        with VerticalScroll(id="entry-box"):
+            yield Static(id="entry")
         yield TourPanel(id="tour").data_bind(StepperPane.tour, StepperPane.snapshot,
                                               StepperPane.index)
         yield Static(id="exercise")
         yield Input(id="answer", placeholder="your answer, then Enter (escape: back to the keys)")
         yield TensorGrid(id="grid")
+        yield Static(id="graph")
 
     # state pushed down by the app ---------------------------------------------------------
     def watch_snapshot(self) -> None:
@@ -141,6 +154,12 @@ class StepperPane(LiveView, Vertical):
         self.draw()
 
     def watch_note(self) -> None:
+        self.draw()
+
+    def watch_graph_view(self) -> None:
+        self.draw()
+
+    def watch_entry(self) -> None:
         self.draw()
 
     def watch_exercise(self) -> None:
@@ -223,8 +242,35 @@ class StepperPane(LiveView, Vertical):
         grid.border_title = norm_line(network, step)
         grid.border_subtitle = shape_line(step)
         grid.set_tensor(step.value)
+        self._show_inside(network, trace, step)
         self._show_exercise(network, trace, index)
         self.redraw_ms = (time.perf_counter() - t0) * 1000
+
+    def _show_inside(self, network: Network, trace: Trace, step: TraceStep) -> None:
+        """The graph instead of the grid, the drill-down's entry, the compact dZ beside the
+        staged one (none of them in exercise mode: they would give answers away)."""
+        from bntui.ui.inside import clamp, compact_line, entry_text, graph_text
+
+        grid = self.query_one(TensorGrid)
+        graph = self.query_one("#graph", Static)
+        entry = self.query_one("#entry", Static)
+        box = self.query_one("#entry-box")
+        compact = self.query_one("#compact", Static)
+        quiet = self.exercise
+        line = Text() if quiet else compact_line(network, trace, step)
+        compact.update(line)
+        compact.display = bool(line.plain)
+        graph.display = self.graph_view and not quiet
+        grid.display = not graph.display
+        if graph.display:
+            graph.update(graph_text(network, trace, step))
+        cell = None if self.entry is None or quiet or graph.display else clamp(step, self.entry)
+        box.display = cell is not None
+        grid.set_cursor(cell)
+        if cell is not None:
+            labels = self.snapshot.session.inspection_batch()[1]  # type: ignore[union-attr]
+            text, _ = entry_text(network, trace, labels, step, cell)
+            entry.update(text)
 
     # exercise mode ---------------------------------------------------------------------
     def _question(self, network: Network, trace: Trace, index: int) -> Question | None:
@@ -254,7 +300,6 @@ class StepperPane(LiveView, Vertical):
         answer = self.query_one("#answer", Input)
         grid = self.query_one(TensorGrid)
         box.display = answer.display = self.exercise
-        grid.display = True
         if not self.exercise:
             return
         text = Text()

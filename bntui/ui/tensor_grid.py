@@ -5,6 +5,9 @@ costs no more to show than a 4 × 4 one, because `render_line` formats only the 
 columns on screen.  The row numbers stay at the left and the column numbers at the top
 while the cells scroll; the grid scrolls by whole cells (a key press moves one cell) and
 only whole cells are drawn, so no number is ever shown cut.
+
+A cell can be picked (the drill-down's entry): `cursor` outlines it, and a click on a cell
+posts `TensorGrid.Picked` with its row and column.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.actions import SkipAction
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -47,11 +52,50 @@ class TensorGrid(ScrollView, can_focus=True):
     TensorGrid { height: 1fr; background: $surface; }
     """
 
+    class Picked(Message):
+        """A cell was clicked: its row and column in the tensor."""
+
+        def __init__(self, row: int, col: int) -> None:
+            super().__init__()
+            self.row, self.col = row, col
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._a = np.zeros((0, 0))
         self._scale = 0.0
         self._header = Style(bold=True, color="grey70")
+        self._cursor: tuple[int, int] | None = None
+        self._vector = False  # a 1-D tensor drawn as one row
+
+    @property
+    def cursor(self) -> tuple[int, int] | None:
+        return self._cursor
+
+    def set_cursor(self, cell: tuple[int, ...] | None) -> None:
+        """Outline the cell of the tensor's index `cell` (None: no cursor) and scroll it
+        into view."""
+        if cell is None or self._a.size == 0:
+            self._cursor = None
+        else:
+            rc = (0, cell[0]) if self._vector else (cell[0], cell[-1]) if cell else (0, 0)
+            self._cursor = (min(rc[0], self._a.shape[0] - 1), min(rc[1], self._a.shape[1] - 1))
+            row, col = self._cursor
+            if not self.first_column <= col < self.first_column + self.fit:
+                self.scroll_to(x=min(col * CELL, self.max_scroll_x), animate=False)
+            top = self.scroll_offset.y
+            if not top <= row < top + max(1, self.size.height - 1):
+                self.scroll_to(y=max(0, row - 1), animate=False)
+        self.refresh()
+
+    def on_click(self, event: events.Click) -> None:
+        x, y = event.x, event.y
+        if y < 1 or x < LABEL:
+            return
+        row = y - 1 + round(self.scroll_offset.y)
+        col = self.first_column + (x - LABEL) // CELL
+        rows, cols = self._a.shape
+        if row < rows and col < cols:
+            self.post_message(self.Picked(int(row), int(col)))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,6 +103,7 @@ class TensorGrid(ScrollView, can_focus=True):
 
     def set_tensor(self, value: np.ndarray) -> None:
         a = np.asarray(value, dtype=np.float64)
+        self._vector = a.ndim == 1
         if a.ndim == 0:
             a = a.reshape(1, 1)
         elif a.ndim == 1:
@@ -118,7 +163,11 @@ class TensorGrid(ScrollView, can_focus=True):
                 return Strip.blank(width)
             segs = [Segment(f"{i:>{LABEL - 1}} ", self._header)]  # the row number stays
             row = self._a[i]
+            cur = self._cursor
             for j in range(first, last):
                 v = float(row[j])
-                segs.append(Segment(f"{fmt_cell(v):>{CELL - 1}} ", _shade(v, self._scale)))
+                style = _shade(v, self._scale)
+                if cur is not None and cur == (i, j):
+                    style = style + Style(reverse=True, bold=True, underline=True)
+                segs.append(Segment(f"{fmt_cell(v):>{CELL - 1}} ", style))
         return Strip(segs).crop(0, width).extend_cell_length(width)
