@@ -49,6 +49,7 @@ def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONF
     hyper = dict(base.hyper)
     hyper.update({h: getattr(args, h) for h in HYPER_FLAGS if getattr(args, h, None) is not None})
     changes["hyper"] = tuple(sorted(hyper.items())) if hyper else None
+    changes["bn_convention"] = args.bn_convention
     changes["bn_eps"] = args.bn_eps
     changes["bn_momentum"] = args.bn_momentum
     changes["bn_momentum_style"] = args.bn_momentum_style
@@ -146,7 +147,8 @@ def _train_with_progress(session: Session, steps: int | None, quiet: bool,
 # train -------------------------------------------------------------------------------
 RUN_FLAGS = ("preset", "bug", "dataset", "samples", "noise", "classes", "val_fraction",
              "standardize", "arch", "dtype", "optimizer", "lr", "momentum", "beta1", "beta2",
-             "rho", "batch_size", "seed", "bn_eps", "bn_momentum", "bn_momentum_style")
+             "rho", "batch_size", "seed", "bn_convention", "bn_eps", "bn_momentum",
+             "bn_momentum_style")
 
 
 def _loaded_session(args: argparse.Namespace) -> Session:
@@ -233,6 +235,7 @@ def train(args: argparse.Namespace) -> int:
         "batch_size": session.batch_size,
         "seed": cfg.seed,
         "dtype": cfg.dtype,
+        "bn": cfg.bn.report(),
         "steps": session.step_count,
         "steps_this_run": result.steps,
         "epochs": session.epoch,
@@ -264,6 +267,8 @@ def train(args: argparse.Namespace) -> int:
         print(f"network    {net.describe()}   ({net.n_params():,} parameters)")
         print(f"optimizer  {session.optimizer.describe()}, batch {session.batch_size}, "
               f"seed {cfg.seed}, {cfg.dtype}")
+        if net.batchnorms():
+            print(f"batchnorm  {cfg.bn.describe()}")
         print(f"trained    {result.steps:,} steps in {result.seconds:.2f} s"
               + (f" ({result.steps / result.seconds:,.0f} steps/s)" if result.seconds else ""))
         print(f"final loss {final_loss:.6g}   (training mode, whole training set)")
@@ -422,7 +427,10 @@ def _walk(args: argparse.Namespace, form: str) -> int:
 
         head = {"dataset": session.dataset.name, "arch": session.config.arch,
                 "mode": "training" if training else "eval", "loss": trace.loss,
-                "batch_size": trace.batch_size}
+                "batch_size": trace.batch_size,
+                "batchnorm": [{"layer": b.index, "convention": b.bn.convention,
+                               "describe": b.bn.describe()}
+                              for b in session.network.blocks if b.bn is not None]}
         for chunk in dump_chunks(head, "steps", ({
                 "index": s.index, "phase": s.phase, "layer": s.layer, "kind": s.kind,
                 "name": s.name, "shape": list(s.shape), "formula": s.formula,
@@ -435,6 +443,9 @@ def _walk(args: argparse.Namespace, form: str) -> int:
     print(f"walk of {session.network.describe()} on {trace.batch_size} samples of "
           f"{session.dataset.name} ({'training' if training else 'eval'} mode): "
           f"{total} steps, loss {trace.loss:.6g}")
+    for b in session.network.blocks:  # the convention in force, per BatchNorm layer
+        if b.bn is not None:
+            print(f"  layer {b.index}: {b.bn.describe()}")
     for s in steps:
         shape = "×".join(str(d) for d in s.shape) or "scalar"
         st = s.stats()
