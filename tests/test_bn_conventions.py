@@ -81,7 +81,7 @@ def test_an_unknown_convention_is_one_line_naming_them_all() -> None:
 
 
 def test_the_command_line_lists_the_engines_names() -> None:
-    assert BN_CONVENTIONS == tuple(CONVENTIONS)
+    assert tuple(CONVENTIONS) == BN_CONVENTIONS
     assert [r["name"] for r in table_rows()] == list(CONVENTIONS)
 
 
@@ -190,7 +190,7 @@ def cs231n_batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     mode = bn_param["mode"]
     eps = bn_param.get("eps", 1e-5)
     momentum = bn_param.get("momentum", 0.9)
-    N, D = x.shape
+    _, D = x.shape
     running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))
     running_var = bn_param.get("running_var", np.zeros(D, dtype=x.dtype))
     if mode == "train":
@@ -548,3 +548,50 @@ def test_every_convention_exports_with_eval_mode_exact(name: str) -> None:
     want = s.network.forward(X, training=True, update_running=False)
     same = np.allclose(got, want, rtol=1e-10, atol=1e-10)
     assert same == (name != "karpathy")
+
+
+# the app -------------------------------------------------------------------------------
+async def test_the_optimizer_pane_picks_a_convention_and_an_edit_overrides_it() -> None:
+    from app_helpers import settle, text, until
+    from textual.widgets import Button, Input, Select
+
+    from bntui.ui.app import BntuiApp
+    from bntui.ui.form import Note
+    from bntui.ui.optimizer_pane import OptimizerPane
+    from bntui.ui.stepper import StepperPane
+
+    app = BntuiApp(RunConfig(dataset="moons", arch="4:relu,C", bn=BNOptions.of("seed-003")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        # the stepper names the convention at a BatchNorm step
+        app.index = app.trace.index_of("Znorm", 1)
+        await pilot.pause()
+        where = text(app.query_one(StepperPane).query_one("#where"))
+        assert "seed-003: eps 0.01" in where
+        await pilot.press("5")
+        pane = app.query_one(OptimizerPane)
+        assert pane.query_one("#bn-convention", Select).value == "seed-003"
+        assert "BatchNorm seed-003: eps 0.01" in text(pane.query_one("#opt-formula"))
+
+        async def apply() -> str:
+            pane.query_one(Note).clear()
+            pane.query_one("#opt-apply", Button).press()
+            assert await until(lambda: text(pane.query_one(Note)) != "")
+            await pilot.pause()
+            return text(pane.query_one(Note))
+
+        pane.query_one("#bn-convention", Select).value = "keras"
+        assert await until(lambda: pane.query_one("#bn-eps", Input).value == "0.001")
+        assert pane.query_one("#bn-momentum", Input).value == "0.99"
+        assert pane.query_one("#bn-style", Select).value == "keras"
+        pane.query_one("#bn-eps", Input).value = "0.005"  # an edit overrides the convention
+        assert (await apply()).startswith("✓")
+        bn = app.session.config.bn
+        assert bn == BNOptions.of("keras", eps=0.005)
+        assert app.session.network.blocks[0].bn.describe().startswith(
+            "BatchNorm(4, keras (eps overridden): eps 0.005")
+        # picking a convention fills every field from the table: no override left
+        pane.query_one("#bn-convention", Select).value = "karpathy"
+        assert await until(lambda: pane.query_one("#bn-running", Select).value == "std")
+        assert (await apply()).startswith("✓")
+        assert app.session.config.bn == BNOptions.of("karpathy")

@@ -133,7 +133,7 @@ def infer(settings: Settings) -> str:
 def number(x: float, powers: bool = False) -> str:
     """A setting's number as a learner writes it: 0.01, 0.999, 1e-5; with `powers`, a
     power of ten below 0.01 as one (an eps of 1e-3, not 0.001)."""
-    if powers and 0 < x < 0.01 and float(f"{x:.0e}") == x:
+    if powers and 0 < x < 0.01 and f"{x:.0e}".startswith("1e") and float(f"{x:.0e}") == x:
         return f"{x:.0e}".replace("e-0", "e-")
     return f"{x:g}".replace("e-0", "e-")
 
