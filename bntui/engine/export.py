@@ -36,8 +36,8 @@ Conventions torch cannot hold are converted where eval mode can be kept exact an
   Σ Z0² / (m − 1); `nn.BatchNorm1d` always trains with the biased variance.  The export
   is not refused — its eval mode, what an exported model is for, is exact (and karpathy's
   running std converts as above) — but the exported model in train mode normalises a
-  batch slightly differently (by a factor √((m − 1)/m) on the variance's side), and its
-  gradients are torch's biased-variance ones.  `tests/test_bn_conventions.py` pins both.
+  batch slightly differently (with Σ Z0² / m), and its gradients are the biased
+  variance's.  `tests/test_bn_conventions.py` pins both.
 
 `export_torch` writes the model with `torch.save` as plain data (the layer list and the
 `state_dict`), and `load_torch` rebuilds it with `torch.load(..., weights_only=True)`:
