@@ -298,6 +298,23 @@ def handouts() -> Figures:
 
 
 @source
+def bn_conventions() -> Figures:
+    """The engine's table of BatchNorm conventions, in `BatchNorm.describe()`'s words, and
+    one command that picks one and overrides a setting."""
+    code = ("import json; from bntui.engine.conventions import table_rows; "
+            "print(json.dumps(table_rows()))")
+    rows = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                     text=True, cwd=ROOT, check=True).stdout)
+    table = ["| name | settings | from |", "|---|---|---|"]
+    table += [f"| `{r['name']}` | {r['settings']} | {r['source']} |" for r in rows]
+    argv = ("train", "--dataset", "moons", "--steps", "50", "--bn-convention", "keras",
+            "--bn-eps", "0.01")
+    return {"bn-conventions": "\n".join(table),
+            "bn-convention-cli": block(command(*argv) + "     # (excerpt)",
+                                       lines(run(*argv), r"^network", r"^batchnorm"))}
+
+
+@source
 def presets() -> Figures:
     soft = run_json("train", "--preset", "seed-softmax", "--json")
     dig = run_json("train", "--preset", "seed-digits", "--json")

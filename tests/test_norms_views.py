@@ -82,14 +82,16 @@ def test_walk_json_has_every_step_of_the_pass_in_order(walk_json: dict) -> None:
     steps = walk_json["steps"]
     assert [(s["phase"], s["layer"], s["kind"], s["name"]) for s in steps] == PASS
     assert walk_json["normalization"] == [
-        {"layer": 1, "kind": "layernorm", "describe": "LayerNorm(6, eps=1e-05)"},
+        {"layer": 1, "kind": "layernorm", "describe": "LayerNorm(6, eps=1e-05)",
+         "convention": None},
         {"layer": 2, "kind": "groupnorm",
-         "describe": "GroupNorm(2 groups of 4, 8, eps=1e-05)"},
-        {"layer": 3, "kind": "rmsnorm", "describe": "RMSNorm(5, eps=1e-06)"},
-        {"layer": 4, "kind": "batchnorm",
+         "describe": "GroupNorm(2 groups of 4, 8, eps=1e-05)", "convention": None},
+        {"layer": 3, "kind": "rmsnorm", "describe": "RMSNorm(5, eps=1e-06)",
+         "convention": None},
+        {"layer": 4, "kind": "batchnorm", "convention": "torch",
          "describe": walk_json["normalization"][3]["describe"]},
     ]
-    assert walk_json["normalization"][3]["describe"].startswith("BatchNorm(2, eps=1e-05")
+    assert walk_json["normalization"][3]["describe"].startswith("BatchNorm(2, torch")
 
 
 def test_walk_statistics_are_per_sample_and_equal_numpys(walk_json: dict) -> None:
@@ -146,17 +148,18 @@ def test_walk_backward_invariants_of_per_sample_normalizations(walk_json: dict) 
 
 def test_walk_text_names_each_blocks_normalization(capsys: pytest.CaptureFixture[str]) -> None:
     out = run(capsys, "walk", "--arch", ARCH, *DATA, "--layer", "2")
-    head, norms = out.splitlines()[:2]
+    head, *norms = out.splitlines()[:5]
     assert head.startswith("walk of 2 → 6 LN tanh → 8 GN relu → 5 RMS sigmoid → 2 BN softmax")
-    assert norms.startswith("normalization: layer 1 LayerNorm(6, eps=1e-05); layer 2 "
-                            "GroupNorm(2 groups of 4, 8, eps=1e-05); layer 3 RMSNorm(5, "
-                            "eps=1e-06); layer 4 BatchNorm(2, eps=1e-05")
+    assert norms[:3] == ["  layer 1: LayerNorm(6, eps=1e-05)",
+                         "  layer 2: GroupNorm(2 groups of 4, 8, eps=1e-05)",
+                         "  layer 3: RMSNorm(5, eps=1e-06)"]
+    assert norms[3].startswith("  layer 4: BatchNorm(2, torch")
     for formula in ("mu = (1/S) Σⱼ∈g Z", "var = (1/S) Σⱼ∈g Z0²", "Zgn = γ · Znorm + β",
                     "dZ = dZ0 + dmu / S"):
         assert formula in out
     assert "· groupnorm · mu  (32×2)" in out  # 40 samples, 32 of them for training
     out = run(capsys, "walk", "--arch", "6:tanh:nobn,C:nobn", *DATA, "--layer", "1")
-    assert out.splitlines()[1] == "normalization: none"
+    assert out.splitlines()[1] == "  no normalization layer"
 
 
 @pytest.mark.parametrize("form", ["md", "html"])

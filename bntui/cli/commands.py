@@ -51,6 +51,7 @@ def config_from_args(args: argparse.Namespace, default: RunConfig = DEFAULT_CONF
     hyper = dict(base.hyper)
     hyper.update({h: getattr(args, h) for h in HYPER_FLAGS if getattr(args, h, None) is not None})
     changes["hyper"] = tuple(sorted(hyper.items())) if hyper else None
+    changes["bn_convention"] = args.bn_convention
     changes["bn_eps"] = args.bn_eps
     changes["bn_momentum"] = args.bn_momentum
     changes["bn_momentum_style"] = args.bn_momentum_style
@@ -170,8 +171,8 @@ def _gradient_report(args: argparse.Namespace, session: Session) -> dict[str, ob
 
 RUN_FLAGS = ("preset", "bug", "dataset", "samples", "noise", "classes", "val_fraction",
              "standardize", "arch", "dtype", "optimizer", "lr", "momentum", "beta1", "beta2",
-             "rho", "batch_size", "seed", "bn_eps", "bn_momentum", "bn_momentum_style",
-             "gradients")
+             "rho", "batch_size", "seed", "bn_convention", "bn_eps", "bn_momentum",
+             "bn_momentum_style", "gradients")
 
 
 def _loaded_session(args: argparse.Namespace) -> Session:
@@ -258,6 +259,7 @@ def train(args: argparse.Namespace) -> int:
         "batch_size": session.batch_size,
         "seed": cfg.seed,
         "dtype": cfg.dtype,
+        "bn": cfg.bn.report(),
         "steps": session.step_count,
         "steps_this_run": result.steps,
         "epochs": session.epoch,
@@ -290,6 +292,8 @@ def train(args: argparse.Namespace) -> int:
         print(f"network    {net.describe()}   ({net.n_params():,} parameters)")
         print(f"optimizer  {session.optimizer.describe()}, batch {session.batch_size}, "
               f"seed {cfg.seed}, {cfg.dtype}")
+        if net.batchnorms():
+            print(f"batchnorm  {cfg.bn.describe()}")
         print(f"trained    {result.steps:,} steps in {result.seconds:.2f} s"
               + (f" ({result.steps / result.seconds:,.0f} steps/s)" if result.seconds else ""))
         grads = out["gradients"]
@@ -511,7 +515,8 @@ def _walk(args: argparse.Namespace, form: str) -> int:
                 "mode": "training" if training else "eval", "loss": trace.loss,
                 "batch_size": trace.batch_size,
                 "normalization": [{"layer": b.index, "kind": b.norm.kind,
-                                   "describe": b.norm.describe()}
+                                   "describe": b.norm.describe(),
+                                   "convention": getattr(b.norm, "convention", None)}
                                   for b in session.network.blocks if b.norm is not None]}
         for chunk in dump_chunks(head, "steps", ({
                 "index": s.index, "phase": s.phase, "layer": s.layer, "kind": s.kind,
@@ -527,9 +532,11 @@ def _walk(args: argparse.Namespace, form: str) -> int:
     print(f"walk of {session.network.describe()} on {trace.batch_size} samples of "
           f"{session.dataset.name} ({'training' if training else 'eval'} mode): "
           f"{total} steps, loss {trace.loss:.6g}")
-    norms = [f"layer {b.index} {b.norm.describe()}" for b in session.network.blocks
-             if b.norm is not None]
-    print(f"normalization: {'; '.join(norms) or 'none'}")
+    norms = [b for b in session.network.blocks if b.norm is not None]
+    for b in norms:  # each normalization as it is set (a BatchNorm's convention in force)
+        print(f"  layer {b.index}: {b.norm.describe()}")  # type: ignore[union-attr]
+    if not norms:
+        print("  no normalization layer")
     for s in steps:
         shape = "×".join(str(d) for d in s.shape) or "scalar"
         st = s.stats()

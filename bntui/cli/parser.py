@@ -104,6 +104,11 @@ optimizers: sgd momentum nesterov adagrad rmsprop adam
 """
 
 
+# the names of `bntui.engine.conventions.CONVENTIONS` (the engine checks the name given;
+# a test keeps this list the same as the engine's)
+BN_CONVENTIONS = ("torch", "keras", "cs231n", "karpathy", "seed-000", "seed-003")
+
+
 def add_run_flags(p: argparse.ArgumentParser, *, steps_default_help: str,
                   bug: bool = True) -> None:
     g = p.add_argument_group("what to run")
@@ -140,6 +145,10 @@ def add_run_flags(p: argparse.ArgumentParser, *, steps_default_help: str,
                    help="where training's gradients come from: the backward pass (analytic, "
                    "the default), centred differences of every parameter, or PyTorch autograd")
     b = p.add_argument_group("BatchNorm")
+    b.add_argument("--bn-convention", metavar="NAME",
+                   help="a named convention: " + ", ".join(BN_CONVENTIONS) + " (torch; a "
+                   "preset sets its own); --bn-eps/--bn-momentum/--bn-momentum-style "
+                   "given too override it")
     b.add_argument("--bn-eps", type=nonneg_float("bn eps"), help="ε inside the root (1e-5)")
     b.add_argument("--bn-momentum", type=nonneg_float("bn momentum"),
                    help="running-stat momentum (0.1, weight of the new batch)")

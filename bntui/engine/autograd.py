@@ -37,10 +37,12 @@ def variant_parts(network: Network) -> str | None:
 def _batchnorm_twin(torch: Any, bn: Any, Z: Any, n: dict[str, Any], training: bool,
                     leaf: Any) -> dict[str, Any]:
     """BatchNorm's nodes in torch: batch statistics per feature, or the running ones."""
-    if training:
+    if training:  # the biased variance, or Bessel's Σ Z0² / (m − 1) (Karpathy's)
         mu = Z.mean(dim=0)
         Z0 = Z - mu
-        var = (Z0 * Z0).mean(dim=0)
+        m = Z.shape[0]
+        var = (Z0 * Z0).sum(dim=0) / (m - 1) if bn.train_var == "bessel" else (
+            (Z0 * Z0).mean(dim=0))
         std = torch.sqrt(var + bn.eps)
     else:  # running statistics: constants
         mu = leaf(bn.running_mean, False)

@@ -26,9 +26,13 @@ staged pass).  `infer` is the eval-mode forward without the intermediates.
 Defaults follow `torch.nn.BatchNorm1d`: eps 1e-5 inside the root, momentum 0.1 on the
 new value, running stats start at 0 and 1, `running_var` stores the unbiased variance,
 eval mode normalises with the running statistics, batch size 1 in training is refused.
-The seeds' conventions are options: Keras-style momentum on the old value, a biased
-running variance, a running average of `std` instead of `var`, running stats started
-from the first batch.
+Other conventions are named (`bntui.engine.conventions`: keras, cs231n, karpathy, the
+seeds'): Keras-style momentum on the old value, a biased running variance, a running
+average of `std` instead of `var`, running stats started at 0 and 0 or from the first
+batch, and Karpathy's training variance with Bessel's correction, Σ Z0² / (m − 1) — a
+mode of the records ("train-bessel", looked up before "train": its own `var` and `dZ0`
+words and steps) whose compact backward divides the dγ term by m − 1 instead of m
+(`COMPACT_BESSEL`: dZ = (γ/std)·(dZbn − dβ/m − Znorm·dγ/(m − 1))).
 """
 
 from __future__ import annotations
@@ -37,15 +41,20 @@ from typing import ClassVar
 
 import numpy as np
 
+from bntui.engine.conventions import (
+    DEFAULT,
+    MOMENTUM_STYLES,
+    RUNNING_INITS,
+    RUNNING_STATS,
+    TRAIN_VARS,
+    Settings,
+    headline,
+    resolve,
+)
 from bntui.engine.errors import BntuiError
 from bntui.engine.kernels import coldot, colsum
 from bntui.engine.nodes import ANY, BACKWARD, FORWARD, Derived, Node, Words, forward_nodes
 from bntui.engine.norm import NormLayer, Values, steps_of
-
-MOMENTUM_STYLES = ("torch", "keras")
-RUNNING_STATS = ("var", "std")
-RUNNING_INITS = ("zero_one", "first_batch")
-
 
 _SAME_AFFINE = Words(
     "Zbn = γ · Znorm + β", "learnable scale γ and shift β give the layer its range back",
@@ -99,6 +108,13 @@ NODES: tuple[Node, ...] = (
             reads=(("dZnorm", "ij"), ("std", "j"), ("dvar", "j"), ("Z0", "ij"), ("m", "")),
             wrong=("dZ0 = dZnorm / std", "dZ0 = dZnorm / std + dvar · 2 · Z0",
                    "dZ0 = dZnorm · std + dvar · 2 · Z0 / m")),
+        "train-bessel": Words(
+            "dZ0 = dZnorm / std + dvar · 2 · Z0 / (m − 1)",
+            "Z0 feeds Znorm directly and var through Z0² / (m − 1) (Bessel's correction): "
+            "both branches add up", fn="grad_centred_bessel",
+            reads=(("dZnorm", "ij"), ("std", "j"), ("dvar", "j"), ("Z0", "ij"), ("m", "")),
+            wrong=("dZ0 = dZnorm / std + dvar · 2 · Z0 / m",
+                   "dZ0 = dZnorm / std + dvar · 2 · Z0 · (m − 1)", "dZ0 = dZnorm / std")),
         "eval": Words(
             "dZ0 = dZnorm / std",
             "std is a constant in eval mode: Z0 reaches the loss only through Znorm",
@@ -111,6 +127,11 @@ NODES: tuple[Node, ...] = (
             "var = (1/m) Σᵢ Z0²", "the biased variance of each feature over the batch",
             fn="batch_var", reads=(("Z0", ":j"), ("m", "")),
             wrong=("var = (1/(m−1)) Σᵢ Z0²", "var = Σᵢ Z0²", "var = (1/m) Σᵢ Z²")),
+        "train-bessel": Words(
+            "var = (1/(m−1)) Σᵢ Z0²", "the variance of each feature over the batch with "
+            "Bessel's correction: unbiased, divided by m − 1 (Karpathy's makemore part 4)",
+            fn="batch_var_bessel", reads=(("Z0", ":j"),),
+            wrong=("var = (1/m) Σᵢ Z0²", "var = Σᵢ Z0²", "var = (1/(m−1)) Σᵢ Z²")),
         "eval": Words(
             "var = running_var",
             "the running variance of each feature ({running_var}), kept while training: "
@@ -184,6 +205,9 @@ NODES: tuple[Node, ...] = (
 # the compact backward, one formula for dZ (shown in the help; training runs it)
 COMPACT = Words("dZ = (γ / std) · (dZbn − (dβ + Znorm · dγ) / m)",
                 "the staged backward in one formula, using Σᵢ Znorm = 0 and Σᵢ Znorm² = m")
+# with Bessel's correction the var branch carries 1/(m − 1): the dγ term divides by it
+COMPACT_BESSEL = Words("dZ = (γ / std) · (dZbn − dβ / m − Znorm · dγ / (m − 1))",
+                       "the staged backward in one formula when var = Σᵢ Z0² / (m − 1)")
 
 # the compact backward derived from the staged records, step by step (`bntui derive`)
 DERIVATION: tuple[Derived, ...] = (
@@ -219,7 +243,11 @@ def _per_feature(x: np.ndarray) -> np.ndarray:
 
 
 class BatchNorm(NormLayer):
-    """Batch normalization of (N, D) inputs; `torch.nn.BatchNorm1d` semantics by default."""
+    """Batch normalization of (N, D) inputs; `torch.nn.BatchNorm1d` semantics by default.
+
+    `convention` names a row of `bntui.engine.conventions.CONVENTIONS` ("torch", "keras",
+    "cs231n", "karpathy", "seed-000", "seed-003"); every setting given explicitly (not
+    None) overrides the convention's."""
 
     kind = "batchnorm"
     title = "BatchNorm"
@@ -234,32 +262,42 @@ class BatchNorm(NormLayer):
     def __init__(
         self,
         num_features: int,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
+        eps: float | None = None,
+        momentum: float | None = None,
         *,
-        momentum_style: str = "torch",
-        unbiased_running_var: bool = True,
-        running_stat: str = "var",
-        running_init: str = "zero_one",
+        convention: str = DEFAULT,
+        momentum_style: str | None = None,
+        unbiased_running_var: bool | None = None,
+        running_stat: str | None = None,
+        running_init: str | None = None,
+        train_var: str | None = None,
         dtype: np.dtype | type = np.float64,
     ) -> None:
-        if not (np.isfinite(momentum) and 0 <= momentum <= 1):
-            raise BntuiError(f"BatchNorm momentum must be between 0 and 1 (got {momentum})")
-        if momentum_style not in MOMENTUM_STYLES:
+        s = resolve(convention, eps=eps, momentum=momentum, momentum_style=momentum_style,
+                    unbiased_running_var=unbiased_running_var, running_stat=running_stat,
+                    running_init=running_init, train_var=train_var)
+        if not (np.isfinite(s.momentum) and 0 <= s.momentum <= 1):
+            raise BntuiError(f"BatchNorm momentum must be between 0 and 1 (got {s.momentum})")
+        if s.momentum_style not in MOMENTUM_STYLES:
             raise BntuiError(f"momentum style must be one of {MOMENTUM_STYLES}")
-        if running_stat not in RUNNING_STATS:
+        if s.running_stat not in RUNNING_STATS:
             raise BntuiError(f"running statistic must be one of {RUNNING_STATS}")
-        if running_init not in RUNNING_INITS:
+        if s.running_init not in RUNNING_INITS:
             raise BntuiError(f"running init must be one of {RUNNING_INITS}")
-        super().__init__(num_features, eps, dtype)
-        self.momentum = float(momentum)
-        self.momentum_style = momentum_style
-        self.unbiased_running_var = unbiased_running_var
-        self.running_stat = running_stat
-        self.running_init = running_init
+        if s.train_var not in TRAIN_VARS:
+            raise BntuiError(f"training variance must be one of {TRAIN_VARS}")
+        super().__init__(num_features, s.eps, dtype)
+        self.convention = convention
+        self.momentum = float(s.momentum)
+        self.momentum_style = s.momentum_style
+        self.unbiased_running_var = bool(s.unbiased_running_var)
+        self.running_stat = s.running_stat
+        self.running_init = s.running_init
+        self.train_var = s.train_var
+        start = 0.0 if s.running_init == "zero_zero" else 1.0
         self.running_mean = np.zeros(num_features, dtype=self.dtype)
-        self.running_var = np.ones(num_features, dtype=self.dtype)
-        self.running_std = np.ones(num_features, dtype=self.dtype)
+        self.running_var = np.full(num_features, start, dtype=self.dtype)
+        self.running_std = np.full(num_features, start, dtype=self.dtype)
         self.num_batches_tracked = 0
 
     # state ----------------------------------------------------------------------------
@@ -275,10 +313,28 @@ class BatchNorm(NormLayer):
             "running_std": self.running_std,
         }
 
+    @property
+    def bessel(self) -> bool:
+        """Whether training normalises with the Bessel-corrected variance Σ Z0² / (m − 1)."""
+        return self.train_var == "bessel"
+
+    def var_divisor(self, m: int) -> int:
+        """What the training variance divides Σ Z0² by: m, or m − 1 with Bessel's
+        correction."""
+        return m - 1 if self.bessel else m
+
+    def settings(self) -> Settings:
+        """The settings in force (the convention's, with any explicit ones)."""
+        return Settings(eps=self.eps, momentum=self.momentum,
+                        momentum_style=self.momentum_style,
+                        unbiased_running_var=self.unbiased_running_var,
+                        running_stat=self.running_stat, running_init=self.running_init,
+                        train_var=self.train_var)
+
     def mode_keys(self, training: bool) -> tuple[str, ...]:
         """The order in which the records' modes are looked up."""
         if training:
-            return ("train",)
+            return ("train-bessel", "train") if self.bessel else ("train",)
         return ("eval-std", "eval") if self.running_stat == "std" else ("eval",)
 
     def context(self) -> dict[str, str]:
@@ -288,8 +344,13 @@ class BatchNorm(NormLayer):
         return {"running_var": kind}
 
     def describe(self) -> str:
-        return (f"BatchNorm({self.num_features}, eps={self.eps:g}, "
-                f"momentum={self.momentum:g} ({self.momentum_style}))")
+        """One line: the width and the convention in force, e.g. "BatchNorm(32, keras:
+        eps 1e-3, running = 0.99·old + 0.01·batch, biased running var, start 0, 1)"."""
+        return f"BatchNorm({self.num_features}, {headline(self.convention, self.settings())})"
+
+    def compact_words(self) -> Words:
+        """The compact backward's formula for this layer's training variance."""
+        return COMPACT_BESSEL if self.bessel else COMPACT
 
     # the steps the records name (each a small overridable method) ------------------
     def batch_mean(self, v: Values) -> np.ndarray:
@@ -303,6 +364,9 @@ class BatchNorm(NormLayer):
 
     def batch_var(self, v: Values) -> np.ndarray:
         return coldot(v["Z0"], v["Z0"]) / v["Z0"].shape[-2]
+
+    def batch_var_bessel(self, v: Values) -> np.ndarray:
+        return coldot(v["Z0"], v["Z0"]) / (v["Z0"].shape[-2] - 1)
 
     def running_var_of(self, v: Values) -> np.ndarray:
         return v["running_var"].copy()
@@ -338,6 +402,10 @@ class BatchNorm(NormLayer):
         m = v["Z0"].shape[-2]
         return v["dZnorm"] / v["std"] + v["dvar"] * (2.0 / m) * v["Z0"]
 
+    def grad_centred_bessel(self, v: Values) -> np.ndarray:
+        m = v["Z0"].shape[-2]
+        return v["dZnorm"] / v["std"] + v["dvar"] * (2.0 / (m - 1)) * v["Z0"]
+
     def grad_centred_eval(self, v: Values) -> np.ndarray:
         return v["dZnorm"] / v["std"]
 
@@ -360,11 +428,16 @@ class BatchNorm(NormLayer):
         return v["var"] + self.eps
 
     def update_running(self, v: Values) -> None:
-        """Move the running statistics towards this batch's (training mode)."""
+        """Move the running statistics towards this batch's (training mode): `var` is the
+        training pass's (Bessel-corrected with `train_var="bessel"`), `std` the root it
+        divided by."""
         mu, var, std = v["mu"], v["var"], v["std"]
         m = v["Z"].shape[-2]
         w = self.new_weight
-        batch_var = var * (m / (m - 1)) if self.unbiased_running_var else var
+        if self.bessel:  # var is already Σ Z0² / (m − 1)
+            batch_var = var if self.unbiased_running_var else var * ((m - 1) / m)
+        else:
+            batch_var = var * (m / (m - 1)) if self.unbiased_running_var else var
         if self.num_batches_tracked == 0 and self.running_init == "first_batch":
             self.running_mean[...] = mu
             self.running_var[...] = batch_var
@@ -392,7 +465,7 @@ class BatchNorm(NormLayer):
     def compact(self, dy: np.ndarray, c: Values, grads: dict[str, np.ndarray]) -> np.ndarray:
         """The compact training-mode dZ (`COMPACT`), filling dγ and dβ."""
         return compact_backward(dy, c["Znorm"], self.params["gamma"] / c["std"],
-                                grads["gamma"], grads["beta"])
+                                grads["gamma"], grads["beta"], bessel=self.bessel)
 
     # the fused methods: training and inference without keeping the tensors ----------
     def train_forward(self, Z: np.ndarray, *, update_running: bool = True,
@@ -410,13 +483,14 @@ class BatchNorm(NormLayer):
         m = Z.shape[0]
         mu = colsum(Z) * (1.0 / m)
         cols = column_blocks(Z)
+        div = self.var_divisor(m)
         if cols is None:
             Znorm = Z - mu  # Z0, normalised in place below
-            var = coldot(Znorm, Znorm) / m
+            var = coldot(Znorm, Znorm) / div
             std = np.sqrt(var + self.eps)
             Znorm *= 1.0 / std
         else:
-            Znorm, var, std = _normalise_by_columns(Z, mu, self.eps, cols)
+            Znorm, var, std = _normalise_by_columns(Z, mu, self.eps, cols, div)
         if update_running:
             self.update_running({"Z": Z, "mu": mu, "var": var, "std": std})
         self._fused = (Znorm, std) if keep else None
@@ -429,7 +503,8 @@ class BatchNorm(NormLayer):
         Znorm, std = self._fused
         self._fused = None
         g = self._grad_buffers(np.result_type(dZbn, Znorm))
-        return compact_backward(dZbn, Znorm, self.params["gamma"] / std, g["gamma"], g["beta"])
+        return compact_backward(dZbn, Znorm, self.params["gamma"] / std, g["gamma"], g["beta"],
+                                bessel=self.bessel)
 
     def infer(self, Z: np.ndarray) -> np.ndarray:
         """Zbn in eval mode without keeping Z0 and Znorm (one buffer): the records'
@@ -461,12 +536,14 @@ class BatchNorm(NormLayer):
         """Zbn, feature-major (V, D, N), of a training-mode pass whose Z moves by
         change (V, N) ⊗ w (D,) from the pass `base` (logical (N, D) tensors): the batch
         mean and variance follow from the base's by two small products,
-        var' = var + 2 w ⊙ mean(c̃ Z0) + w² mean(c̃²) with c̃ the centred change."""
+        var' = var + 2 w ⊙ Σ(c̃ Z0) / k + w² Σ c̃² / k with c̃ the centred change and k the
+        training variance's divisor (m, or m − 1 with Bessel's correction)."""
         n = change.shape[-1]
+        k = self.var_divisor(n)
         centred = change - (colsum(change.T) * (1.0 / n))[:, None]
         Z0 = base["Z0"]
-        var = (base["var"] + (2.0 / n) * w * (centred @ Z0)
-               + (w * w) * (coldot(centred.T, centred.T) / n)[:, None])
+        var = (base["var"] + (2.0 / k) * w * (centred @ Z0)
+               + (w * w) * (coldot(centred.T, centred.T) / k)[:, None])
         Zbn = np.multiply(centred[:, None, :], w[:, None])
         Zbn += Z0.T
         Zbn *= (self.params["gamma"] / np.sqrt(var + self.eps))[..., None]
@@ -474,16 +551,17 @@ class BatchNorm(NormLayer):
         return Zbn
 
 
-def _normalise_by_columns(Z: np.ndarray, mu: np.ndarray, eps: float,
-                          cols: list[slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _normalise_by_columns(Z: np.ndarray, mu: np.ndarray, eps: float, cols: list[slice],
+                          div: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Z0 → var → std → Znorm a block of features at a time, each block in cache: Z is
-    read once more and Znorm written once (the whole-array passes make six)."""
-    m, d = Z.shape
+    read once more and Znorm written once (the whole-array passes make six).  `div` is
+    what the variance divides Σ Z0² by (m, or m − 1)."""
+    d = Z.shape[1]
     Znorm = np.empty(Z.shape, np.result_type(Z, mu), order="F")
     var, std = np.empty(d, Znorm.dtype), np.empty(d, Znorm.dtype)
     for sl in cols:
         z0 = np.subtract(Z[:, sl], mu[sl], out=Znorm[:, sl])
-        v = np.divide(coldot(z0, z0), m, out=var[sl])
+        v = np.divide(coldot(z0, z0), div, out=var[sl])
         s = np.sqrt(v + eps, out=std[sl])
         z0 *= 1.0 / s
     return Znorm, var, std
@@ -520,9 +598,10 @@ def column_blocks(x: np.ndarray) -> list[slice] | None:
 
 
 def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
-                     dgamma: np.ndarray, dbeta: np.ndarray) -> np.ndarray:
+                     dgamma: np.ndarray, dbeta: np.ndarray, *, bessel: bool = False) -> np.ndarray:
     """dZ = (γ/std) · (dZbn − (dβ + Znorm · dγ) / m) (`COMPACT`), filling `dgamma` and
-    `dbeta`; `scale` is γ/std.
+    `dbeta`; `scale` is γ/std.  `bessel`: the training variance was Σ Z0² / (m − 1), so
+    the var branch — the dγ term — divides by m − 1 (`COMPACT_BESSEL`).
 
     Written as passes over blocks small enough to stay in cache: the sums dβ = Σ dZbn and
     dγ = Σ dZbn·Znorm read each block once from memory, and dZ reads dZbn and Znorm once
@@ -530,6 +609,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
     whole arrays makes 12, and the staged path 17.
     """
     m, d = dy.shape
+    mg = m - 1 if bessel else m  # the dγ term's divisor
     cols = column_blocks(dy) if Znorm.flags.f_contiguous else None
     if cols is not None:  # feature-major: each block of features on its own, in cache
         dZ = np.empty_like(dy)
@@ -537,7 +617,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
             b, zn, sc = dy[:, sl], Znorm[:, sl], scale[sl]
             db = colsum(b, out=dbeta[sl])
             dg = coldot(b, zn, out=dgamma[sl])
-            out = np.multiply(zn, -sc * dg / m, out=dZ[:, sl])
+            out = np.multiply(zn, -sc * dg / mg, out=dZ[:, sl])
             out += b * sc
             out -= sc * db / m
         return dZ
@@ -545,7 +625,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
     if starts is None:
         colsum(dy, out=dbeta)
         coldot(dy, Znorm, out=dgamma)
-        dZ = Znorm * (-scale * dgamma / m)
+        dZ = Znorm * (-scale * dgamma / mg)
         dZ += dy * scale
         dZ -= scale * dbeta / m
         return dZ
@@ -557,7 +637,7 @@ def compact_backward(dy: np.ndarray, Znorm: np.ndarray, scale: np.ndarray,
         b, zb = dy[i:i + rows], Znorm[i:i + rows]
         dbeta += colsum(b, out=part)
         dgamma += coldot(b, zb, out=part)
-    k1 = -scale * dgamma / m
+    k1 = -scale * dgamma / mg
     k0 = -scale * dbeta / m
     dZ = np.empty_like(dy)
     tmp = np.empty((rows, d), dtype=dy.dtype)
@@ -608,5 +688,5 @@ def train_eval_gap(out: dict[str, np.ndarray]) -> tuple[float, float] | None:
     return float(d.max()), float(d.mean())
 
 
-__all__ = ["BACKWARD", "COMPACT", "FORWARD", "NODES", "STEPS", "BatchNorm", "compact_backward",
-           "train_eval_gap", "train_vs_eval"]
+__all__ = ["BACKWARD", "COMPACT", "COMPACT_BESSEL", "FORWARD", "NODES", "STEPS", "BatchNorm",
+           "compact_backward", "train_eval_gap", "train_vs_eval"]

@@ -48,8 +48,8 @@ class RunConfig:
         real = {k: v for k, v in changes.items() if v is not None}
         bn_changes = {k[3:]: real.pop(k) for k in list(real) if k.startswith("bn_")}
         cfg = replace(self, **real)
-        if bn_changes:
-            cfg = replace(cfg, bn=replace(cfg.bn, **bn_changes))
+        if bn_changes:  # a new convention first, then the settings given on top of it
+            cfg = replace(cfg, bn=cfg.bn.with_changes(**bn_changes))
         return cfg
 
     def with_dataset(self, name: str) -> RunConfig:
@@ -98,6 +98,11 @@ class RunConfig:
                       split=self.split, classes=self.classes)
         make_optimizer(self.optimizer, self.lr, **dict(self.hyper))
         self.bn.make(1, "float64")  # the BatchNorm conventions, checked by the layer
+        if self.bug is not None and self.bn.train_var != "biased":
+            raise BntuiError(
+                "the bug zoo's mistakes are written for the biased training variance; "
+                f"--bug cannot go with train_var '{self.bn.train_var}' (convention "
+                f"{self.bn.convention})")
         if self.batch_size == 1 and any(b.batchnorm for b in arch.blocks):
             raise BntuiError(
                 "batch size 1 with BatchNorm: expected more than 1 value per feature when "
@@ -133,7 +138,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             lr=1.0,
             steps=30_000,
             # seed 000: eps 1e-8, a 0.7/0.3 running average of mean and std
-            bn=BNOptions(eps=1e-8, momentum=0.3, running_stat="std"),
+            bn=BNOptions.of("seed-000"),
         ),
     ),
     "seed-digits": (
@@ -152,8 +157,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             steps=5_000,
             # seed 003: eps 0.01, Keras-style momentum 0.99 on the old value, biased
             # running variance, running statistics started from the first batch
-            bn=BNOptions(eps=0.01, momentum=0.99, momentum_style="keras",
-                         unbiased_running_var=False, running_init="first_batch"),
+            bn=BNOptions.of("seed-003"),
         ),
     ),
 }

@@ -27,10 +27,17 @@ Conventions torch cannot hold are converted where eval mode can be kept exact an
 * `running_stat="std"` (seed 000 averages std, not var): eval mode divides by the running
   std itself; torch divides by √(running_var + eps), so the export stores
   running_var = running_std² − eps.  If that is negative for a feature it is refused.
-* `unbiased_running_var=False` (seed 003) and `running_init="first_batch"` only change how
-  the running statistics are *updated* in training; the stored values are copied as they
-  are, so eval mode matches.  Training the exported model further updates them the torch
-  way (unbiased variance, a plain running average from the first batch).
+* `unbiased_running_var=False` (keras, cs231n, seed 003) and `running_init` "zero_zero"
+  (cs231n) or "first_batch" (seed 003) only change how the running statistics are
+  *updated* in training; the stored values are copied as they are, so eval mode matches.
+  Training the exported model further updates them the torch way (unbiased variance, a
+  plain running average from the first batch).
+* `train_var="bessel"` (the karpathy convention) normalises in *training* with
+  Σ Z0² / (m − 1); `nn.BatchNorm1d` always trains with the biased variance.  The export
+  is not refused — its eval mode, what an exported model is for, is exact (and karpathy's
+  running std converts as above) — but the exported model in train mode normalises a
+  batch slightly differently (with Σ Z0² / m), and its gradients are the biased
+  variance's.  `tests/test_bn_conventions.py` pins both.
 
 `export_torch` writes the model with `torch.save` as plain data (the layer list and the
 `state_dict`), and `load_torch` rebuilds it with `torch.load(..., weights_only=True)`:

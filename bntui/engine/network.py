@@ -27,13 +27,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from bntui.engine.activations import Activation, make_activation
 from bntui.engine.arch import ArchSpec
 from bntui.engine.batchnorm import BatchNorm
+from bntui.engine.conventions import DEFAULT as DEFAULT_CONVENTION
+from bntui.engine.conventions import SETTING_NAMES, Settings, headline, overridden, resolve
 from bntui.engine.dense import Dense
 from bntui.engine.errors import BntuiError
 from bntui.engine.flat import FlatParams
@@ -63,7 +65,9 @@ WIRING: tuple[Node, ...] = (INPUT, FROM_ABOVE, FROM_LOSS)
 
 @dataclass
 class BNOptions:
-    """The BatchNorm conventions every block of a network shares."""
+    """The BatchNorm settings every block of a network shares, and the convention they
+    start from (`bntui.engine.conventions`): the fields are the settings in force, so
+    `BNOptions.of("keras", eps=0.01)` is Keras's convention with its eps overridden."""
 
     eps: float = 1e-5
     momentum: float = 0.1
@@ -71,19 +75,45 @@ class BNOptions:
     unbiased_running_var: bool = True
     running_stat: str = "var"
     running_init: str = "zero_one"
+    train_var: str = "biased"
+    convention: str = DEFAULT_CONVENTION
+
+    @classmethod
+    def of(cls, convention: str, **explicit: object) -> BNOptions:
+        """The named convention's settings, with every explicit (not None) one on top."""
+        return cls(**resolve(convention, **explicit).as_dict(), convention=convention)
+
+    def settings(self) -> Settings:
+        return Settings(**{k: getattr(self, k) for k in SETTING_NAMES})
+
+    def with_changes(self, **changes: object) -> BNOptions:
+        """A copy with `changes` (setting names, and `convention`; None values ignored): a
+        new convention replaces every setting with its own first, then the other changes
+        override it."""
+        real = {k: v for k, v in changes.items() if v is not None}
+        name = real.pop("convention", None)
+        if name is not None and name != self.convention:
+            return BNOptions.of(str(name), **real)
+        return replace(self, **real)
+
+    def overridden(self) -> list[str]:
+        """The settings that differ from the convention's own."""
+        return overridden(self.convention, self.settings())
+
+    def describe(self) -> str:
+        """The convention and the settings in force, in one line ("keras: eps 1e-3, …")."""
+        return headline(self.convention, self.settings())
+
+    def report(self) -> dict[str, object]:
+        """For JSON: the convention, every setting in force, the ones overridden and the
+        one-line description."""
+        return {"convention": self.convention, **self.settings().as_dict(),
+                "overridden": self.overridden(), "describe": self.describe()}
 
     def make(self, width: int, dtype: np.dtype | type,
              cls: type[BatchNorm] = BatchNorm) -> BatchNorm:
-        return cls(
-            width,
-            eps=self.eps,
-            momentum=self.momentum,
-            momentum_style=self.momentum_style,
-            unbiased_running_var=self.unbiased_running_var,
-            running_stat=self.running_stat,
-            running_init=self.running_init,
-            dtype=dtype,
-        )
+        return cls(width, convention=self.convention, dtype=dtype,
+                   **self.settings().as_dict())
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ members), readable with ``np.load(path, allow_pickle=False)``.  Its members:
         version        1                                (VERSION)
         bntui_version  the bntui that wrote the file    (informative only)
         config         the RunConfig as JSON; ``bn`` is a nested object, ``hyper`` a list
-                       of [name, value] pairs
+                       of [name, value] pairs (a ``bn`` without ``convention``, from
+                       before conventions had names, loads as the convention whose
+                       settings it has, else torch's with its settings overriding)
         dataset        n_train, n_val, n_features, n_classes, labels_sha256 (of the int64
                        little-endian train labels then validation labels) and csv_sha256
                        (of the CSV file's bytes, or null when the dataset is not a CSV)
@@ -71,6 +73,7 @@ import numpy as np
 
 from bntui import __version__
 from bntui.engine.config import RunConfig
+from bntui.engine.conventions import infer
 from bntui.engine.errors import BntuiError
 from bntui.engine.files import write_atomic
 from bntui.engine.network import BNOptions
@@ -407,6 +410,8 @@ class _Reader:
         bn_unknown = sorted(set(bn) - bn_known)
         if bn_unknown:
             self.fail(f"has an unknown BatchNorm option {bn_unknown[0]!r}")
+        if "convention" not in bn:  # saved before conventions had names: the one it is
+            bn["convention"] = infer(BNOptions(**bn).settings())
         hyper = values.pop("hyper", [])
         pairs = []
         if not isinstance(hyper, list):

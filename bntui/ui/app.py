@@ -889,6 +889,6 @@ def _apply(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
     bn = {k[3:]: v for k, v in changes.items() if k.startswith("bn_") and v is not None}
     plain = {k: v for k, v in changes.items() if not k.startswith("bn_")}
     cfg = replace(cfg, **plain)
-    if bn:
-        cfg = replace(cfg, bn=replace(cfg.bn, **bn))
+    if bn:  # a new convention first, then the settings edited on top of it
+        cfg = replace(cfg, bn=cfg.bn.with_changes(**bn))
     return cfg

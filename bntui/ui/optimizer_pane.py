@@ -1,5 +1,6 @@
 """The Optimizer pane: the six optimizers and their hyper-parameters, learning rate,
-batch size, BatchNorm eps and momentum conventions, precision and seed; and the
+batch size, the BatchNorm convention (a named one fills eps, momentum, its style and the
+running statistic, which an edit then overrides), precision and seed; and the
 optimizer's state (velocity, m, v, m̂, v̂, t) as the app's `Snapshot` carries it."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from textual.containers import Horizontal
 from textual.reactive import var
 from textual.widgets import Button, Input, Label, Select, Static
 
+from bntui.engine.conventions import CONVENTIONS
+from bntui.engine.conventions import DEFAULT as DEFAULT_CONVENTION
 from bntui.engine.errors import BntuiError
 from bntui.engine.optimizers import OPTIMIZERS
 from bntui.engine.session import Session
@@ -79,6 +82,10 @@ class OptimizerPane(FormPane):
             yield Label("seed")
             yield Input(id="seed", placeholder="0")
         with Horizontal(classes="row"):
+            yield Label("BN convention")
+            yield Select([(n, n) for n in CONVENTIONS], id="bn-convention",
+                         allow_blank=False, value=DEFAULT_CONVENTION)
+        with Horizontal(classes="row"):
             yield Label("BN ε")
             yield Input(id="bn-eps")
             yield Label("BN momentum")
@@ -111,15 +118,35 @@ class OptimizerPane(FormPane):
         self.query_one("#batch", Input).value = (
             "" if config.batch_size is None else str(config.batch_size))
         self.query_one("#seed", Input).value = str(config.seed)
+        self.query_one("#bn-convention", Select).value = config.bn.convention
         self.query_one("#bn-eps", Input).value = exact(config.bn.eps)
         self.query_one("#bn-momentum", Input).value = exact(config.bn.momentum)
         self.query_one("#bn-style", Select).value = config.bn.momentum_style
         self.query_one("#bn-running", Select).value = config.bn.running_stat
         self.query_one("#dtype", Select).value = config.dtype
-        self.remember("opt", "lr", *HYPER, "batch", "seed", "bn-eps", "bn-momentum", "bn-style",
-                      "bn-running", "dtype")
+        self.remember("opt", "lr", *HYPER, "batch", "seed", "bn-convention", "bn-eps",
+                      "bn-momentum", "bn-style", "bn-running", "dtype")
         self.query_one("#opt-formula", Static).update(
-            f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}")
+            f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}\n"
+            f"BatchNorm {config.bn.describe()}")
+
+    @on(Select.Changed, "#bn-convention")
+    def fill_convention(self, event: Select.Changed) -> None:
+        """A convention picked: its settings fill the BatchNorm fields (edit them after to
+        override it); the session's own convention picked again: the session's values."""
+        event.stop()
+        loaded = getattr(self, "_loaded", {})
+        name = str(event.value)
+        if name not in CONVENTIONS or "bn-convention" not in loaded:
+            return
+        if name == loaded["bn-convention"]:
+            values = {f: loaded[f] for f in ("bn-eps", "bn-momentum", "bn-style", "bn-running")}
+        else:
+            c = CONVENTIONS[name].settings
+            values = {"bn-eps": exact(c.eps), "bn-momentum": exact(c.momentum),
+                      "bn-style": c.momentum_style, "bn-running": c.running_stat}
+        for field, value in values.items():
+            self.query_one(f"#{field}").value = value  # type: ignore[attr-defined]
 
     def watch_snapshot(self) -> None:
         self.draw_state()
@@ -158,8 +185,8 @@ class OptimizerPane(FormPane):
                 else:
                     hyper[h] = float(value)
         out["hyper"] = tuple(sorted(hyper.items()))
-        for field, key in (("bn-style", "bn_momentum_style"), ("bn-running", "bn_running_stat"),
-                           ("dtype", "dtype")):
+        for field, key in (("bn-convention", "bn_convention"), ("bn-style", "bn_momentum_style"),
+                           ("bn-running", "bn_running_stat"), ("dtype", "dtype")):
             value = self.edited(field)
             if value is not None:
                 out[key] = value
