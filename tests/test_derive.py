@@ -22,6 +22,18 @@ ARCHS = {"batchnorm": "7:tanh,C", "layernorm": "7:ln:tanh,C", "groupnorm": "8:gn
          "rmsnorm": "7:rms:tanh,C"}
 
 
+def test_karpathys_bessel_variance_has_its_own_derivation() -> None:
+    from bntui.engine.network import BNOptions
+
+    rng = np.random.default_rng(5)
+    net = Network.build(parse_arch("7:tanh,C"), 4, 3, rng, bn=BNOptions.of("karpathy"))
+    X, y = rng.normal(size=(9, 4)), rng.integers(0, 3, 9)
+    d = derivation.derive(net, record_trace(net, X, y), 1)
+    assert d.worst < 1e-13 and d.staged_vs_compact <= 1e-13 * d.dz_scale
+    assert d.steps[-1].formula == "dZ = (γ / std) · (dZbn − dβ / m − Znorm · dγ / (m − 1))"
+    assert "(m − 1) · std³" in d.steps[2].formula
+
+
 def _setup(arch: str, seed: int = 3):
     rng = np.random.default_rng(seed)
     net = Network.build(parse_arch(arch), 4, 3, rng)
@@ -43,7 +55,7 @@ def test_every_step_holds_at_rounding_level(kind: str) -> None:
     # it starts at the staged record of dZ and ends at the compact formula training runs
     z = next(n for n in norm.NODES if n.name == "Z")
     assert d.steps[0].formula == z.words("backward", ("train",)).formula
-    assert d.steps[-1].formula == norm.COMPACT.formula
+    assert d.steps[-1].formula == norm.compact_words().formula
 
 
 @pytest.mark.parametrize(("kind", "wrong"), [
@@ -55,7 +67,8 @@ def test_every_step_holds_at_rounding_level(kind: str) -> None:
 def test_a_wrong_step_is_caught(kind: str, wrong: str, monkeypatch: pytest.MonkeyPatch) -> None:
     net, trace = _setup(ARCHS[kind])
     cls = type(net.blocks[0].norm)
-    monkeypatch.setattr(cls, "DERIVATION", (*cls.DERIVATION, Derived("wrong", wrong, "")))
+    steps = (*net.blocks[0].norm.derivation(), Derived("wrong", wrong, ""))
+    monkeypatch.setattr(cls, "derivation", lambda self: steps)
     d = derivation.derive(net, trace, 1)
     assert d.steps[-1].relative > 1e-3
     assert max(s.relative for s in d.steps[:-1]) < 1e-13

@@ -70,6 +70,19 @@ def test_the_presets_conventions_recompute_too(name: str) -> None:
         _every_entry_recomputes(s.network, X[:40], y[:40], training, rng)
 
 
+@pytest.mark.parametrize("convention", ["keras", "cs231n", "karpathy"])
+def test_every_convention_recomputes(convention: str) -> None:
+    from bntui.engine.network import BNOptions
+
+    rng = np.random.default_rng(3)
+    net = Network.build(parse_arch("5:tanh,C"), 3, 3, rng, bn=BNOptions.of(convention))
+    X, y = rng.normal(size=(9, 3)), rng.integers(0, 3, 9)
+    for _ in range(3):
+        net.train_step(X + rng.normal(size=X.shape), y)
+    for training in (True, False):
+        _every_entry_recomputes(net, X, y, training, rng)
+
+
 def _every_formula():
     layers = [batchnorm.NODES, groupnorm.NODES, layernorm.NODES, rmsnorm.NODES,
               Dense.NODES, SoftmaxCrossEntropy.NODES]

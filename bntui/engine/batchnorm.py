@@ -130,7 +130,7 @@ NODES: tuple[Node, ...] = (
         "train-bessel": Words(
             "var = (1/(m−1)) Σᵢ Z0²", "the variance of each feature over the batch with "
             "Bessel's correction: unbiased, divided by m − 1 (Karpathy's makemore part 4)",
-            fn="batch_var_bessel", reads=(("Z0", ":j"),),
+            fn="batch_var_bessel", reads=(("Z0", ":j"), ("m", "")),
             wrong=("var = (1/m) Σᵢ Z0²", "var = Σᵢ Z0²", "var = (1/(m−1)) Σᵢ Z²")),
         "eval": Words(
             "var = running_var",
@@ -210,28 +210,40 @@ COMPACT_BESSEL = Words("dZ = (γ / std) · (dZbn − dβ / m − Znorm · dγ / 
                        "the staged backward in one formula when var = Σᵢ Z0² / (m − 1)")
 
 # the compact backward derived from the staged records, step by step (`bntui derive`)
-DERIVATION: tuple[Derived, ...] = (
-    Derived("staged", "dZ = dZ0 + dmu / m",
-            "the record of Z: Z reaches the loss through Z0 and through mu"),
-    Derived("[1] through the mean", "dZ = dZ0 − (1/m) Σᵢ dZ0",
-            "dmu = −Σᵢ dZ0: mu is subtracted from every row"),
-    Derived("[2] through the variance",
-            "dZ0 = dZnorm / std − Z0 · (Σᵢ dZnorm · Z0) / (m · std³)",
-            "the branch dvar · 2 · Z0 / m, with dvar = dstd / (2 · std) and "
-            "dstd = −Σᵢ dZnorm · Z0 / std²"),
-    Derived("[3] in normalised units",
-            "dZ0 = (1/std) · (dZnorm − Znorm · (1/m) Σᵢ dZnorm · Znorm)",
-            "Z0 = Znorm · std"),
-    Derived("[4] the sum of dZ0", "Σᵢ dZ0 = (1/std) · Σᵢ dZnorm",
-            "Σᵢ Znorm = 0: the second term of [3] sums to nothing"),
-    Derived("[5] together",
-            "dZ = (1/std) · (dZnorm − (1/m) Σᵢ dZnorm − Znorm · (1/m) Σᵢ dZnorm · Znorm)",
-            "[1] with [3] and [4]"),
-    Derived("[6] compact", COMPACT.formula,
-            "dZnorm = γ · dZbn, and the sums are the parameters' gradients: Σᵢ dZbn = dβ "
-            "and Σᵢ dZbn · Znorm = dγ (seed 003's [C]; Karpathy's one-line dhprebn, whose "
-            "n/(n−1) comes from his Bessel-corrected variance)"),
-)
+def derivation(bessel: bool) -> tuple[Derived, ...]:
+    """The compact backward from the staged records, step by step (`bntui derive`): with
+    the biased training variance, or with Bessel's correction (var = Σᵢ Z0² / (m − 1),
+    whose branch carries 1/(m − 1) into the dγ term)."""
+    n = "(m − 1)" if bessel else "m"
+    return (
+        Derived("staged", "dZ = dZ0 + dmu / m",
+                "the record of Z: Z reaches the loss through Z0 and through mu"),
+        Derived("[1] through the mean", "dZ = dZ0 − (1/m) Σᵢ dZ0",
+                "dmu = −Σᵢ dZ0: mu is subtracted from every row"),
+        Derived("[2] through the variance",
+                f"dZ0 = dZnorm / std − Z0 · (Σᵢ dZnorm · Z0) / ({n} · std³)",
+                f"the branch dvar · 2 · Z0 / {n}, with dvar = dstd / (2 · std) and "
+                "dstd = −Σᵢ dZnorm · Z0 / std²"),
+        Derived("[3] in normalised units",
+                f"dZ0 = (1/std) · (dZnorm − Znorm · (1/{n}) Σᵢ dZnorm · Znorm)",
+                "Z0 = Znorm · std"),
+        Derived("[4] the sum of dZ0", "Σᵢ dZ0 = (1/std) · Σᵢ dZnorm",
+                "Σᵢ Znorm = 0: the second term of [3] sums to nothing"),
+        Derived("[5] together",
+                f"dZ = (1/std) · (dZnorm − (1/m) Σᵢ dZnorm − Znorm · (1/{n}) Σᵢ dZnorm · Znorm)",
+                "[1] with [3] and [4]"),
+        Derived("[6] compact", (COMPACT_BESSEL if bessel else COMPACT).formula,
+                "dZnorm = γ · dZbn, and the sums are the parameters' gradients: Σᵢ dZbn = dβ "
+                "and Σᵢ dZbn · Znorm = dγ"
+                + (" (Karpathy's one-line dhprebn: bngain · bnvar_inv / n · (n · dhpreact − "
+                   "Σ dhpreact − n/(n−1) · bnraw · Σ dhpreact · bnraw))" if bessel else
+                   " (seed 003's [C]; Karpathy's dhprebn is the same with n/(n−1) on the dγ "
+                   "term: his variance is Bessel-corrected, --bn-convention karpathy)")),
+    )
+
+
+DERIVATION = derivation(bessel=False)
+DERIVATION_BESSEL = derivation(bessel=True)
 
 # the steps the records name: a subclass that overrides one is not fused
 STEPS = steps_of(NODES, "update_running", "forward", "backward")
@@ -351,6 +363,9 @@ class BatchNorm(NormLayer):
     def compact_words(self) -> Words:
         """The compact backward's formula for this layer's training variance."""
         return COMPACT_BESSEL if self.bessel else COMPACT
+
+    def derivation(self) -> tuple[Derived, ...]:
+        return DERIVATION_BESSEL if self.bessel else DERIVATION
 
     # the steps the records name (each a small overridable method) ------------------
     def batch_mean(self, v: Values) -> np.ndarray:

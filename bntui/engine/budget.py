@@ -90,10 +90,11 @@ TRACE_TENSORS = 16  # the same for a recorded trace (measured: about 4 and 14)
 
 def estimate(arch: str | ArchSpec, n_features: int, n_classes: int, batch_rows: int, *,
              dtype: str = "float64", optimizer_slots: int = 2, entries: int = 16,
-             tensors: int = TRAIN_TENSORS) -> Estimate:
+             tensors: int = TRAIN_TENSORS, gradients: str = "analytic") -> Estimate:
     """The memory and time a network of `arch` needs to train on batches of `batch_rows`
     (and to check numerically with `entries` sampled entries per intermediate tensor;
-    `tensors`: of one batch, held per layer — `TRACE_TENSORS` for a trace)."""
+    `tensors`: of one batch, held per layer — `TRACE_TENSORS` for a trace).  Training on
+    numerical gradients (`gradients`) costs two forward passes per parameter a step."""
     spec = parse_arch(arch) if isinstance(arch, str) else arch
     widths = spec.widths(n_classes)
     fan_ins = [n_features, *widths[:-1]]
@@ -107,11 +108,13 @@ def estimate(arch: str | ArchSpec, n_features: int, n_classes: int, batch_rows: 
     batch = itemsize * m * (n_features + tensors * sum(widths))
     transient = 8 * max(f * w for f, w in zip(fan_ins, widths, strict=True))
     step_flops = 6.0 * m * params
+    if gradients == "numerical":
+        step_flops = 2.0 * params * (2.0 * m * params)
     memory_seconds = (params * (18 + 14 * optimizer_slots) + 35 * m * sum(widths)) * 1e-9
     sampled = sum(NODES_PER_BLOCK * min(entries, m * w) for w in widths)
     check_flops = 2.0 * (params + sampled) * (2.0 * m * params)
     step = check = None
-    if check_flops > SMALL_FLOPS:  # the larger of the two
+    if max(check_flops, step_flops) > SMALL_FLOPS:
         rate = flops_per_second(dtype)
         step, check = step_flops / rate + memory_seconds, check_flops / rate
     names = " → ".join(str(w) for w in [n_features, *widths])

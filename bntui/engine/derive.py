@@ -67,7 +67,7 @@ class Derivation:
 def derivable(network: Network) -> list[int]:
     """The blocks whose normalization declares a derivation."""
     return [b.index for b in network.blocks
-            if b.norm is not None and b.norm.DERIVATION and b.norm.FUSED]
+            if b.norm is not None and b.norm.derivation() and b.norm.FUSED]
 
 
 def _env(network: Network, trace: Trace, layer: int) -> dict[str, np.ndarray]:
@@ -111,7 +111,7 @@ def derive(network: Network, trace: Trace, layer: int | None = None) -> Derivati
     env = _env(network, trace, layer)
     size = int(getattr(norm, "group_size", norm.num_features))
     out = Derivation(layer, norm.kind, norm.title, trace.batch_size)
-    for d in norm.DERIVATION:
+    for d in norm.derivation():
         lhs, rhs = split(d.formula)
         left = whole(parse(lhs, WRITTEN), env, size)
         right = whole(parse(rhs, WRITTEN), env, size)

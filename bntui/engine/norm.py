@@ -126,6 +126,14 @@ class NormLayer:
         """One line: the layer and its settings (stepper, walk, handouts)."""
         return f"{self.title}({self.num_features}, eps={self.eps:g})"
 
+    def compact_words(self) -> Words | None:
+        """The compact backward's formula (the layer's `COMPACT`)."""
+        return self.COMPACT
+
+    def derivation(self) -> tuple[Derived, ...]:
+        """The steps from the staged records to `compact_words()` (`bntui derive`)."""
+        return self.DERIVATION
+
     def update_running(self, v: Values) -> None:
         """Move running statistics towards this batch's (a layer without any: nothing)."""
 

@@ -125,7 +125,7 @@ def cost(cfg: RunConfig, dataset: Dataset, entries: int = 16,
     return budget.estimate(cfg.arch, dataset.n_features, dataset.n_classes,
                            training_rows(cfg, dataset), dtype=cfg.dtype,
                            optimizer_slots=len(optimizer_class(cfg.optimizer).slots),
-                           entries=entries, tensors=tensors)
+                           entries=entries, tensors=tensors, gradients=cfg.gradients)
 
 
 def least_cost(cfg: RunConfig) -> budget.Estimate:
@@ -140,7 +140,8 @@ def least_cost(cfg: RunConfig) -> budget.Estimate:
     n_train = cfg.n_train or max(2, rows - round(fraction * rows))
     batch = n_train if cfg.batch_size is None else min(cfg.batch_size, n_train)
     return budget.estimate(cfg.arch, features, classes, batch, dtype=cfg.dtype,
-                           optimizer_slots=len(optimizer_class(cfg.optimizer).slots))
+                           optimizer_slots=len(optimizer_class(cfg.optimizer).slots),
+                           gradients=cfg.gradients)
 
 
 def build_network(cfg: RunConfig, dataset: Dataset, parts: Parts | None = None) -> Network:

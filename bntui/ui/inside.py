@@ -133,11 +133,12 @@ def compact_line(network: Network, trace: Trace, step: TraceStep) -> Text:
     if step.name != "dZ" or step.layer is None or not trace.training:
         return t
     norm = network.blocks[step.layer - 1].norm
-    if norm is None or norm.COMPACT is None or not norm.FUSED:
+    words = None if norm is None else norm.compact_words()
+    if norm is None or words is None or not norm.FUSED:
         return t
     diff, scale = staged_vs_compact(network, trace, step.layer)
     t.append("compact  ", style="grey50")
-    t.append(norm.COMPACT.formula)
+    t.append(words.formula)
     t.append(f"   differs from this staged dZ by at most {diff:.1e} (values up to "
              f"{scale:.3g}) · d: the derivation", style="green" if diff <= 1e-12 * max(
                  scale, 1e-300) else "bold red")

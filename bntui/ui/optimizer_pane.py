@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from bntui.engine.conventions import CONVENTIONS
 from bntui.engine.conventions import DEFAULT as DEFAULT_CONVENTION
 from bntui.engine.errors import BntuiError
+from bntui.engine.gradient_sources import DESCRIPTIONS, SOURCES
 from bntui.engine.optimizers import OPTIMIZERS
 from bntui.engine.session import Session
 from bntui.numbers import fmt
@@ -85,6 +86,9 @@ class OptimizerPane(FormPane):
             yield Label("BN convention")
             yield Select([(n, n) for n in CONVENTIONS], id="bn-convention",
                          allow_blank=False, value=DEFAULT_CONVENTION)
+            yield Label("gradients")
+            yield Select([(n, n) for n in SOURCES], id="gradients", allow_blank=False,
+                         value="analytic")
         with Horizontal(classes="row"):
             yield Label("BN ε")
             yield Input(id="bn-eps")
@@ -124,10 +128,12 @@ class OptimizerPane(FormPane):
         self.query_one("#bn-style", Select).value = config.bn.momentum_style
         self.query_one("#bn-running", Select).value = config.bn.running_stat
         self.query_one("#dtype", Select).value = config.dtype
+        self.query_one("#gradients", Select).value = config.gradients
         self.remember("opt", "lr", *HYPER, "batch", "seed", "bn-convention", "bn-eps",
-                      "bn-momentum", "bn-style", "bn-running", "dtype")
+                      "bn-momentum", "bn-style", "bn-running", "dtype", "gradients")
         self.query_one("#opt-formula", Static).update(
-            f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}\n"
+            f"{optimizer.describe()}\n{optimizer.formula}\nbatch size {batch_size}, "
+            f"gradients from {DESCRIPTIONS[config.gradients]}\n"
             f"BatchNorm {config.bn.describe()}")
 
     @on(Select.Changed, "#bn-convention")
@@ -186,7 +192,8 @@ class OptimizerPane(FormPane):
                     hyper[h] = float(value)
         out["hyper"] = tuple(sorted(hyper.items()))
         for field, key in (("bn-convention", "bn_convention"), ("bn-style", "bn_momentum_style"),
-                           ("bn-running", "bn_running_stat"), ("dtype", "dtype")):
+                           ("bn-running", "bn_running_stat"), ("dtype", "dtype"),
+                           ("gradients", "gradients")):
             value = self.edited(field)
             if value is not None:
                 out[key] = value

@@ -212,9 +212,6 @@ class StepperPane(LiveView, Vertical):
         mode = f"training mode{batch}" if trace.training else "eval mode"
         where.append(f"{mode} · {batch_words(trace.batch_size, snap.session.dataset.n_train)}",
                      style="grey50")
-        bn = network.blocks[step.layer - 1].bn if step.kind == "batchnorm" and step.layer else None
-        if bn is not None:  # the BatchNorm convention in force
-            where.append(f"\n{bn.describe()}", style="grey50")
         self.query_one("#where", Static).update(where)
         self.query_one("#formula", Static).update(Text(step.formula))
         self.query_one("#why", Static).update(Text(step.explanation))
