@@ -168,6 +168,21 @@ async def stepper_layernorm(app: BntuiApp, pilot: Pilot) -> None:
     await pilot.pause(0.3)
 
 
+async def inside_graph(app: BntuiApp, pilot: Pilot) -> None:
+    """The stepper's graph view at dZ0 of a LayerNorm block: the node lit, its inputs."""
+    app.index = app.trace.index_of("dZ0", 1)
+    await pilot.press("v")
+    await pilot.pause(0.3)
+
+
+async def inside_entry(app: BntuiApp, pilot: Pilot) -> None:
+    """One entry's arithmetic at dZ0 of the first block, its inputs in their own grids."""
+    app.index = app.trace.index_of("dZ0", 1)
+    await pilot.pause(0.1)
+    await pilot.press("i")
+    await pilot.pause(0.3)
+
+
 MOONS = RunConfig(dataset="moons", arch="8:tanh,6:relu,C", steps=300)
 SHOTS: dict[str, tuple[RunConfig | None, Callable[[BntuiApp, Pilot], Awaitable[None]]]] = {
     "start": (None, start),  # None: as `bntui` with no flags, so the start panel shows
@@ -180,6 +195,8 @@ SHOTS: dict[str, tuple[RunConfig | None, Callable[[BntuiApp, Pilot], Awaitable[N
     "stepper-exercise": (replace(preset("seed-softmax"), steps=100), stepper_exercise),
     "stepper-layernorm": (replace(MOONS, arch="16:ln:tanh,8:gn=4:relu,C:rms"),
                           stepper_layernorm),
+    "inside-graph": (replace(MOONS, arch="8:ln:tanh,6:relu,C"), inside_graph),
+    "inside-entry": (MOONS, inside_entry),
     # the labs: "lab-<id>": (config, lambda app, pilot: lab(app, pilot, "<id>")),
     "lab-bugs": (MOONS, lambda app, pilot: lab(app, pilot, "bugs")),
     "lab-bn": (MOONS, lambda app, pilot: lab(app, pilot, "bn")),

@@ -80,6 +80,7 @@ def _excerpt(full: np.ndarray, index: tuple, label: str) -> Text:
     r0 = max(0, int(rows.min()) - 1) if rows.size else 0
     c0 = max(0, int(cols.min()) - 1) if cols.size else 0
     r1, c1 = min(a2.shape[0], r0 + EXCERPT_ROWS), min(a2.shape[1], c0 + EXCERPT_COLS)
+    t.append("         " + "".join(f"{j:>9} " for j in range(c0, c1)) + "\n", style="grey50")
     for i in range(r0, r1):
         t.append(f"    {i:>4} " if a.ndim == 2 else "         ", style="grey50")
         for j in range(c0, c1):

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from textual import on
-
 from bntui.engine.errors import BntuiError
 from bntui.ui.tensor_grid import TensorGrid
 
@@ -80,8 +78,8 @@ class InsideActions:
             cell[1] += d_col
         self.entry = clamp(step, tuple(cell))
 
-    @on(TensorGrid.Picked)
-    def _picked(self, event: TensorGrid.Picked) -> None:
+    def on_tensor_grid_picked(self, event: TensorGrid.Picked) -> None:
+        """A click on a cell of the stepper's grid: that entry's arithmetic."""
         step = self._current_step()
         if step is None or self.exercise:  # type: ignore[attr-defined]
             return
