@@ -30,7 +30,7 @@ async def test_the_graph_follows_the_stepper() -> None:
         await settle(app, pilot)
         await pilot.press("n", "n", "n", "v")
         await pilot.pause(0.2)
-        graph = app.query_one("#graph", Static)
+        graph = app.query_one("#graph-box")
         assert graph.display and not app.query_one(TensorGrid).display
         step = app.trace.steps[app.index]  # type: ignore[union-attr]
         assert step.name == "Z0"
@@ -110,7 +110,7 @@ async def test_inside_views_keep_out_of_exercise_mode() -> None:
         await settle(app, pilot)
         await pilot.press("n", "n", "n", "v", "x")
         await pilot.pause(0.2)
-        assert not app.query_one("#graph", Static).display  # the graph would show values
+        assert not app.query_one("#graph-box").display  # the graph would show values
         await pilot.press("escape", "i")
         await pilot.pause(0.2)
         assert not app.query_one("#entry-box").display

@@ -29,8 +29,8 @@ def graph_text(network: Network, trace: Trace, step: TraceStep) -> Text:
     shape_w = max(len(r.shape) for r in drawn) + 2
     value_w = max(len(r.value) for r in drawn) + 2
     t = Text()
-    t.append(f"layer {layer} as a graph ({'training' if trace.training else 'eval'} mode) "
-             "· ▶ this step · • what it reads · v: back to the grid\n", style="grey50")
+    t.append(f"layer {layer}'s graph · ▶ this step · • what it reads · v: the grid\n",
+             style="grey50")
     for r in drawn:
         t.append(r.lanes + "  ", style="cyan")
         style = "bold reverse" if r.lit else ("bold yellow" if r.marked else "")

@@ -141,7 +141,8 @@ class StepperPane(LiveView, Vertical):
         yield Static(id="exercise")
         yield Input(id="answer", placeholder="your answer, then Enter (escape: back to the keys)")
         yield TensorGrid(id="grid")
-        yield Static(id="graph")
+        with VerticalScroll(id="graph-box"):
+            yield Static(id="graph")
 
     # state pushed down by the app ---------------------------------------------------------
     def watch_snapshot(self) -> None:
@@ -253,6 +254,7 @@ class StepperPane(LiveView, Vertical):
 
         grid = self.query_one(TensorGrid)
         graph = self.query_one("#graph", Static)
+        graph_box = self.query_one("#graph-box")
         entry = self.query_one("#entry", Static)
         box = self.query_one("#entry-box")
         compact = self.query_one("#compact", Static)
@@ -260,11 +262,12 @@ class StepperPane(LiveView, Vertical):
         line = Text() if quiet else compact_line(network, trace, step)
         compact.update(line)
         compact.display = bool(line.plain)
-        graph.display = self.graph_view and not quiet
-        grid.display = not graph.display
-        if graph.display:
+        graph_box.display = self.graph_view and not quiet
+        grid.display = not graph_box.display
+        if graph_box.display:
             graph.update(graph_text(network, trace, step))
-        cell = None if self.entry is None or quiet or graph.display else clamp(step, self.entry)
+        cell = (None if self.entry is None or quiet or graph_box.display
+                else clamp(step, self.entry))
         box.display = cell is not None
         grid.set_cursor(cell)
         if cell is not None:

@@ -79,13 +79,20 @@ class TensorGrid(ScrollView, can_focus=True):
         else:
             rc = (0, cell[0]) if self._vector else (cell[0], cell[-1]) if cell else (0, 0)
             self._cursor = (min(rc[0], self._a.shape[0] - 1), min(rc[1], self._a.shape[1] - 1))
-            row, col = self._cursor
-            if not self.first_column <= col < self.first_column + self.fit:
-                self.scroll_to(x=min(col * CELL, self.max_scroll_x), animate=False)
-            top = self.scroll_offset.y
-            if not top <= row < top + max(1, self.size.height - 1):
-                self.scroll_to(y=max(0, row - 1), animate=False)
+            self._into_view()
+            self.call_after_refresh(self._into_view)  # again once the layout has settled
         self.refresh()
+
+    def _into_view(self) -> None:
+        if self._cursor is None:
+            return
+        row, col = self._cursor
+        if not self.first_column <= col < self.first_column + self.fit:
+            self.scroll_to(x=min(col * CELL, self.max_scroll_x), animate=False)
+        top = round(self.scroll_offset.y)
+        visible = max(1, self.scrollable_content_region.height - 1)
+        if not top <= row < top + visible:  # one row of context above, if there is room
+            self.scroll_to(y=max(0, row - (1 if visible > 2 else 0)), animate=False)
 
     def on_click(self, event: events.Click) -> None:
         x, y = event.x, event.y
