@@ -34,6 +34,14 @@ Four measurements:
     the CPU's rounding is marked.
 
 All probes pass with `update_running=False`: looking never changes running statistics.
+
+`LAB_DEFAULT`: two tanh blocks of 32 on moons, no normalization at the output, full-batch
+SGD at lr 1 for 200 steps (about 8 s of CPU for the whole lab).  Measured (seed 0; seeds
+1–3 agree): (a)–(c) as the math says — BatchNorm's spread and gap well above 0, the
+others' exactly 0; in the sweep the plain network is slow at lr 0.01 (final loss
+0.40–0.44 against 0.24–0.32 for the normalized ones) and at lr 10 LayerNorm and GroupNorm
+blow up with the plain network (final loss ≈ 80; torch's layers, from the same weights,
+follow the same losses), while BatchNorm and RMSNorm train or sit on the edge.
 """
 
 from __future__ import annotations

@@ -302,7 +302,7 @@ class NormsLab(LabView):
             plot.refresh()
             return
         shown: list[float] = []
-        for cv in r.curves:
+        for cv in reversed(r.curves):  # BatchNorm drawn last, on top
             pts = [(s + 1, v) for s, v in enumerate(cv.loss) if math.isfinite(v) and v > 0]
             if pts:
                 xs, ys = thin([s for s, _ in pts], [v for _, v in pts])
