@@ -259,6 +259,43 @@ def lab_hsweep() -> Figures:
 
 
 @source
+def lab_norms() -> Figures:
+    argv = ("lab", "norms")
+    out = run(*argv)
+    # (a), (b), (c) and the sweep, without the tables' rules
+    parts = [p for p in out.split("\n\n") if p.startswith(("(a)", "(b)", "(c)", "learning-rate"))]
+    excerpt = "\n\n".join("\n".join(line for line in p.splitlines() if not line.startswith("─"))
+                          for p in parts)
+    d = run_json(*argv, "--json")
+    by = {part: {v["kind"]: v for v in d[part]["variants"]}
+          for part in ("sample_in_batches", "batch_of_two", "train_vs_eval")}
+    a, b, c = by["sample_in_batches"], by["batch_of_two"], by["train_vs_eval"]
+    bn_near = [100 * x for x in b["bn"]["near_one"]]
+    others_near = max(100 * x for k in ("ln", "gn", "rms") for x in b[k]["near_one"])
+    sweep = {row["lr"]: row for row in d["sweep"]}
+    low, high = sweep[min(sweep)], sweep[max(sweep)]
+    normed = ("bn", "ln", "gn", "rms")
+    blew = [k for k in ("ln", "gn") if high[k]["verdict"] == "diverged"]
+    held = [k for k in ("bn", "rms") if high[k]["verdict"] == "trains"]
+    names = {"bn": "BatchNorm", "ln": "LayerNorm", "gn": "GroupNorm", "rms": "RMSNorm"}
+    return {
+        "lab-norms": block(command(*argv) + "      # moons, 32:tanh,32:tanh,C:nobn, SGD lr 1, "
+                           "200 steps, full batch", excerpt),
+        "norms.spread": g(max(a["bn"]["spread"])), "norms.logits": g(a["bn"]["logits_spread"]),
+        "norms.pair": f"{min(bn_near):.0f}–{max(bn_near):.0f}",
+        "norms.pair-others": f"{others_near:.0f}",
+        "norms.gap": g(max(c["bn"]["gap"])), "norms.flipped": f"{100 * c['bn']['flipped']:.1f} %",
+        "norms.low-lr": f"{min(sweep):g}",
+        "norms.low-plain": g(low["none"]["final_loss"]),
+        "norms.low-normed": f"{g(min(low[k]['final_loss'] for k in normed))}–"
+                            f"{g(max(low[k]['final_loss'] for k in normed))}",
+        "norms.high-lr": f"{max(sweep):g}",
+        "norms.high-blew": " and ".join(names[k] for k in blew) or "no normalized network",
+        "norms.high-held": " and ".join(names[k] for k in held) or "none of the others",
+    }
+
+
+@source
 def lab_exercise() -> Figures:
     base = ("lab", "exercise", "--preset", "seed-softmax", "--count", "3")
     qs = run_json(*base, "--json", "--reveal")["questions"]

@@ -206,6 +206,7 @@ SHOTS: dict[str, tuple[RunConfig | None, Callable[[BntuiApp, Pilot], Awaitable[N
                    lambda app, pilot: lab(app, pilot, "health")),
     "lab-race": (MOONS, lambda app, pilot: lab(app, pilot, "race")),
     "lab-hsweep": (MOONS, lambda app, pilot: lab(app, pilot, "hsweep")),
+    "lab-norms": (MOONS, lambda app, pilot: lab(app, pilot, "norms")),
 }
 
 

@@ -91,7 +91,7 @@ async def test_the_curves_get_six_rows_each_at_80x24() -> None:
 
 
 @pytest.mark.parametrize("lab_id", ["bugs", "bn", "batch", "health", "race", "exercise",
-                                    "hsweep"])
+                                    "hsweep", "norms"])
 async def test_every_lab_fits_at_80x24(lab_id: str) -> None:
     from bntui.ui.labs import lab_views
 

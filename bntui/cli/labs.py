@@ -27,6 +27,7 @@ LABS: dict[str, str] = {
     "race": "lab_race",
     "exercise": "lab_exercise",
     "hsweep": "lab_hsweep",
+    "norms": "lab_norms",
 }
 
 

@@ -55,7 +55,7 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec("bn", "7", "BN train/eval", "BN",
              "one batch through batch and through running statistics", BNPane),
     PaneSpec("labs", "8", "Labs", "Labs",
-             "seven labs: bugs, with/without BN, batch size, health, race, exercise, h",
+             "eight labs: bugs, BN or not, batch, health, race, exercise, h, norms",
              LabsPane),
 )
 

@@ -99,10 +99,12 @@ def lab_views() -> list[type[LabView]]:
     from bntui.ui.labs.exercise import ExerciseLab
     from bntui.ui.labs.health import HealthLab
     from bntui.ui.labs.hsweep import HSweepLab
+    from bntui.ui.labs.norms import NormsLab
     from bntui.ui.labs.race import RaceLab
     from bntui.ui.labs.with_without_bn import WithWithoutBNLab
 
-    # in the order of the issue: bugs, BN or not, batch size, health, race, exercise, h
+    # in the order of the issues: bugs, BN or not, batch size, health, race, exercise, h,
+    # which normalization
     views: list[type[LabView]] = [BugsLab, WithWithoutBNLab, BatchSizeLab, HealthLab, RaceLab,
-                                  ExerciseLab, HSweepLab]
+                                  ExerciseLab, HSweepLab, NormsLab]
     return views
