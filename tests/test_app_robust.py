@@ -37,8 +37,9 @@ from bntui.ui.tour import TourPanel
 from bntui.ui.training_pane import TrainingPane
 
 SIZE = (120, 40)
-# every key of the app that keeps to the main screen: not quit, help or the file dialogs
-MODAL = {"quit", "help", "save", "open", "export"}
+# every key of the app that keeps to the main screen: not quit, help, the derivation or the
+# file dialogs
+MODAL = {"quit", "help", "derive", "save", "open", "export"}
 SCREEN_KEYS = [k.keys.split(",")[0] for k in (*KEYS, *TOUR_KEYS) if k.action not in MODAL]
 PANE_KEYS = [p.key for p in PANES]
 

@@ -560,15 +560,16 @@ async def test_the_optimizer_pane_picks_a_convention_and_an_edit_overrides_it() 
     from bntui.ui.form import Note
     from bntui.ui.optimizer_pane import OptimizerPane
     from bntui.ui.stepper import StepperPane
+    from bntui.ui.tensor_grid import TensorGrid
 
     app = BntuiApp(RunConfig(dataset="moons", arch="4:relu,C", bn=BNOptions.of("seed-003")))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        # the stepper names the convention at a BatchNorm step
+        # the stepper names the convention at a BatchNorm step (the grid's title)
         app.index = app.trace.index_of("Znorm", 1)
         await pilot.pause()
-        where = text(app.query_one(StepperPane).query_one("#where"))
-        assert "seed-003: eps 0.01" in where
+        title = str(app.query_one(StepperPane).query_one(TensorGrid).border_title)
+        assert "layer 1: BatchNorm(4, seed-003: eps 0.01" in title
         await pilot.press("5")
         pane = app.query_one(OptimizerPane)
         assert pane.query_one("#bn-convention", Select).value == "seed-003"

@@ -169,7 +169,7 @@ def test_handouts_name_the_normalizations_and_show_each_statistic(
     if form == "md":
         assert re.search(r"^\| normalization \| layer 1 LayerNorm\(6, eps=1e-05\); layer 2 "
                          r"GroupNorm\(2 groups of 4, 8, eps=1e-05\); layer 3 RMSNorm\(5, "
-                         r"eps=1e-06\); layer 4 BatchNorm\(2, eps=1e-05", out, re.M)
+                         r"eps=1e-06\); layer 4 BatchNorm\(2, torch: eps 1e-5", out, re.M)
         heads = re.findall(r"^### \d+/(\d+) · (.*?) · (\w+) · `(\w+)`", out, re.M)
         assert [(f"layer {la}" if la else "loss", k, n) for _, la, k, n in PASS] == [
             (w, k, n) for _, w, k, n in heads]

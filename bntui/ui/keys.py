@@ -88,8 +88,9 @@ def palette() -> list[tuple[str, str, str]]:
     out = [(f"{k.about[0].upper()}{k.about[1:]} ({k.display})", k.label, k.action)
            for k in KEYS]
     out += [(f"Show {p.title} ({p.key})", p.about, f"show_tab('{p.id}')") for p in PANES]
-    out += [(f"Tour: {k.label} ({k.display})", k.about, k.action)
-            for k in TOUR_KEYS if k.action.startswith("tour_")]
+    out += [(f"{'Tour' if k.action.startswith('tour_') else 'Drill-down'}: {k.label} "
+             f"({k.display})", k.about, k.action)
+            for k in TOUR_KEYS if k.action != "escape"]
     return out
 
 
