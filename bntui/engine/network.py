@@ -63,19 +63,12 @@ FROM_LOSS = Node("{pre}", "the output block's {pre}: the logits", "m × C", role
 WIRING: tuple[Node, ...] = (INPUT, FROM_ABOVE, FROM_LOSS)
 
 
-@dataclass
-class BNOptions:
-    """The BatchNorm settings every block of a network shares, and the convention they
-    start from (`bntui.engine.conventions`): the fields are the settings in force, so
+@dataclass(frozen=True)
+class BNOptions(Settings):
+    """The BatchNorm settings every block of a network shares (the fields of `Settings`,
+    declared once in `bntui.engine.conventions`), and the convention they start from:
     `BNOptions.of("keras", eps=0.01)` is Keras's convention with its eps overridden."""
 
-    eps: float = 1e-5
-    momentum: float = 0.1
-    momentum_style: str = "torch"
-    unbiased_running_var: bool = True
-    running_stat: str = "var"
-    running_init: str = "zero_one"
-    train_var: str = "biased"
     convention: str = DEFAULT_CONVENTION
 
     @classmethod
