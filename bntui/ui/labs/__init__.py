@@ -4,7 +4,9 @@ A lab is a `LabView`: it sets `LAB_ID`, `TITLE` and `BLURB`, composes its own wi
 implements `load(config)`, which the Labs pane calls with the app's current configuration
 when the lab is shown and whenever that configuration changes.  Heavy work runs through
 `LabView.in_thread`, which hands the result back on the UI thread, or one line when the
-engine refuses (shown in an inline `Note`), never a traceback.
+engine refuses (shown in an inline `Note`), never a traceback.  A lab with fields of its
+own and a Run button is a `FieldsLab`: the checking as one types, the run, the stale-run
+guard and the failure line are written there once.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
+from textual import on
 from textual.containers import Vertical
-from textual.widgets import Input
+from textual.widgets import Button, Input, Static
 from textual.worker import get_current_worker
 
 from bntui.engine.config import RunConfig
@@ -108,3 +112,57 @@ def lab_views() -> list[type[LabView]]:
     views: list[type[LabView]] = [BugsLab, WithWithoutBNLab, BatchSizeLab, HealthLab, RaceLab,
                                   ExerciseLab, HSweepLab, NormsLab]
     return views
+
+
+class FieldsLab(LabView):
+    """A lab with fields of its own and a Run button (class "run").  Each change is checked
+    as it is typed (`fields_or_note`); Enter or the button runs `compute(fields)` in the
+    lab's worker and hands what it returns to `done`; `running(fields)` says in the
+    summary Static (`SUMMARY`, an id) what runs, and a failure is one line in the Note."""
+
+    SUMMARY = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._asked: Any = None  # the fields of the last run started
+
+    def running(self, fields: Any) -> str:
+        raise NotImplementedError
+
+    def compute(self, fields: Any) -> Any:
+        """In the worker: the lab's results (it may stream parts with call_from_thread)."""
+        raise NotImplementedError
+
+    def done(self, result: Any) -> None:
+        """On the UI thread, once `compute` returned."""
+        self.ready = True
+
+    @on(Input.Changed)
+    def _check(self) -> None:
+        self.fields_or_note()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, ".run")
+    def _run_pressed(self) -> None:
+        self.run_lab()
+
+    def run_lab(self, only_if_changed: bool = False) -> None:
+        """Run on the fields (`only_if_changed`: not when their results are on screen)."""
+        fields = self.fields_or_note()
+        if fields is None:
+            self.ready = True
+            return
+        if only_if_changed and self._asked == fields and self.ready:
+            return
+        self._asked = fields
+        self.ready = False
+        self.query_one(f"#{self.SUMMARY}", Static).update(
+            Text(self.running(fields), style="grey50"))
+        self.in_thread(lambda: self.compute(fields), self.done, self._fail)
+
+    def _fail(self, message: str) -> None:
+        from bntui.ui.form import Note
+
+        self.query_one(Note).error(message)
+        self.query_one(f"#{self.SUMMARY}", Static).update("")
+        self.ready = True

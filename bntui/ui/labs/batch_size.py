@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Static
@@ -19,7 +18,7 @@ from bntui.engine.errors import BntuiError
 from bntui.engine.labs import batch_size as lab
 from bntui.numbers import fmt, fmt_run
 from bntui.ui.form import Note, parse_number
-from bntui.ui.labs import LabView, titled
+from bntui.ui.labs import FieldsLab, titled
 from bntui.ui.plots import LINE, Chart, set_legend
 
 TRAIN_COLOR, EVAL_COLOR = "orange", "cyan"
@@ -35,7 +34,7 @@ def _span(series: list) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-class BatchSizeLab(LabView):
+class BatchSizeLab(FieldsLab):
     LAB_ID = "batch"
     TITLE = "Batch size"
     BLURB = ("BatchNorm normalises with the statistics of the batch at hand. With small "
@@ -61,7 +60,6 @@ class BatchSizeLab(LabView):
         super().__init__()
         self.config: RunConfig | None = None
         self.result: lab.BatchLabResult | None = None
-        self._asked: tuple[RunConfig, list[int | None]] | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="bsl-scroll"):
@@ -70,7 +68,7 @@ class BatchSizeLab(LabView):
                 yield titled(Input(str(lab.LAB_DEFAULT.steps), id="bsl-steps"), "steps")
                 yield titled(Input(",".join(lab.size_label(s) for s in lab.DEFAULT_SIZES),
                                     id="bsl-sizes"), "batch sizes of (d)")
-                yield Button("Run", id="bsl-run", variant="primary")
+                yield Button("Run", id="bsl-run", variant="primary", classes="run")
             yield Note(id="bsl-note")
             yield Static(id="bsl-summary")
             with Grid(id="bsl-plots"):
@@ -98,35 +96,18 @@ class BatchSizeLab(LabView):
         cfg.validate()
         return cfg, sizes
 
-    @on(Input.Changed)
-    def _check(self) -> None:
-        self.fields_or_note()
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#bsl-run")
-    def _run_pressed(self) -> None:
-        self.run_lab()
-
     # running ---------------------------------------------------------------------------
-    def run_lab(self, only_if_changed: bool = False) -> None:
-        fields = self.fields_or_note()
-        if fields is None:
-            self.ready = True
-            return
-        cfg, sizes = fields
-        if only_if_changed and self._asked == (cfg, sizes) and self.ready:
-            return
-        self._asked = (cfg, sizes)
-        self.ready = False
-        self.query_one("#bsl-summary", Static).update(
-            Text(f"training {len(sizes) + 1} networks for {cfg.steps} steps each …",
-                 style="grey50"))
-        self.in_thread(lambda: lab.run_batch_lab(cfg, sizes), self.show, self._fail)
+    SUMMARY = "bsl-summary"
 
-    def _fail(self, message: str) -> None:
-        self.query_one(Note).error(message)
-        self.query_one("#bsl-summary", Static).update("")
-        self.ready = True
+    def running(self, fields: tuple[RunConfig, list[int | None]]) -> str:
+        cfg, sizes = fields
+        return f"training {len(sizes) + 1} networks for {cfg.steps} steps each …"
+
+    def compute(self, fields: tuple[RunConfig, list[int | None]]) -> lab.BatchLabResult:
+        return lab.run_batch_lab(*fields)
+
+    def done(self, result: lab.BatchLabResult) -> None:
+        self.show(result)
 
     # drawing ---------------------------------------------------------------------------
     def show(self, r: lab.BatchLabResult) -> None:

@@ -11,7 +11,6 @@ from dataclasses import replace
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Static
@@ -24,7 +23,7 @@ from bntui.engine.labs import norms as lab
 from bntui.engine.labs.with_without_bn import TRAINS_BELOW, parse_lrs
 from bntui.numbers import fmt, fmt_run
 from bntui.ui.form import Note, exact, parse_number
-from bntui.ui.labs import LabView, titled
+from bntui.ui.labs import FieldsLab, titled
 from bntui.ui.plots import LINE, Chart, log_axis, rich_color, set_legend, thin
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -98,7 +97,7 @@ def sweep_key(chance: float) -> Text:
                 "✗ diverged  ? edge  ≈ chaotic: CPU rounding", style="grey50")
 
 
-class NormsLab(LabView):
+class NormsLab(FieldsLab):
     LAB_ID = "norms"
     TITLE = "Which normalization"
     BLURB = ("BatchNorm, LayerNorm, GroupNorm, RMSNorm and none: one network, the same "
@@ -139,7 +138,6 @@ class NormsLab(LabView):
         super().__init__()
         self.config: RunConfig | None = None
         self.result: lab.NormsLabResult | None = None
-        self._asked: tuple[RunConfig, list[float]] | None = None
         self._lrs: list[float] = []
 
     def compose(self) -> ComposeResult:
@@ -152,7 +150,7 @@ class NormsLab(LabView):
                     yield titled(Input(str(lab.LAB_DEFAULT.steps), id="nl-steps"), "steps")
                     yield titled(Input(",".join(f"{x:g}" for x in lab.DEFAULT_LRS),
                                        id="nl-lrs"), "sweep lrs")
-                    yield Button("Run", id="nl-run", variant="primary")
+                    yield Button("Run", id="nl-run", variant="primary", classes="run")
             yield Note(id="nl-note")
             yield Static(id="nl-summary")
             with Horizontal(classes="nl-pair"):
@@ -191,29 +189,17 @@ class NormsLab(LabView):
         cfg, _ = lab.check_run(cfg, None, None, None)
         return cfg, lrs
 
-    @on(Input.Changed)
-    def _check(self) -> None:
-        self.fields_or_note()
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#nl-run")
-    def _run_pressed(self) -> None:
-        self.run_lab()
-
     # running ---------------------------------------------------------------------------
-    def run_lab(self, only_if_changed: bool = False) -> None:
-        fields = self.fields_or_note()
-        if fields is None:
-            self.ready = True
-            return
-        cfg, lrs = fields
-        if only_if_changed and self._asked == (cfg, lrs) and self.ready:
-            return
-        self._asked = (cfg, lrs)
-        self.ready = False
-        self.query_one("#nl-summary", Static).update(
-            Text(f"training five networks for {cfg.steps} steps …", style="grey50"))
-        self.in_thread(lambda: self._compute(cfg, lrs), lambda _: self._finish(), self._fail)
+    SUMMARY = "nl-summary"
+
+    def running(self, fields: tuple[RunConfig, list[float]]) -> str:
+        return f"training five networks for {fields[0].steps} steps …"
+
+    def compute(self, fields: tuple[RunConfig, list[float]]) -> None:
+        self._compute(*fields)
+
+    def done(self, result: None) -> None:
+        self._finish()
 
     def _compute(self, cfg: RunConfig, lrs: list[float]) -> None:
         """In the worker: the curves and (a)–(c), then the sweep a rate at a time, each
@@ -240,10 +226,6 @@ class NormsLab(LabView):
                                 curves=curves if lr == cfg.lr else None)
             call(self._add_row, result, row)
 
-    def _fail(self, message: str) -> None:
-        self.query_one(Note).error(message)
-        self.query_one("#nl-summary", Static).update("")
-        self.ready = True
 
     def _show(self, result: lab.NormsLabResult, lrs: list[float]) -> None:
         self.result, self._lrs = result, lrs

@@ -21,7 +21,7 @@ from bntui.engine.labs import chaos
 from bntui.engine.labs import with_without_bn as lab
 from bntui.numbers import fmt_run
 from bntui.ui.form import Note, exact, parse_number
-from bntui.ui.labs import LabView, titled
+from bntui.ui.labs import FieldsLab, titled
 from bntui.ui.plots import LINE, Chart, log_axis, set_legend, thin
 
 BN_COLOR, PLAIN_COLOR = "cyan", "orange"  # plotext colour names
@@ -42,7 +42,7 @@ def _lrs_text(lrs: tuple[float, ...] | list[float]) -> str:
     return ",".join(f"{x:g}" for x in lrs)
 
 
-class WithWithoutBNLab(LabView):
+class WithWithoutBNLab(FieldsLab):
     LAB_ID = "bn"
     TITLE = "With vs without BN"
     BLURB = ("The same network, the same start and the same batches, trained with and "
@@ -79,7 +79,7 @@ class WithWithoutBNLab(LabView):
             with Horizontal(classes="lab-row"):
                 yield Select(SETTINGS, value="lab", allow_blank=False, id="bnl-setting")
                 yield Select([], id="bnl-layer", allow_blank=True, prompt="layer")
-                yield Button("Run", id="bnl-run", variant="primary")
+                yield Button("Run", id="bnl-run", variant="primary", classes="run")
             with Horizontal(classes="lab-row"):
                 yield titled(Input(exact(lab.LAB_DEFAULT.lr or 0.1), id="bnl-lr"), "lr")
                 yield titled(Input(str(lab.LAB_DEFAULT.steps), id="bnl-steps"), "steps")
@@ -124,15 +124,6 @@ class WithWithoutBNLab(LabView):
         lab.twin_archs(cfg.arch)
         return cfg, lrs
 
-    @on(Input.Changed)
-    def _check(self) -> None:
-        self.fields_or_note()
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#bnl-run")
-    def _run_pressed(self) -> None:
-        self.run_lab()
-
     @on(Select.Changed, "#bnl-setting")
     def _setting(self) -> None:
         self._fill_lr()
@@ -143,18 +134,16 @@ class WithWithoutBNLab(LabView):
         self.draw_spread()
 
     # running ---------------------------------------------------------------------------
-    def run_lab(self, only_if_changed: bool = False) -> None:
-        fields = self.fields_or_note()
-        if fields is None:
-            self.ready = True
-            return
-        cfg, lrs = fields
-        if only_if_changed and cfg == self.result_config and lrs == self.lrs and self.ready:
-            return
-        self.ready = False
-        self.query_one("#bnl-summary", Static).update(
-            Text(f"training both networks for {cfg.steps} steps …", style="grey50"))
-        self.in_thread(lambda: self._train(cfg, lrs), lambda _: self._finish(), self._fail)
+    SUMMARY = "bnl-summary"
+
+    def running(self, fields: tuple[RunConfig, list[float]]) -> str:
+        return f"training both networks for {fields[0].steps} steps …"
+
+    def compute(self, fields: tuple[RunConfig, list[float]]) -> None:
+        self._train(*fields)
+
+    def done(self, result: None) -> None:
+        self._finish()
 
     def _train(self, cfg: RunConfig, lrs: list[float]) -> None:
         """In the worker: both networks, then the sweep a learning rate at a time, each
@@ -174,11 +163,6 @@ class WithWithoutBNLab(LabView):
                 return
             row = lab.lr_sweep(cfg, [lr], cfg.steps, dataset)[0]
             call(self._add_row, row, math.log(dataset.n_classes))
-
-    def _fail(self, message: str) -> None:
-        self.query_one(Note).error(message)
-        self.query_one("#bnl-summary", Static).update("")
-        self.ready = True
 
     def _show_twins(self, cfg: RunConfig, lrs: list[float],
                     twins: tuple[lab.TwinRun, lab.TwinRun], identical: bool,
