@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bntui.engine.arch import ArchSpec, parse_arch
+from bntui.engine.arch import MAX_GROUPS, NORMS, ArchSpec, parse_arch
 from bntui.engine.config import RunConfig
 from bntui.engine.datasets import Dataset
 from bntui.engine.errors import BntuiError
@@ -68,7 +68,7 @@ from bntui.engine.labs.with_without_bn import (
 from bntui.engine.network import Network
 from bntui.engine.session import Session, build_dataset
 
-KINDS: tuple[str, ...] = ("bn", "ln", "gn", "rms", "none")
+KINDS: tuple[str, ...] = (*NORMS, "none")  # the grammar's normalizations, and none
 LABELS = {"bn": "BatchNorm", "ln": "LayerNorm", "gn": "GroupNorm", "rms": "RMSNorm",
           "none": "none"}
 GROUP_CHOICES: tuple[int, ...] = (4, 2, 1)  # GroupNorm: the largest that divides the width
@@ -76,7 +76,6 @@ DEFAULT_LRS: tuple[float, ...] = (0.01, 0.1, 1.0, 3.0, 10.0)
 BATCHES = 20  # (a): the random batches the sample is put in
 PROBE_BATCH = 16  # (a), (c): the batch size when the config trains on the full set
 NEAR_ONE = 0.01  # (b): |Znorm| within this of 1 counts as collapsed to ±1
-MAX_GROUPS = 100_000
 
 LAB_DEFAULT = RunConfig(
     dataset="moons",
